@@ -1,0 +1,60 @@
+// Link and network addresses as value types, with parsing and formatting for the edges.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tapstack {
+
+struct MacAddress {
+  std::array<uint8_t, 6> bytes{};
+
+  static constexpr MacAddress broadcast() { return {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}; }
+  constexpr bool is_broadcast() const { return *this == broadcast(); }
+  constexpr bool is_multicast() const { return (bytes[0] & 1) != 0; }
+  constexpr bool is_zero() const { return *this == MacAddress{}; }
+  // "02:00:5e:12:00:02"; nullopt on anything else.
+  static std::optional<MacAddress> parse(std::string_view text);
+  std::string to_string() const;
+  constexpr auto operator<=>(const MacAddress&) const = default;
+};
+
+// An IPv4 address in host byte order.
+struct Ipv4Address {
+  uint32_t value = 0;
+
+  static constexpr Ipv4Address from_octets(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    return {uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | uint32_t{d}};
+  }
+  static constexpr Ipv4Address limited_broadcast() { return {0xffffffffu}; }
+  constexpr bool is_zero() const { return value == 0; }
+  constexpr bool is_multicast() const { return (value >> 28) == 0xe; }
+  constexpr bool is_limited_broadcast() const { return value == 0xffffffffu; }
+  // Dotted quad; nullopt on anything else (no leading "+", no octet above 255).
+  static std::optional<Ipv4Address> parse(std::string_view text);
+  std::string to_string() const;
+  constexpr auto operator<=>(const Ipv4Address&) const = default;
+};
+
+// An interface address with its prefix length, "198.18.0.2/24".
+struct Ipv4Interface {
+  Ipv4Address address;
+  uint8_t prefix_length = 32;
+
+  constexpr uint32_t mask() const {
+    return prefix_length == 0 ? 0 : ~uint32_t{0} << (32 - prefix_length);
+  }
+  constexpr bool on_link(Ipv4Address other) const {
+    return (other.value & mask()) == (address.value & mask());
+  }
+  constexpr Ipv4Address subnet_broadcast() const { return {address.value | ~mask()}; }
+  static std::optional<Ipv4Interface> parse(std::string_view text);
+  std::string to_string() const;
+  constexpr auto operator<=>(const Ipv4Interface&) const = default;
+};
+
+}  // namespace tapstack

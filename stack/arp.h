@@ -1,0 +1,56 @@
+// ARP for IPv4 over Ethernet (RFC 826), with a cache whose entries expire, request
+// retransmission with a limit, and a bounded queue of packets waiting for resolution.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "stack/address.h"
+#include "stack/bytes.h"
+#include "stack/stack.h"
+#include "stack/time.h"
+
+namespace tapstack {
+
+constexpr size_t kArpPacketSize = 28;
+
+class ArpTable {
+ public:
+  ArpTable(Stack& stack, const ArpConfig& config) : stack_(stack), config_(config) {}
+
+  // One ARP packet (the Ethernet payload). Linux: arp_process()
+  void input(ByteView packet, Instant now);
+  // Sends the IPv4 datagram to next_hop's MAC, resolving it first when needed (the datagram
+  // then waits in the entry's queue). Linux: neigh_resolve_output(), __neigh_event_send()
+  void send(Ipv4Address next_hop, ByteView datagram, Instant now);
+  // Announces our own address: a request whose sender and target are both us.
+  void announce();
+  // Retransmits requests, gives up on silent neighbours, expires old entries.
+  // Linux: neigh_timer_handler()
+  void on_timer(Instant now);
+  Instant next_deadline() const;
+  std::optional<MacAddress> lookup(Ipv4Address address) const;
+
+ private:
+  struct Entry {
+    std::optional<MacAddress> mac;       // nullopt while resolving
+    Instant deadline;                    // next retransmission, or expiry when resolved
+    int requests_sent = 0;
+    std::deque<std::vector<uint8_t>> queue;  // datagrams waiting for resolution
+  };
+
+  void send_packet(uint16_t operation, const MacAddress& dst, const MacAddress& target_mac,
+                   Ipv4Address target_ip);
+  // Records that `ip` is at `mac` and flushes what waited for it.
+  void learn(Ipv4Address ip, const MacAddress& mac, Instant now);
+  void make_room();
+
+  Stack& stack_;
+  ArpConfig config_;
+  std::unordered_map<uint32_t, Entry> entries_;
+};
+
+}  // namespace tapstack

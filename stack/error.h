@@ -1,0 +1,36 @@
+// Errors are values: an errno meaning (so a thin POSIX layer can expose them) and a message.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace tapstack {
+
+struct Error {
+  int code = 0;  // an errno value: EINVAL, EHOSTUNREACH, EMSGSIZE, ...
+  std::string message;
+};
+
+// Either a value or an Error (std::expected arrives only in C++23).
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}
+  Result(Error error) : v_(std::move(error)) {}
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T& operator*() { return value(); }
+  T* operator->() { return &value(); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+struct Ok {};
+using Status = Result<Ok>;
+
+}  // namespace tapstack

@@ -1,0 +1,142 @@
+// The sans-I/O core. A Stack makes no system calls, reads no clock and draws no randomness
+// of its own: frames, time and a seed come in from the caller, frames to send go out through
+// poll_transmit() or a sink. The same core runs over a TAP device, in a simulated network in
+// virtual time, and under a fuzzer.
+//
+// RFCs to have read: 826 (ARP), 791 and 1122 §3.2 (IPv4), 815 (reassembly), 5722 (overlapping
+// fragments), 792 (ICMP), 1812 §4.3.2.8 (ICMP error rate limiting).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "stack/address.h"
+#include "stack/bytes.h"
+#include "stack/counters.h"
+#include "stack/error.h"
+#include "stack/frame.h"
+#include "stack/random.h"
+#include "stack/time.h"
+#include "stack/trace.h"
+
+namespace tapstack {
+
+struct ArpConfig {
+  Duration retransmit_interval = Duration::seconds(1);  // Linux: retrans_time_ms
+  int max_requests = 3;                                 // Linux: mcast_solicit
+  Duration entry_lifetime = Duration::seconds(60);      // a reply is trusted this long
+  size_t max_entries = 256;
+  size_t max_queued_per_entry = 64;  // packets held while resolving (Linux: unres_qlen)
+};
+
+struct ReassemblyConfig {
+  Duration timeout = Duration::seconds(30);  // Linux: ipfrag_time
+  size_t memory_limit = 4 << 20;             // Linux: ipfrag_high_thresh
+  size_t max_datagrams = 64;
+};
+
+struct IcmpConfig {
+  // Token bucket for ICMP errors (RFC 1812 §4.3.2.8). Linux: icmp_msgs_per_sec, _burst.
+  uint32_t errors_per_second = 1000;
+  uint32_t error_burst = 50;
+};
+
+struct StackConfig {
+  MacAddress mac;
+  Ipv4Interface ipv4;
+  std::optional<Ipv4Address> gateway;
+  uint16_t mtu = 1500;
+  uint64_t seed = 0;
+  size_t transmit_queue_frames = 512;  // bound of the poll_transmit() queue
+  bool gratuitous_arp = true;          // announce our address at start()
+  ArpConfig arp;
+  ReassemblyConfig reassembly;
+  IcmpConfig icmp;
+};
+
+struct EchoReply {
+  Ipv4Address from;
+  uint16_t id = 0;
+  uint16_t sequence = 0;
+  size_t payload_size = 0;
+  Instant received;
+};
+
+class ArpTable;
+class Reassembler;
+
+class Stack {
+ public:
+  using TransmitSink = std::function<void(ByteView frame)>;
+
+  explicit Stack(StackConfig config);
+  ~Stack();
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  // Announces our address (gratuitous ARP) when so configured.
+  void start(Instant now);
+  // One whole Ethernet II frame from the wire. Never throws: bad input is counted and dropped.
+  void on_frame(ByteView frame, Instant now);
+  // Runs every timer due at or before now.
+  void on_timer(Instant now);
+  // The earliest instant on_timer() has work to do; Instant::never() when none.
+  Instant next_deadline() const;
+
+  // Frames to send, oldest first; the view stays valid until the next call. Not used when a
+  // sink is installed: then every frame goes to the sink as it is made.
+  std::optional<ByteView> poll_transmit();
+  void set_transmit_sink(TransmitSink sink) { sink_ = std::move(sink); }
+
+  // ICMP echo request (ping) to dst; replies arrive through poll_echo_reply().
+  Status send_echo_request(Ipv4Address dst, uint16_t id, uint16_t sequence, ByteView payload,
+                           Instant now);
+  std::optional<EchoReply> poll_echo_reply();
+  // Sends payload as one IPv4 datagram (fragmented to the MTU when it must be).
+  Status send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
+
+  const Counters& counters() const { return counters_; }
+  const StackConfig& config() const { return config_; }
+  Trace& trace() { return trace_; }
+  std::optional<MacAddress> arp_lookup(Ipv4Address address) const;
+  size_t reassembly_datagrams() const;
+  size_t reassembly_bytes() const;
+
+ private:
+  friend class ArpTable;
+  void ipv4_input(ByteView packet, Instant now);
+  void deliver(const struct Ipv4Datagram& datagram, Instant now);
+  void icmp_input(const struct Ipv4Datagram& datagram, Instant now);
+  void icmp_send_error(const struct Ipv4Datagram& datagram, uint8_t type, uint8_t code,
+                       Instant now);
+  Status ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
+  // Hands a whole Ethernet frame (dst, our MAC, type, payload) to the sink or the queue.
+  void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload);
+  // Counts the drop and says so in the trace.
+  void drop(DropReason reason);
+  uint64_t total_reassembly_drops() const;
+
+  StackConfig config_;
+  Random random_;
+  Counters counters_;
+  Trace trace_;
+  TransmitSink sink_;
+  FrameRing tx_queue_;
+  bool popped_ = false;  // poll_transmit() handed out the front frame
+  FrameBuffer scratch_;  // frames for the sink are built here
+  std::vector<uint8_t> ip_buffer_;       // one outgoing datagram or fragment
+  std::vector<uint8_t> message_buffer_;  // one outgoing ICMP message
+  std::unique_ptr<ArpTable> arp_;
+  std::unique_ptr<Reassembler> reassembler_;
+  std::deque<EchoReply> echo_replies_;
+  uint16_t next_ip_id_ = 0;
+  // ICMP error token bucket
+  double icmp_tokens_ = 0;
+  Instant icmp_refilled_;
+};
+
+}  // namespace tapstack
