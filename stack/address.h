@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
 namespace tapstack {
 
 struct MacAddress {
@@ -58,3 +60,23 @@ struct Ipv4Interface {
 };
 
 }  // namespace tapstack
+
+// fmt::format("{}", address) without building a std::string first (trace lines stay cheap).
+template <>
+struct fmt::formatter<tapstack::Ipv4Address> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(const tapstack::Ipv4Address& a, Context& ctx) const {
+    return fmt::format_to(ctx.out(), "{}.{}.{}.{}", a.value >> 24, (a.value >> 16) & 0xff,
+                          (a.value >> 8) & 0xff, a.value & 0xff);
+  }
+};
+
+template <>
+struct fmt::formatter<tapstack::MacAddress> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(const tapstack::MacAddress& m, Context& ctx) const {
+    const auto& b = m.bytes;
+    return fmt::format_to(ctx.out(), "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2],
+                          b[3], b[4], b[5]);
+  }
+};

@@ -38,7 +38,7 @@ void ArpTable::input(ByteView packet, Instant now) {
   const Ipv4Address target_ip{load_be32(p + 24)};
   const Ipv4Address ours = stack_.config_.ipv4.address;
   stack_.trace_.step("arp {} {} is-at {} asks {}", operation == kOperationRequest ? "request" : "reply",
-                     sender_ip.to_string(), sender_mac.to_string(), target_ip.to_string());
+                     sender_ip, sender_mac, target_ip);
   if (sender_mac.is_multicast() || sender_mac.is_zero() || sender_ip == ours ||
       sender_ip.is_multicast() || sender_ip.is_limited_broadcast()) {
     counters.drop(DropReason::ArpBadSender);
@@ -54,7 +54,7 @@ void ArpTable::input(ByteView packet, Instant now) {
   // A probe (sender 0.0.0.0, RFC 5227) is answered but teaches nothing.
   if (!known && !sender_ip.is_zero()) learn(sender_ip, sender_mac, now);
   if (operation == kOperationRequest) {
-    stack_.trace_.step("arp reply: {} is-at {}", ours.to_string(), stack_.config_.mac.to_string());
+    stack_.trace_.step("arp reply: {} is-at {}", ours, stack_.config_.mac);
     send_packet(kOperationReply, sender_mac, sender_mac, sender_ip);
     counters.add(Counter::ArpOutReplies);
   }
@@ -72,7 +72,7 @@ void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now) {
     it->second.deadline = now + config_.retransmit_interval;
     it->second.requests_sent = 1;
     send_packet(kOperationRequest, MacAddress::broadcast(), MacAddress{}, next_hop);
-    stack_.trace_.step("arp: resolving {}, packet queued", next_hop.to_string());
+    stack_.trace_.step("arp: resolving {}, packet queued", next_hop);
   }
   Entry& entry = it->second;
   if (entry.queue.size() >= config_.max_queued_per_entry) {

@@ -29,6 +29,16 @@ namespace tapstack {
   X(IcmpInMsgs) X(IcmpInErrors) X(IcmpInCsumErrors) X(IcmpInDestUnreachs) X(IcmpInEchos)      \
   X(IcmpInEchoReps) X(IcmpOutMsgs) X(IcmpOutDestUnreachs) X(IcmpOutTimeExcds)                 \
   X(IcmpOutEchos) X(IcmpOutEchoReps) X(IcmpOutRateLimitGlobal)                                \
+  /* TCP, nstat "Tcp" and "TcpExt" */                                                        \
+  X(TcpActiveOpens) X(TcpPassiveOpens) X(TcpAttemptFails) X(TcpEstabResets) X(TcpInSegs)      \
+  X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpInCsumErrors) X(TcpOutRsts)              \
+  X(TcpExtTCPTimeouts) X(TcpExtTCPSynRetrans) X(TcpExtListenOverflows) X(TcpExtListenDrops)  \
+  X(TcpExtTCPAbortOnData) X(TcpExtTCPAbortOnClose) X(TcpExtTCPAbortOnTimeout)                \
+  X(TcpExtDelayedACKs) X(TcpExtTCPFastRetrans)                                                 \
+  X(TcpExtTCPOFOQueue) X(TcpExtTCPOFODrop) X(TcpExtTCPRcvQDrop) X(TcpExtTCPZeroWindowDrop)   \
+  X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
+  X(TcpExtTCPPureAcks) X(TcpExtTWRecycled)                                                    \
+  X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \
   /* Transmit path (no nstat equivalent) */                                                   \
   X(TxQueueDrops)
 
@@ -69,6 +79,23 @@ enum class Counter : uint16_t {
   X(IcmpTruncated, IcmpInErrors, None, "icmp: shorter than its 8-byte header")                \
   X(IcmpBadChecksum, IcmpInErrors, IcmpInCsumErrors, "icmp: checksum wrong")                  \
   X(IcmpRateLimited, IcmpOutRateLimitGlobal, None, "icmp out: error rate limit reached")      \
+  X(TcpTruncated, TcpInErrs, None, "tcp: shorter than its 20-byte header")                    \
+  X(TcpBadHeaderLength, TcpInErrs, None, "tcp: data offset below 5 or beyond the segment")    \
+  X(TcpBadChecksum, TcpInErrs, TcpInCsumErrors, "tcp: checksum wrong")                       \
+  X(TcpBroadcast, TcpInErrs, None, "tcp: to or from a broadcast or multicast address")        \
+  X(TcpNoSocket, TcpInNoSocket, None, "tcp: no connection or listener (reset sent)")          \
+  X(TcpResetNoSocket, TcpInNoSocket, None, "tcp: reset for no connection, ignored")          \
+  X(TcpListenOverflow, TcpExtListenOverflows, TcpExtListenDrops, "tcp: listen queue full")   \
+  X(TcpListenNotSyn, TcpExtListenDrops, None, "tcp: listener got neither SYN nor ACK")       \
+  X(TcpBadFlags, TcpInBadFlags, None, "tcp: flags that make no sense (SYN with RST or FIN)")  \
+  X(TcpOutOfWindow, TcpInOutOfWindow, None, "tcp: sequence outside the receive window")     \
+  X(TcpAckNotAcceptable, TcpInOutOfWindow, None, "tcp: acknowledges nothing we sent")        \
+  X(TcpRstOutOfWindow, TcpInOutOfWindow, None, "tcp: reset outside the window, ignored")    \
+  X(TcpOfoQueueFull, TcpExtTCPOFODrop, None, "tcp: out-of-order queue full")                 \
+  X(TcpReceiveQueueFull, TcpExtTCPRcvQDrop, None, "tcp: data beyond the receive buffer")     \
+  X(TcpZeroWindow, TcpExtTCPZeroWindowDrop, None, "tcp: data while our window is zero")     \
+  X(TcpNoAck, TcpInErrs, None, "tcp: synchronized state but no ACK flag")                    \
+  X(TcpDataAfterClose, TcpExtTCPAbortOnData, None, "tcp: data after our side closed (reset)") \
   X(TxQueueFull, TxQueueDrops, None, "transmit: queue full, frame dropped")
 
 enum class DropReason : uint16_t {

@@ -8,6 +8,7 @@
 #include "stack/checksum.h"
 #include "stack/ipv4.h"
 #include "stack/reassembly.h"
+#include "stack/tcp_layer.h"
 
 namespace tapstack {
 namespace {
@@ -36,6 +37,7 @@ Stack::Stack(StackConfig config)
       tx_queue_(config_.transmit_queue_frames),
       arp_(std::make_unique<ArpTable>(*this, config_.arp)),
       reassembler_(std::make_unique<Reassembler>(config_.reassembly, counters_)),
+      tcp_(std::make_unique<Tcp>(*this, config_.tcp)),
       next_ip_id_(static_cast<uint16_t>(random_.next_u32())),
       icmp_tokens_(config_.icmp.error_burst) {
   config_.mtu = std::clamp<uint16_t>(config_.mtu, 68, kMaxFrameSize - kEthernetHeaderSize);
@@ -48,7 +50,7 @@ Stack::~Stack() = default;
 void Stack::start(Instant now) {
   icmp_refilled_ = now;
   if (!config_.gratuitous_arp) return;
-  trace_.begin("tx gratuitous arp for {}", config_.ipv4.address.to_string());
+  trace_.begin("tx gratuitous arp for {}", config_.ipv4.address);
   arp_->announce();
   trace_.flush();
 }
@@ -79,20 +81,21 @@ void Stack::on_frame(ByteView frame, Instant now) {
 
 void Stack::on_timer(Instant now) {
   arp_->on_timer(now);
+  tcp_->on_timer(now);
   reassembler_->on_timer(now, [&](ByteView first_fragment) {
     Ipv4Datagram quoted;
     quoted.packet = first_fragment;
     quoted.header.source = {load_be32(first_fragment.data() + 12)};
     quoted.header.destination = {load_be32(first_fragment.data() + 16)};
     quoted.header.protocol = first_fragment[9];
-    trace_.begin("timer: reassembly from {} timed out", quoted.header.source.to_string());
+    trace_.begin("timer: reassembly from {} timed out", quoted.header.source);
     icmp_send_error(quoted, kIcmpTimeExceeded, kIcmpCodeReassemblyTimeExceeded, now);
     trace_.flush();
   });
 }
 
 Instant Stack::next_deadline() const {
-  return std::min(arp_->next_deadline(), reassembler_->next_deadline());
+  return std::min({arp_->next_deadline(), reassembler_->next_deadline(), tcp_->next_deadline()});
 }
 
 std::optional<ByteView> Stack::poll_transmit() {
@@ -129,7 +132,7 @@ void Stack::ipv4_input(ByteView packet, Instant now) {
   Ipv4Datagram datagram;
   if (const auto reason = parse_ipv4(packet, datagram)) return drop(*reason);
   const Ipv4Header& h = datagram.header;
-  trace_.step("ipv4 {} > {} proto {} len {}", h.source.to_string(), h.destination.to_string(),
+  trace_.step("ipv4 {} > {} proto {} len {}", h.source, h.destination,
               h.protocol, h.total_length);
   const Ipv4Address dst = h.destination;
   if (dst != config_.ipv4.address && !dst.is_limited_broadcast() &&
@@ -163,6 +166,10 @@ void Stack::deliver(const Ipv4Datagram& datagram, Instant now) {
   if (datagram.header.protocol == kProtocolIcmp) {
     counters_.add(Counter::IpInDelivers);
     return icmp_input(datagram, now);
+  }
+  if (datagram.header.protocol == kProtocolTcp) {
+    counters_.add(Counter::IpInDelivers);
+    return tcp_->input(datagram, now);
   }
   drop(DropReason::IpUnknownProtocol);
   icmp_send_error(datagram, kIcmpDestUnreachable, kIcmpCodeProtocolUnreachable, now);
@@ -248,7 +255,7 @@ void Stack::icmp_send_error(const Ipv4Datagram& datagram, uint8_t type, uint8_t 
   counters_.add(Counter::IcmpOutMsgs);
   counters_.add(type == kIcmpDestUnreachable ? Counter::IcmpOutDestUnreachs
                                              : Counter::IcmpOutTimeExcds);
-  trace_.step("icmp error type {} code {} → {}", type, code, h.source.to_string());
+  trace_.step("icmp error type {} code {} → {}", type, code, h.source);
   ipv4_output(h.source, kProtocolIcmp, {message, size}, now);
 }
 
@@ -266,7 +273,7 @@ Status Stack::send_echo_request(Ipv4Address dst, uint16_t id, uint16_t sequence,
   std::copy(payload.begin(), payload.end(), message + kIcmpHeaderSize);
   const size_t size = kIcmpHeaderSize + payload.size();
   store_be16(message + 2, internet_checksum({message, size}));
-  trace_.begin("tx icmp echo to {} id={} seq={}", dst.to_string(), id, sequence);
+  trace_.begin("tx icmp echo to {} id={} seq={}", dst, id, sequence);
   const Status status = ipv4_output(dst, kProtocolIcmp, {message, size}, now);
   if (status) {
     counters_.add(Counter::IcmpOutMsgs);
@@ -277,7 +284,7 @@ Status Stack::send_echo_request(Ipv4Address dst, uint16_t id, uint16_t sequence,
 }
 
 Status Stack::send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now) {
-  trace_.begin("tx ipv4 to {} proto {}", dst.to_string(), protocol);
+  trace_.begin("tx ipv4 to {} proto {}", dst, protocol);
   const Status status = ipv4_output(dst, protocol, payload, now);
   trace_.flush();
   return status;

@@ -20,6 +20,7 @@
 #include "stack/error.h"
 #include "stack/frame.h"
 #include "stack/random.h"
+#include "stack/tcp.h"
 #include "stack/time.h"
 #include "stack/trace.h"
 
@@ -56,6 +57,7 @@ struct StackConfig {
   ArpConfig arp;
   ReassemblyConfig reassembly;
   IcmpConfig icmp;
+  TcpConfig tcp;
 };
 
 struct EchoReply {
@@ -68,6 +70,7 @@ struct EchoReply {
 
 class ArpTable;
 class Reassembler;
+class Tcp;
 
 class Stack {
  public:
@@ -99,6 +102,10 @@ class Stack {
   // Sends payload as one IPv4 datagram (fragmented to the MTU when it must be).
   Status send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
 
+  // TCP sockets: listen, accept, connect, send, receive, close, ... (stack/tcp_layer.h).
+  Tcp& tcp() { return *tcp_; }
+  const Tcp& tcp() const { return *tcp_; }
+
   const Counters& counters() const { return counters_; }
   const StackConfig& config() const { return config_; }
   Trace& trace() { return trace_; }
@@ -108,6 +115,7 @@ class Stack {
 
  private:
   friend class ArpTable;
+  friend class Tcp;
   void ipv4_input(ByteView packet, Instant now);
   void deliver(const struct Ipv4Datagram& datagram, Instant now);
   void icmp_input(const struct Ipv4Datagram& datagram, Instant now);
@@ -132,6 +140,7 @@ class Stack {
   std::vector<uint8_t> message_buffer_;  // one outgoing ICMP message
   std::unique_ptr<ArpTable> arp_;
   std::unique_ptr<Reassembler> reassembler_;
+  std::unique_ptr<Tcp> tcp_;
   std::deque<EchoReply> echo_replies_;
   uint16_t next_ip_id_ = 0;
   // ICMP error token bucket

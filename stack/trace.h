@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -32,15 +33,30 @@ class Trace {
     line_ += " | ";
     fmt::format_to(std::back_inserter(line_), format, std::forward<Args>(args)...);
   }
+  // A whole line of its own (a segment sent while a received one is being handled): it is
+  // printed after the current line, so that causes come before effects.
+  template <typename... Args>
+  void line(fmt::format_string<Args...> format, Args&&... args) {
+    if (!enabled()) return;
+    std::string text = fmt::format(format, std::forward<Args>(args)...);
+    if (line_.empty()) {
+      sink_(text);
+    } else {
+      pending_.push_back(std::move(text));
+    }
+  }
   void flush() {
-    if (!enabled() || line_.empty()) return;
-    sink_(line_);
+    if (!enabled()) return;
+    if (!line_.empty()) sink_(line_);
     line_.clear();
+    for (const auto& text : pending_) sink_(text);
+    pending_.clear();
   }
 
  private:
   Sink sink_;
   std::string line_;
+  std::vector<std::string> pending_;
 };
 
 }  // namespace tapstack

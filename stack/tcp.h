@@ -1,0 +1,98 @@
+// TCP: the socket-like API the stack offers, and its configuration.
+//
+// RFCs to have read: 9293 (TCP, the state machine of §3.10), 1122 §4.2 (host requirements:
+// delayed ACK, keepalive, TIME-WAIT reuse), 6298 (retransmission timer), 5681 and 6582
+// (congestion control: Reno and NewReno), 6528 (initial sequence numbers), 6691 (MSS),
+// 5961 (blind in-window attacks: challenge ACKs).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "stack/address.h"
+#include "stack/time.h"
+
+namespace tapstack {
+
+// A socket, as an index the application holds (like a file descriptor).
+using SocketId = uint32_t;
+
+// RFC 9293 §3.3.2, all eleven.
+enum class TcpState : uint8_t {
+  Closed,
+  Listen,
+  SynSent,
+  SynReceived,
+  Established,
+  FinWait1,
+  FinWait2,
+  CloseWait,
+  Closing,
+  LastAck,
+  TimeWait,
+};
+std::string_view tcp_state_name(TcpState state);
+
+// Readiness, as a bit set an event loop waits on.
+namespace socket_event {
+constexpr uint32_t kReadable = 1;      // data to read, or end of stream, or an error
+constexpr uint32_t kWritable = 2;      // room in the send buffer
+constexpr uint32_t kConnected = 4;     // the handshake completed
+constexpr uint32_t kPeerClosed = 8;    // the peer sent FIN: reading will reach end of stream
+constexpr uint32_t kError = 16;        // a pending error (refused, reset, timed out)
+constexpr uint32_t kAcceptable = 32;   // a listener has a connection to accept
+constexpr uint32_t kClosed = 64;       // the connection is gone (CLOSED or TIME-WAIT)
+}  // namespace socket_event
+
+enum class ShutdownHow { Read, Write, Both };
+
+// Per-socket options (setsockopt's TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL,
+// TCP_KEEPCNT, SO_SNDBUF, SO_RCVBUF, TCP_USER_TIMEOUT).
+struct SocketOptions {
+  bool no_delay = false;
+  bool keepalive = false;
+  Duration keepalive_idle = Duration::seconds(7200);     // RFC 1122 §4.2.3.6: at least 2 h
+  Duration keepalive_interval = Duration::seconds(75);
+  int keepalive_probes = 9;
+  uint32_t send_buffer = 256 * 1024;
+  uint32_t receive_buffer = 256 * 1024;
+  Duration user_timeout = Duration::zero();  // 0: the retry limit decides (tcp_retries2)
+};
+
+// Stack-wide TCP settings, Linux's defaults unless said otherwise.
+struct TcpConfig {
+  Duration msl = Duration::seconds(60);  // TIME-WAIT lasts 2·MSL
+  Duration min_rto = Duration::milliseconds(200);
+  Duration max_rto = Duration::seconds(120);
+  Duration initial_rto = Duration::seconds(1);  // RFC 6298 §2.1
+  int syn_retries = 6;                          // Linux: tcp_syn_retries
+  int synack_retries = 5;                       // Linux: tcp_synack_retries
+  int retries2 = 15;                            // Linux: tcp_retries2
+  Duration delayed_ack = Duration::milliseconds(40);  // RFC 1122: at most 500 ms; Linux's minimum
+  Duration fin_wait2_timeout = Duration::seconds(60);  // Linux: tcp_fin_timeout
+  uint32_t max_out_of_order_bytes = 1 << 20;  // per connection, on top of the receive buffer
+  size_t max_connections = 65536;
+  SocketOptions defaults;
+};
+
+// What `ss -ti` shows of one connection.
+struct TcpInfo {
+  TcpState state = TcpState::Closed;
+  Ipv4Address local_address;
+  uint16_t local_port = 0;
+  Ipv4Address remote_address;
+  uint16_t remote_port = 0;
+  uint32_t send_queue = 0;     // bytes sent and not acknowledged, or not yet sent
+  uint32_t receive_queue = 0;  // bytes received and not read
+  Duration srtt;
+  Duration rto;
+  uint32_t cwnd = 0;  // bytes
+  uint32_t ssthresh = 0;
+  uint16_t mss = 0;
+  uint32_t retransmits = 0;
+  uint32_t peer_window = 0;
+  bool md5 = false;
+};
+
+}  // namespace tapstack

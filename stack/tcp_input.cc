@@ -1,0 +1,553 @@
+// TCP input: demultiplexing and the RFC 9293 §3.10.7 "segment arrives" steps.
+#include <algorithm>
+#include <cerrno>
+
+#include "stack/stack.h"
+#include "stack/tcp_layer.h"
+
+namespace tapstack {
+namespace {
+
+using namespace tcp_flags;
+
+}  // namespace
+
+// Linux: tcp_v4_rcv()
+void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
+  TcpSegment seg;
+  const Ipv4Address source = datagram.header.source;
+  if (const auto reason = parse_tcp(datagram.payload, source, datagram.header.destination, seg)) {
+    return stack_.drop(*reason);
+  }
+  stack_.counters_.add(Counter::TcpInSegs);
+  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} | checksum ok",
+                     source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
+                     seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size());
+  if (datagram.header.destination != stack_.config_.ipv4.address) {
+    return stack_.drop(DropReason::TcpBroadcast);
+  }
+  if (seg.has(kSyn) && seg.has(kRst | kFin)) return stack_.drop(DropReason::TcpBadFlags);
+  if (seg.payload.empty() && seg.flags == kAck) stack_.counters_.add(Counter::TcpExtTCPPureAcks);
+
+  // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
+  const auto flow = flows_.find(FlowKey{source.value, seg.source_port, seg.destination_port});
+  if (flow != flows_.end()) {
+    Connection& c = *connections_.at(flow->second);
+    const SocketId id = c.id;
+    stack_.trace_.step("lookup: connection {} in {}", id, tcp_state_name(c.state));
+    switch (c.state) {
+      case TcpState::SynSent:
+        syn_sent_input(c, seg, now);
+        break;
+      case TcpState::TimeWait:
+        time_wait_input(c, seg, source, now);
+        break;
+      default:
+        synchronized_input(c, seg, now);
+        break;
+    }
+    if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
+    return;
+  }
+  if (const auto listener = listeners_.find(seg.destination_port); listener != listeners_.end()) {
+    stack_.trace_.step("lookup: listener :{}", seg.destination_port);
+    return listen_input(*connections_.at(listener->second), seg, source, now);
+  }
+  if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
+  stack_.drop(DropReason::TcpNoSocket);
+  send_reset_for(seg, source, now);
+}
+
+// RFC 9293 §3.10.7.2. Linux: tcp_v4_conn_request() via tcp_rcv_state_process()
+void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+                       Instant now) {
+  if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
+  if (seg.has(kAck)) {
+    stack_.drop(DropReason::TcpListenNotSyn);
+    return send_reset_for(seg, source, now);
+  }
+  if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
+  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog) ||
+      listener.half_open >= static_cast<size_t>(listener.backlog) ||
+      connections_.size() >= config_.max_connections) {
+    return stack_.drop(DropReason::TcpListenOverflow);
+  }
+  Connection& c = create(TcpState::SynReceived, now);
+  c.remote_address = source;
+  c.remote_port = seg.source_port;
+  c.local_port = listener.local_port;
+  c.passive = true;
+  c.listener = listener.id;
+  c.options = listener.options;
+  init_connection(c, now);
+  c.irs = seg.seq;
+  c.rcv_nxt = seg.seq + 1;
+  c.rcv_adv = c.rcv_nxt;
+  c.mss = std::min<uint16_t>(seg.options.mss.value_or(536), stack_.config_.mtu - 40);
+  c.snd_wnd = seg.window;
+  c.max_snd_wnd = seg.window;
+  c.snd_wl1 = seg.seq;
+  flows_.emplace(c.flow(), c.id);
+  ++listener.half_open;
+  stack_.counters_.add(Counter::TcpPassiveOpens);
+  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED", c.id);
+  send_syn(c, now);
+  reschedule(c);
+}
+
+// RFC 9293 §3.10.7.3. Linux: tcp_rcv_synsent_state_process()
+void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
+  const bool ack_acceptable = seg.has(kAck) && c.iss < seg.ack && seg.ack <= c.snd_max;
+  if (seg.has(kAck) && !ack_acceptable) {
+    stack_.drop(DropReason::TcpAckNotAcceptable);
+    if (!seg.has(kRst)) send_reset_for(seg, c.remote_address, now);
+    return;
+  }
+  if (seg.has(kRst)) {
+    if (!ack_acceptable) return stack_.drop(DropReason::TcpRstOutOfWindow);
+    stack_.trace_.step("reset: connection refused");
+    return connection_failed(c, ECONNREFUSED);
+  }
+  if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
+  c.irs = seg.seq;
+  c.rcv_nxt = seg.seq + 1;
+  c.rcv_adv = c.rcv_nxt;
+  c.mss = std::min<uint16_t>(seg.options.mss.value_or(536), stack_.config_.mtu - 40);
+  c.snd_wnd = seg.window;
+  c.max_snd_wnd = seg.window;
+  c.snd_wl1 = seg.seq;
+  c.snd_wl2 = seg.ack;
+  if (!ack_acceptable) {
+    // Simultaneous open (RFC 9293 Figure 7): answer with SYN-ACK from SYN-RECEIVED.
+    stack_.trace_.step("simultaneous open → SYN-RECEIVED");
+    c.state = TcpState::SynReceived;
+    transmit(c, c.iss, kSyn | kAck, 0, now);
+    return;
+  }
+  c.snd_una = seg.ack;
+  if (c.timed_seq) {
+    update_rtt(c, now - c.timed_at);
+    c.timed_seq.reset();
+  }
+  established(c, now);
+  send_ack(c, now);
+  write_xmit(c, now);
+}
+
+// Linux: tcp_timewait_state_process()
+void Tcp::time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now) {
+  if (seg.has(kRst)) {
+    stack_.trace_.step("reset in TIME-WAIT: closed");
+    return state_timeout(c, now);
+  }
+  if (seg.has(kSyn) && !seg.has(kAck) && seg.seq > c.rcv_nxt) {
+    // RFC 1122 §4.2.2.13: a new SYN beyond the old connection's data may reopen it.
+    stack_.counters_.add(Counter::TcpExtTWRecycled);
+    stack_.trace_.step("SYN beyond TIME-WAIT: connection reused");
+    const uint16_t port = c.local_port;
+    destroy(c);
+    const auto listener = listeners_.find(port);
+    if (listener != listeners_.end()) listen_input(*connections_.at(listener->second), seg, source, now);
+    return;
+  }
+  if (seg.has(kFin) || seg.has(kSyn) || !seg.payload.empty()) {
+    // Only a retransmitted FIN can arrive here: acknowledge it, restart 2·MSL.
+    if (seg.has(kFin)) c.state_timer_at = now + config_.msl * 2;
+    stack_.trace_.step("TIME-WAIT: acknowledge again");
+    send_ack(c, now);
+  }
+}
+
+// RFC 9293 §3.10.7.4 (+ RFC 5961). Linux: tcp_rcv_state_process(), tcp_rcv_established()
+void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) {
+  c.last_received = now;
+  c.keepalive_probes = 0;
+  if (c.options.keepalive && (c.state == TcpState::Established || c.state == TcpState::CloseWait)) {
+    c.keepalive_at = now + c.options.keepalive_idle;
+  }
+  if (c.state == TcpState::SynReceived && seg.has(kSyn) && !seg.has(kAck) && seg.seq == c.irs) {
+    stack_.trace_.step("SYN again: SYN-ACK again");
+    return transmit(c, c.iss, kSyn | kAck, 0, now);
+  }
+  // Step 1: check the sequence number.
+  if (!sequence_acceptable(c, seg)) {
+    if (seg.has(kRst)) return stack_.drop(DropReason::TcpRstOutOfWindow);
+    stack_.drop(DropReason::TcpOutOfWindow);
+    return send_ack(c, now);
+  }
+  // Step 2: the RST bit; only an exact match resets (RFC 5961 §3.2).
+  if (seg.has(kRst)) {
+    if (seg.seq != c.rcv_nxt) {
+      stack_.trace_.step("reset in window but not at rcv_nxt: challenge ACK");
+      return challenge_ack(c, now);
+    }
+    return reset_received(c);
+  }
+  // Step 4: the SYN bit: in any synchronized state, a challenge ACK (RFC 5961 §4.2).
+  if (seg.has(kSyn)) {
+    stack_.trace_.step("SYN in a synchronized state: challenge ACK");
+    return challenge_ack(c, now);
+  }
+  // Step 5: the ACK field.
+  if (!seg.has(kAck)) return stack_.drop(DropReason::TcpNoAck);
+  if (c.state == TcpState::SynReceived) {
+    if (!(c.snd_una < seg.ack && seg.ack <= c.snd_max)) {
+      stack_.drop(DropReason::TcpAckNotAcceptable);
+      return send_reset_for(seg, c.remote_address, now);
+    }
+    established(c, now);
+  }
+  const SocketId id = c.id;
+  if (!process_ack(c, seg, now)) return;
+  if (!connections_.contains(id)) return;
+  // Steps 7 and 8: the segment text and the FIN bit.
+  process_data(c, seg, now);
+  if (!connections_.contains(id)) return;
+  write_xmit(c, now);  // the ACK may have opened the window; data carries the ACK too
+  if (c.ack_now) send_ack(c, now);
+}
+
+// RFC 9293 §3.10.7.4, first table: is any of the segment inside the receive window?
+bool Tcp::sequence_acceptable(const Connection& c, const TcpSegment& seg) const {
+  const uint32_t length = seg.length();
+  const int32_t window = std::max<int32_t>(c.rcv_adv - c.rcv_nxt, 0);
+  const Seq window_end = c.rcv_nxt + static_cast<uint32_t>(window);
+  if (window == 0) {
+    // Nothing fits, but the ACK, RST and a probe at rcv_nxt must still be read.
+    return seg.seq == c.rcv_nxt;
+  }
+  if (length == 0) return seq_in_window(seg.seq, c.rcv_nxt, window_end);
+  return seq_in_window(seg.seq, c.rcv_nxt, window_end) ||
+         seq_in_window(seg.seq + (length - 1), c.rcv_nxt, window_end);
+}
+
+// Linux: tcp_reset()
+void Tcp::reset_received(Connection& c) {
+  stack_.trace_.step("reset accepted in {}", tcp_state_name(c.state));
+  switch (c.state) {
+    case TcpState::SynReceived:
+      if (c.passive) return destroy(c);  // back to the listener, which knows nothing of it
+      return connection_failed(c, ECONNREFUSED);
+    case TcpState::Established:
+    case TcpState::CloseWait:
+      stack_.counters_.add(Counter::TcpEstabResets);
+      return connection_failed(c, ECONNRESET);
+    case TcpState::FinWait1:
+    case TcpState::FinWait2:
+      return connection_failed(c, ECONNRESET);
+    default:
+      return connection_failed(c, 0);
+  }
+}
+
+// Returns false when the segment is done with (dropped, or the connection ended).
+// Linux: tcp_ack()
+bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
+  if (seg.ack > c.snd_max) {
+    stack_.drop(DropReason::TcpAckNotAcceptable);
+    send_ack(c, now);
+    return false;
+  }
+  if (seg.ack > c.snd_una) {
+    const uint32_t acked = static_cast<uint32_t>(seg.ack - c.snd_una);
+    if (seg.ack > c.send_buffer_seq) {
+      const size_t n = std::min<size_t>(static_cast<uint32_t>(seg.ack - c.send_buffer_seq),
+                                        c.send_buffer.size());
+      c.send_buffer.consume(n);
+      c.send_buffer_seq += static_cast<uint32_t>(n);
+    }
+    c.snd_una = seg.ack;
+    if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;
+    if (c.timed_seq && seg.ack > *c.timed_seq) {
+      update_rtt(c, now - c.timed_at);
+      c.timed_seq.reset();
+    }
+    c.retries = 0;
+    on_new_ack(c, acked, now);
+    if (c.in_flight() > 0) {
+      arm_retransmit(c, now);
+    } else {
+      c.retransmit_at = Instant::never();
+    }
+  } else if (seg.ack == c.snd_una && seg.payload.empty() && !seg.has(kFin) &&
+             seg.window == c.snd_wnd && c.in_flight() > 0) {
+    on_duplicate_ack(c, now);
+  }
+  // RFC 9293 §3.10.7.4: take the window only from a segment newer than the last that set it.
+  if (c.snd_wl1 < seg.seq || (c.snd_wl1 == seg.seq && c.snd_wl2 <= seg.ack)) {
+    c.snd_wnd = seg.window;
+    c.max_snd_wnd = std::max(c.max_snd_wnd, c.snd_wnd);
+    c.snd_wl1 = seg.seq;
+    c.snd_wl2 = seg.ack;
+  }
+  if (c.persist) {
+    c.probes = 0;  // the peer answers: it is alive, even with its window shut
+    if (c.snd_wnd > 0) {
+      c.persist = false;
+      c.persist_backoff = 0;
+      c.retransmit_at = Instant::never();
+    }
+  }
+  const bool fin_acked = c.write_shutdown && c.snd_una > c.buffered_end();
+  if (!fin_acked) return true;
+  switch (c.state) {
+    case TcpState::FinWait1:
+      stack_.trace_.step("our FIN acknowledged → FIN-WAIT-2");
+      c.state = TcpState::FinWait2;
+      c.retransmit_at = Instant::never();
+      if (c.user_closed) c.state_timer_at = now + config_.fin_wait2_timeout;
+      return true;
+    case TcpState::Closing:
+      stack_.trace_.step("our FIN acknowledged → TIME-WAIT");
+      enter_time_wait(c, now);
+      return false;
+    case TcpState::LastAck:
+      stack_.trace_.step("our FIN acknowledged → CLOSED");
+      connection_failed(c, 0);
+      return false;
+    default:
+      return true;
+  }
+}
+
+// RFC 5681 §3.1 and RFC 6582 (NewReno). Linux: tcp_cong_avoid(), tcp_fastretrans_alert()
+void Tcp::on_new_ack(Connection& c, uint32_t acked, Instant now) {
+  if (c.in_recovery) {
+    if (c.snd_una >= c.recover) {
+      c.in_recovery = false;
+      c.dup_acks = 0;
+      c.cwnd = std::min(c.ssthresh, c.in_flight() + c.mss);
+      return;
+    }
+    // A partial ACK: the next hole is lost too. Retransmit it, deflate the window.
+    const uint32_t length = std::min<uint32_t>(
+        c.mss, static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
+    const bool fin = c.write_shutdown && c.snd_una + length == c.buffered_end();
+    transmit(c, c.snd_una, kAck | (fin ? kFin : 0), length, now);
+    c.cwnd = c.cwnd > acked ? c.cwnd - acked + c.mss : c.mss;
+    return;
+  }
+  c.dup_acks = 0;
+  if (c.cwnd < c.ssthresh) {
+    c.cwnd += std::min<uint32_t>(acked, c.mss);  // slow start, RFC 3465 with L = 1
+    return;
+  }
+  c.bytes_acked += acked;
+  if (c.bytes_acked >= c.cwnd) {
+    c.bytes_acked -= c.cwnd;
+    c.cwnd += c.mss;
+  }
+}
+
+void Tcp::on_duplicate_ack(Connection& c, Instant now) {
+  ++c.dup_acks;
+  if (c.in_recovery) {
+    c.cwnd += c.mss;  // each duplicate means a segment left the network
+    return;
+  }
+  if (c.dup_acks != 3) return;
+  // Fast retransmit (RFC 5681 §3.2).
+  stack_.counters_.add(Counter::TcpExtTCPFastRetrans);
+  stack_.trace_.step("third duplicate ACK: fast retransmit");
+  c.ssthresh = std::max(c.in_flight() / 2, 2u * c.mss);
+  c.recover = c.snd_max;
+  c.in_recovery = true;
+  const uint32_t length = std::min<uint32_t>(
+      c.mss, static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
+  const bool fin = c.write_shutdown && c.snd_una + length == c.buffered_end();
+  transmit(c, c.snd_una, kAck | (fin ? kFin : 0), length, now);
+  c.cwnd = c.ssthresh + 3u * c.mss;
+}
+
+// Steps 7 and 8 of RFC 9293 §3.10.7.4. Linux: tcp_data_queue(), tcp_fin()
+void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
+  const bool may_receive = c.state == TcpState::Established || c.state == TcpState::FinWait1 ||
+                           c.state == TcpState::FinWait2;
+  bool fin = seg.has(kFin);
+  if (!may_receive || (seg.payload.empty() && !fin)) return;
+  Seq seq = seg.seq;
+  ByteView data = seg.payload;
+  if (seq < c.rcv_nxt) {
+    // Trim what we already have.
+    const uint32_t old = static_cast<uint32_t>(c.rcv_nxt - seq);
+    if (old > data.size()) {
+      fin = false;
+      data = {};
+    } else {
+      data = data.subspan(old);
+    }
+    seq = c.rcv_nxt;
+  }
+  if (c.read_shutdown && (c.state == TcpState::FinWait1 || c.state == TcpState::FinWait2) &&
+      !data.empty()) {
+    // Nobody will read it: tell the peer its data is lost. Linux: TCPAbortOnData
+    stack_.drop(DropReason::TcpDataAfterClose);
+    send_reset(c, now);
+    return connection_failed(c, 0);
+  }
+  // Trim what lies beyond the window we offered.
+  const int32_t room = c.rcv_adv - seq;
+  if (room < static_cast<int32_t>(data.size())) {
+    stack_.drop(c.rcv_adv == c.rcv_nxt ? DropReason::TcpZeroWindow : DropReason::TcpReceiveQueueFull);
+    data = data.first(static_cast<size_t>(std::max(room, 0)));
+    fin = false;
+    c.ack_now = true;
+  }
+  if (data.empty() && !fin) return;
+  if (seq != c.rcv_nxt) {
+    stack_.counters_.add(Counter::TcpExtTCPOFOQueue);
+    stack_.trace_.step("out of order by {} bytes: queued, duplicate ACK", seq - c.rcv_nxt);
+    queue_out_of_order(c, seq, data, fin);
+    c.ack_now = true;
+    return;
+  }
+  const size_t taken = c.receive_buffer.append(data);
+  c.rcv_nxt += static_cast<uint32_t>(taken);
+  if (taken < data.size()) {
+    stack_.drop(DropReason::TcpReceiveQueueFull);
+    fin = false;
+  }
+  if (data.size() >= c.mss) ++c.unacked_full_segments;
+  if (!c.out_of_order.empty()) {
+    fin = drain_out_of_order(c) || fin;
+    c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)
+  }
+  stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
+  if (fin) fin_received(c, now);
+  // Delayed ACK: at least every second full-sized segment, else within the delay (RFC 1122
+  // §4.2.3.2, RFC 5681 §4.2).
+  if (c.unacked_full_segments >= 2) c.ack_now = true;
+  if (!c.ack_now && c.delayed_ack_at.is_never()) c.delayed_ack_at = now + config_.delayed_ack;
+}
+
+void Tcp::queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin) {
+  if (c.out_of_order_bytes + data.size() > config_.max_out_of_order_bytes) {
+    return stack_.drop(DropReason::TcpOfoQueueFull);
+  }
+  // Merge with every queued segment it overlaps or touches, so the queue stays disjoint.
+  Seq begin = seq;
+  Seq end = seq + static_cast<uint32_t>(data.size());
+  auto& queue = c.out_of_order;
+  auto first = std::find_if(queue.begin(), queue.end(), [&](const auto& s) { return s.end() >= begin; });
+  auto last = first;
+  while (last != queue.end() && last->seq <= end) ++last;
+  if (first != last) {
+    begin = seq_min(begin, first->seq);
+    end = seq_max(end, (last - 1)->end());
+  }
+  OutOfOrderSegment merged{begin, std::vector<uint8_t>(static_cast<uint32_t>(end - begin)), fin};
+  for (auto it = first; it != last; ++it) {
+    std::copy(it->data.begin(), it->data.end(), merged.data.begin() + (it->seq - begin));
+    merged.fin = merged.fin || (it->fin && it->end() == end);
+    c.out_of_order_bytes -= it->data.size();
+  }
+  std::copy(data.begin(), data.end(), merged.data.begin() + (seq - begin));
+  c.out_of_order_bytes += merged.data.size();
+  const auto at = queue.erase(first, last);
+  queue.insert(at, std::move(merged));
+}
+
+// Moves queued segments that now continue the stream into the receive buffer; true when
+// that reached a queued FIN.
+bool Tcp::drain_out_of_order(Connection& c) {
+  auto& queue = c.out_of_order;
+  while (!queue.empty() && queue.front().seq <= c.rcv_nxt) {
+    OutOfOrderSegment& s = queue.front();
+    if (s.end() > c.rcv_nxt) {
+      const size_t skip = static_cast<uint32_t>(c.rcv_nxt - s.seq);
+      const size_t taken = c.receive_buffer.append(ByteView(s.data).subspan(skip));
+      c.rcv_nxt += static_cast<uint32_t>(taken);
+      if (skip + taken < s.data.size()) return false;  // no room: keep the rest queued
+    }
+    const bool fin = s.fin;
+    c.out_of_order_bytes -= s.data.size();
+    queue.erase(queue.begin());
+    if (fin) return true;
+  }
+  return false;
+}
+
+void Tcp::fin_received(Connection& c, Instant now) {
+  c.rcv_nxt += 1;
+  c.fin_received = true;
+  c.ack_now = true;
+  switch (c.state) {
+    case TcpState::Established:
+      stack_.trace_.step("FIN → CLOSE-WAIT");
+      c.state = TcpState::CloseWait;
+      break;
+    case TcpState::FinWait1:
+      stack_.trace_.step("FIN before our FIN was acknowledged → CLOSING");
+      c.state = TcpState::Closing;
+      break;
+    case TcpState::FinWait2:
+      stack_.trace_.step("FIN → TIME-WAIT");
+      enter_time_wait(c, now);
+      break;
+    default:
+      break;
+  }
+}
+
+void Tcp::established(Connection& c, Instant now) {
+  stack_.trace_.step("→ ESTABLISHED");
+  c.state = TcpState::Established;
+  c.was_established = true;
+  c.retries = 0;
+  c.retransmit_at = Instant::never();
+  // RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)).
+  c.cwnd = std::min(10u * c.mss, std::max(2u * c.mss, 14600u));
+  if (c.options.keepalive) c.keepalive_at = now + c.options.keepalive_idle;
+  if (c.listener) {
+    if (const auto it = connections_.find(*c.listener); it != connections_.end()) {
+      Connection& l = *it->second;
+      --l.half_open;
+      l.accept_queue.push_back(c.id);
+      c.in_accept_queue = true;
+    }
+  }
+}
+
+// RFC 6298 §2.
+void Tcp::update_rtt(Connection& c, Duration sample) {
+  if (!c.have_rtt) {
+    c.srtt = sample;
+    c.rttvar = sample / 2;
+    c.have_rtt = true;
+  } else {
+    const Duration delta = c.srtt > sample ? c.srtt - sample : sample - c.srtt;
+    c.rttvar = (c.rttvar * 3 + delta) / 4;
+    c.srtt = (c.srtt * 7 + sample) / 8;
+  }
+  // Linux's floor: RTO never below SRTT + tcp_rto_min.
+  c.rto = std::min(c.srtt + std::max(c.rttvar * 4, config_.min_rto), config_.max_rto);
+}
+
+// RFC 5961 §7: at most a fixed number of challenge ACKs per second. Linux: tcp_send_challenge_ack()
+void Tcp::challenge_ack(Connection& c, Instant now) {
+  constexpr uint32_t kPerSecond = 1000;
+  if (now - challenge_window_start_ >= Duration::seconds(1)) {
+    challenge_window_start_ = now;
+    challenge_acks_in_window_ = 0;
+  }
+  if (++challenge_acks_in_window_ > kPerSecond) return;
+  stack_.counters_.add(Counter::TcpExtTCPChallengeACK);
+  send_ack(c, now);
+}
+
+// The connection is over: tell the application why (0: a normal close), release what it holds.
+void Tcp::connection_failed(Connection& c, int error) {
+  if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
+    stack_.counters_.add(Counter::TcpAttemptFails);
+  }
+  c.error = error;
+  c.state = TcpState::Closed;
+  c.retransmit_at = c.delayed_ack_at = c.keepalive_at = c.state_timer_at = Instant::never();
+  c.persist = false;
+  if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
+  const auto it = flows_.find(c.flow());
+  if (it != flows_.end() && it->second == c.id) flows_.erase(it);
+  reschedule(c);
+}
+
+}  // namespace tapstack

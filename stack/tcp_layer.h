@@ -1,0 +1,126 @@
+// The TCP layer of a Stack: demultiplexing, the state machine, output and timers, and the
+// socket API applications call. Reached through Stack::tcp().
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "stack/error.h"
+#include "stack/ipv4.h"
+#include "stack/tcp.h"
+#include "stack/tcp_connection.h"
+#include "stack/tcp_header.h"
+
+namespace tapstack {
+
+class Stack;
+
+class Tcp {
+ public:
+  Tcp(Stack& stack, const TcpConfig& config);
+  ~Tcp();
+
+  // --- The socket API. Every call is non-blocking; EAGAIN means "not now". ---
+  // A listener on port for our address, with an accept queue of backlog connections.
+  Result<SocketId> listen(uint16_t port, int backlog);
+  // The next established connection of a listener; EAGAIN when none waits.
+  Result<SocketId> accept(SocketId listener);
+  // Active open (SYN-SENT). local_port 0 picks an ephemeral port.
+  Result<SocketId> connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port = 0);
+  // Queues data for sending; returns how much fitted (EAGAIN when none did).
+  Result<size_t> send(SocketId id, ByteView data, Instant now);
+  // Takes received data; 0 means end of stream (the peer closed and all was read).
+  Result<size_t> receive(SocketId id, MutableByteView buffer, Instant now);
+  Status shutdown(SocketId id, ShutdownHow how, Instant now);
+  // Lets go of the handle; the connection closes gracefully (FIN), or with a reset when
+  // received data was never read (RFC 2525 §2.17, as Linux does).
+  Status close(SocketId id, Instant now);
+  // Drops the connection at once with a reset.
+  Status abort(SocketId id, Instant now);
+  uint32_t events(SocketId id) const;
+  Result<TcpInfo> info(SocketId id) const;
+  Status set_options(SocketId id, const SocketOptions& options);
+  Result<SocketOptions> options(SocketId id) const;
+  // Every socket the application holds or the stack still runs (TIME-WAIT, closing).
+  std::vector<SocketId> sockets() const;
+  size_t connection_count() const { return connections_.size(); }
+  // Bytes of buffer memory the connections hold now.
+  size_t buffer_memory() const;
+
+  // --- Driven by the Stack. ---
+  // Linux: tcp_v4_rcv()
+  void input(const Ipv4Datagram& datagram, Instant now);
+  void on_timer(Instant now);
+  Instant next_deadline() const;
+
+ private:
+  Connection* find(SocketId id) const;
+  Result<Connection*> find_or_error(SocketId id) const;
+  Connection& create(TcpState state, Instant now);
+  void destroy(Connection& c);
+  void reschedule(Connection& c);
+  Seq initial_sequence(const FlowKey& flow, Instant now) const;
+  Result<uint16_t> ephemeral_port(Ipv4Address remote, uint16_t port);
+  void init_connection(Connection& c, Instant now);
+
+  // Input (tcp_input.cc)
+  void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
+  void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
+  void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
+  void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
+  bool sequence_acceptable(const Connection& c, const TcpSegment& seg) const;
+  void reset_received(Connection& c);
+  bool process_ack(Connection& c, const TcpSegment& seg, Instant now);
+  void process_data(Connection& c, TcpSegment seg, Instant now);
+  void queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin);
+  bool drain_out_of_order(Connection& c);
+  void fin_received(Connection& c, Instant now);
+  void established(Connection& c, Instant now);
+  void update_rtt(Connection& c, Duration sample);
+  void on_new_ack(Connection& c, uint32_t acked, Instant now);
+  void on_duplicate_ack(Connection& c, Instant now);
+  void challenge_ack(Connection& c, Instant now);
+  void connection_failed(Connection& c, int error);
+
+  // Output (tcp_output.cc)
+  void write_xmit(Connection& c, Instant now);
+  void transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now);
+  void send_ack(Connection& c, Instant now);
+  void send_syn(Connection& c, Instant now);
+  void send_probe(Connection& c, Instant now);
+  void send_reset(Connection& c, Instant now);
+  void send_reset_for(const TcpSegment& seg, Ipv4Address source, Instant now);
+  void emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
+            Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
+            Instant now);
+  uint16_t advertise_window(Connection& c);
+  void arm_retransmit(Connection& c, Instant now);
+  void after_read(Connection& c, Instant now);
+
+  // Timers (tcp_timer.cc)
+  void retransmit_timeout(Connection& c, Instant now);
+  void persist_timeout(Connection& c, Instant now);
+  void keepalive_timeout(Connection& c, Instant now);
+  void state_timeout(Connection& c, Instant now);
+  void enter_time_wait(Connection& c, Instant now);
+
+  Stack& stack_;
+  TcpConfig config_;
+  SocketId next_id_ = 1;
+  std::unordered_map<SocketId, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<FlowKey, SocketId, FlowKeyHash> flows_;
+  std::unordered_map<uint16_t, SocketId> listeners_;
+  std::set<std::pair<Instant, SocketId>> timers_;
+  uint64_t isn_secret_[2];
+  uint16_t next_ephemeral_;
+  // RFC 5961 §7: challenge ACKs limited per second, for the whole stack (Linux's default).
+  Instant challenge_window_start_;
+  uint32_t challenge_acks_in_window_ = 0;
+  std::vector<uint8_t> segment_buffer_;
+};
+
+}  // namespace tapstack

@@ -1,0 +1,206 @@
+// TCP output: what may be sent now, building segments, resets.
+// RFC 9293 §3.8.6 (window management: Nagle, silly-window avoidance), RFC 6298 (the timer).
+#include <algorithm>
+
+#include "stack/checksum.h"
+#include "stack/stack.h"
+#include "stack/tcp_layer.h"
+
+namespace tapstack {
+namespace {
+
+using namespace tcp_flags;
+
+bool can_send_data(TcpState state) {
+  return state == TcpState::Established || state == TcpState::CloseWait ||
+         state == TcpState::FinWait1 || state == TcpState::Closing || state == TcpState::LastAck;
+}
+
+}  // namespace
+
+// Sends what the windows, Nagle and silly-window avoidance allow, then the FIN when the
+// application shut down writing and everything before it went out. Linux: tcp_write_xmit()
+void Tcp::write_xmit(Connection& c, Instant now) {
+  if (!can_send_data(c.state)) return;
+  for (;;) {
+    const Seq end = c.buffered_end();
+    const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd);
+    if (c.snd_nxt < end) {
+      const uint32_t available = static_cast<uint32_t>(end - c.snd_nxt);
+      const int32_t room = window_end - c.snd_nxt;
+      if (room <= 0) break;
+      const uint32_t length = std::min({uint32_t{c.mss}, available, static_cast<uint32_t>(room)});
+      if (length < c.mss && length < available) {
+        // Sender silly-window avoidance: a runt the window forces only if it is worth it.
+        if (length < c.max_snd_wnd / 2) break;
+      } else if (length < c.mss && !c.options.no_delay && c.in_flight() > 0) {
+        break;  // Nagle (RFC 896): one small segment unacknowledged at a time
+      }
+      const bool fin = c.write_shutdown && c.snd_nxt + length == end;
+      const uint8_t flags = kAck | (fin ? kFin : 0) | (c.snd_nxt + length == end ? kPsh : 0);
+      transmit(c, c.snd_nxt, flags, length, now);
+      c.snd_nxt += length + (fin ? 1 : 0);
+      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
+      continue;
+    }
+    if (c.write_shutdown && c.snd_nxt == end) {
+      transmit(c, c.snd_nxt, kAck | kFin, 0, now);
+      c.snd_nxt += 1;
+      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
+    }
+    break;
+  }
+  if (c.write_shutdown && c.snd_max > c.buffered_end()) {
+    if (c.state == TcpState::Established) c.state = TcpState::FinWait1;
+    if (c.state == TcpState::CloseWait) c.state = TcpState::LastAck;
+  }
+  if (c.in_flight() > 0) {
+    if (c.retransmit_at.is_never() || c.persist) arm_retransmit(c, now);
+  } else if (c.snd_wnd == 0 && (c.snd_nxt < c.buffered_end() || c.write_shutdown) &&
+             c.snd_max <= c.buffered_end()) {
+    // Zero window and something to send: probe until it opens (RFC 9293 §3.8.6.1).
+    if (!c.persist) {
+      c.persist = true;
+      c.retransmit_at = now + c.rto;
+    }
+  } else {
+    c.retransmit_at = Instant::never();
+    c.persist = false;
+  }
+}
+
+void Tcp::arm_retransmit(Connection& c, Instant now) {
+  c.persist = false;
+  c.retransmit_at = now + c.rto;
+}
+
+// One segment of the connection: flags, and `length` bytes of the send buffer from seq.
+// Linux: tcp_transmit_skb()
+void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now) {
+  uint8_t options[40];
+  size_t options_size = 0;
+  if (flags & kSyn) {
+    // MSS from our MTU (RFC 6691: MTU minus the fixed IPv4 and TCP headers).
+    options[0] = tcp_option::kMss;
+    options[1] = 4;
+    store_be16(options + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
+    options_size = 4;
+  }
+  const bool retransmission = seq < c.snd_max;
+  if (retransmission) {
+    stack_.counters_.add(Counter::TcpRetransSegs);
+    ++c.total_retransmits;
+    if (c.timed_seq && *c.timed_seq >= seq) c.timed_seq.reset();  // Karn's rule
+  } else if (!c.timed_seq && (length > 0 || (flags & (kSyn | kFin)))) {
+    c.timed_seq = seq;
+    c.timed_at = now;
+  }
+  uint8_t* payload = segment_buffer_.data() + kTcpMaxHeaderSize;
+  if (length > 0) {
+    c.send_buffer.copy_out(static_cast<size_t>(seq - c.send_buffer_seq), {payload, length});
+  }
+  const Seq ack = (flags & kAck) ? c.rcv_nxt : Seq(0);
+  if (flags & kAck) {
+    c.delayed_ack_at = Instant::never();
+    c.unacked_full_segments = 0;
+    c.ack_now = false;
+  }
+  emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags, advertise_window(c),
+       {options, options_size}, {payload, length}, now);
+}
+
+void Tcp::send_ack(Connection& c, Instant now) { transmit(c, c.snd_nxt, kAck, 0, now); }
+
+void Tcp::send_syn(Connection& c, Instant now) {
+  transmit(c, c.iss, c.state == TcpState::SynSent ? kSyn : kSyn | kAck, 0, now);
+  c.snd_nxt = c.iss + 1;
+  c.snd_max = seq_max(c.snd_max, c.snd_nxt);
+  arm_retransmit(c, now);
+}
+
+// A segment the peer must answer with an ACK, carrying no new data: an old sequence number.
+// Linux: tcp_xmit_probe_skb()
+void Tcp::send_probe(Connection& c, Instant now) {
+  emit(c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
+       advertise_window(c), {}, {}, now);
+}
+
+// RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
+void Tcp::send_reset(Connection& c, Instant now) {
+  stack_.counters_.add(Counter::TcpOutRsts);
+  emit(c.remote_address, c.local_port, c.remote_port, c.snd_nxt, c.rcv_nxt, kRst | kAck, 0, {},
+       {}, now);
+}
+
+// The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1).
+// Linux: tcp_v4_send_reset()
+void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, Instant now) {
+  if (seg.has(kRst)) return;
+  stack_.counters_.add(Counter::TcpOutRsts);
+  if (seg.has(kAck)) {
+    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, now);
+  } else {
+    emit(source, seg.destination_port, seg.source_port, Seq(0), seg.seq + seg.length(),
+         kRst | kAck, 0, {}, {}, now);
+  }
+}
+
+void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
+               Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
+               Instant now) {
+  const size_t header_length = kTcpMinHeaderSize + options.size();
+  uint8_t* header = segment_buffer_.data() + kTcpMaxHeaderSize - header_length;
+  store_be16(header, source_port);
+  store_be16(header + 2, destination_port);
+  store_be32(header + 4, seq.value());
+  store_be32(header + 8, ack.value());
+  header[12] = static_cast<uint8_t>(header_length / 4 << 4);
+  header[13] = flags;
+  store_be16(header + 14, window);
+  store_be16(header + 16, 0);
+  store_be16(header + 18, 0);
+  std::copy(options.begin(), options.end(), header + kTcpMinHeaderSize);
+  if (payload.data() != header + header_length) {
+    std::copy(payload.begin(), payload.end(), header + header_length);
+  }
+  const ByteView segment{header, header_length + payload.size()};
+  store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
+  stack_.counters_.add(Counter::TcpOutSegs);
+  if (stack_.trace_.enabled()) {
+    stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}",
+                       stack_.config_.ipv4.address, source_port, destination, destination_port,
+                       tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size());
+  }
+  stack_.ipv4_output(destination, kProtocolTcp, segment, now);
+}
+
+// The window to advertise, with receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the
+// right edge moves only by at least min(buffer / 2, MSS), and never moves left.
+// Linux: tcp_select_window()
+uint16_t Tcp::advertise_window(Connection& c) {
+  const uint32_t free = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), 65535));
+  const uint32_t threshold =
+      std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2), c.mss);
+  const Seq edge = c.rcv_nxt + free;
+  if (edge - c.rcv_adv >= static_cast<int32_t>(threshold)) {
+    c.rcv_adv = edge;
+  }
+  const int32_t window = c.rcv_adv - c.rcv_nxt;
+  return static_cast<uint16_t>(std::clamp(window, 0, 65535));
+}
+
+// After the application read: tell the peer when the window opened enough to matter.
+// Linux: tcp_cleanup_rbuf()
+void Tcp::after_read(Connection& c, Instant now) {
+  if (!c.synchronized() || c.state == TcpState::TimeWait || c.fin_received) return;
+  const int32_t advertised = c.rcv_adv - c.rcv_nxt;
+  const size_t free = std::min<size_t>(c.receive_buffer.free(), 65535);
+  const size_t worth = std::min<size_t>(c.receive_buffer.limit() / 2, 2u * c.mss);
+  if (free >= static_cast<size_t>(std::max(advertised, 0)) + worth) {
+    stack_.trace_.begin("window update: {} bytes free", free);
+    send_ack(c, now);
+    stack_.trace_.flush();
+  }
+}
+
+}  // namespace tapstack

@@ -1,0 +1,137 @@
+// TCP timers: retransmission (RFC 6298 §5), zero-window probes (RFC 9293 §3.8.6.1),
+// delayed ACK, keepalive (RFC 1122 §4.2.3.6), TIME-WAIT and FIN-WAIT-2.
+#include <algorithm>
+#include <cerrno>
+
+#include "stack/stack.h"
+#include "stack/tcp_layer.h"
+
+namespace tapstack {
+
+void Tcp::on_timer(Instant now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    const SocketId id = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    const auto alive = [&] { return connections_.contains(id); };
+    Connection* c = connections_.at(id).get();
+    c->scheduled = Instant::never();
+    if (c->delayed_ack_at <= now) {
+      stack_.counters_.add(Counter::TcpExtDelayedACKs);
+      stack_.trace_.begin("timer: delayed ACK for socket {}", id);
+      send_ack(*c, now);
+      stack_.trace_.flush();
+    }
+    if (c->retransmit_at <= now) {
+      c->retransmit_at = Instant::never();
+      stack_.trace_.begin("timer: {} for socket {}", c->persist ? "zero-window probe" : "retransmission", id);
+      if (c->persist) {
+        persist_timeout(*c, now);
+      } else {
+        retransmit_timeout(*c, now);
+      }
+      stack_.trace_.flush();
+    }
+    if (alive() && c->keepalive_at <= now) {
+      stack_.trace_.begin("timer: keepalive for socket {}", id);
+      keepalive_timeout(*c, now);
+      stack_.trace_.flush();
+    }
+    if (alive() && c->state_timer_at <= now) {
+      stack_.trace_.begin("timer: {} over for socket {}", tcp_state_name(c->state), id);
+      state_timeout(*c, now);
+      stack_.trace_.flush();
+    }
+    if (alive()) reschedule(*c);
+  }
+}
+
+// Linux: tcp_retransmit_timer(), tcp_write_timeout()
+void Tcp::retransmit_timeout(Connection& c, Instant now) {
+  c.rto = std::min(c.rto * 2, config_.max_rto);  // back off (RFC 6298 §5.5)
+  c.timed_seq.reset();
+  if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
+    const int limit = c.state == TcpState::SynSent ? config_.syn_retries : config_.synack_retries;
+    if (c.retries >= limit) {
+      stack_.trace_.step("no answer to SYN after {} retries", c.retries);
+      return connection_failed(c, ETIMEDOUT);
+    }
+    ++c.retries;
+    stack_.counters_.add(Counter::TcpExtTCPSynRetrans);
+    return send_syn(c, now);
+  }
+  if (c.retries == 0) c.first_retransmit_at = now;
+  const bool user_timeout = c.options.user_timeout > Duration::zero() &&
+                            now - c.first_retransmit_at >= c.options.user_timeout;
+  if (c.retries >= config_.retries2 || user_timeout) {
+    stack_.trace_.step("giving up after {} retransmissions", c.retries);
+    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    return connection_failed(c, ETIMEDOUT);
+  }
+  ++c.retries;
+  stack_.counters_.add(Counter::TcpExtTCPTimeouts);
+  // RFC 5681 §3.1: the loss window is one segment; resend from the oldest unacknowledged.
+  c.ssthresh = std::max(c.in_flight() / 2, 2u * c.mss);
+  c.cwnd = c.mss;
+  c.bytes_acked = 0;
+  c.dup_acks = 0;
+  c.in_recovery = false;
+  c.snd_nxt = c.snd_una;
+  write_xmit(c, now);
+  if (c.in_flight() > 0) arm_retransmit(c, now);
+}
+
+// Linux: tcp_probe_timer()
+void Tcp::persist_timeout(Connection& c, Instant now) {
+  c.persist = false;
+  if (c.snd_wnd > 0) return write_xmit(c, now);
+  if (c.probes >= config_.retries2) {
+    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    return connection_failed(c, ETIMEDOUT);
+  }
+  ++c.probes;
+  ++c.persist_backoff;
+  stack_.counters_.add(Counter::TcpExtTCPWinProbe);
+  send_probe(c, now);
+  c.persist = true;
+  Duration backoff = c.rto;
+  for (int i = 0; i < c.persist_backoff && backoff < config_.max_rto; ++i) backoff = backoff * 2;
+  c.retransmit_at = now + std::min(backoff, config_.max_rto);
+}
+
+// Linux: tcp_keepalive_timer()
+void Tcp::keepalive_timeout(Connection& c, Instant now) {
+  c.keepalive_at = Instant::never();
+  if (!c.options.keepalive ||
+      (c.state != TcpState::Established && c.state != TcpState::CloseWait)) {
+    return;
+  }
+  const Instant idle_until = c.last_received + c.options.keepalive_idle;
+  if (c.keepalive_probes == 0 && idle_until > now) {
+    c.keepalive_at = idle_until;
+    return;
+  }
+  if (c.keepalive_probes >= c.options.keepalive_probes) {
+    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    send_reset(c, now);
+    return connection_failed(c, ETIMEDOUT);
+  }
+  ++c.keepalive_probes;
+  stack_.counters_.add(Counter::TcpExtTCPKeepAlive);
+  send_probe(c, now);
+  c.keepalive_at = now + c.options.keepalive_interval;
+}
+
+void Tcp::state_timeout(Connection& c, Instant now) {
+  (void)now;
+  if (c.state == TcpState::TimeWait) stack_.counters_.add(Counter::TcpExtTW);
+  connection_failed(c, 0);
+}
+
+void Tcp::enter_time_wait(Connection& c, Instant now) {
+  c.state = TcpState::TimeWait;
+  c.retransmit_at = c.keepalive_at = Instant::never();
+  c.persist = false;
+  c.state_timer_at = now + config_.msl * 2;
+}
+
+}  // namespace tapstack

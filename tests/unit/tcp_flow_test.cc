@@ -1,0 +1,267 @@
+// Reliable delivery and flow control as segment scripts: retransmission (RFC 6298), delayed
+// ACK (RFC 1122 §4.2.3.2), Nagle (RFC 896), zero window and persist probes (RFC 9293
+// §3.8.6.1), keepalive (RFC 1122 §4.2.3.6), out-of-order data.
+#include <doctest/doctest.h>
+
+#include "tests/support/tcp_script.h"
+
+namespace tapstack::test {
+namespace {
+
+constexpr uint32_t P = TcpScript::kPeerIss + 1;
+
+TEST_CASE("data is acknowledged after the delayed-ACK time, or at once every second full segment") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  // One small segment: no ACK yet; the delayed ACK fires after 40 ms.
+  CHECK(t.send(ACK | PSH, P, t.iss + 1, text("abc")).empty());
+  CHECK(t.stack.next_deadline() == t.now + Duration::milliseconds(40));
+  CHECK(t.wait(Duration::milliseconds(39)).empty());
+  const auto delayed = t.wait(Duration::milliseconds(1));
+  REQUIRE(delayed.size() == 1);
+  CHECK(delayed[0].ack == P + 3);
+  CHECK(t.count(Counter::TcpExtDelayedACKs) == 1);
+  // Two full-sized segments: the second is acknowledged at once.
+  const Bytes full(1460, 'x');
+  CHECK(t.send(ACK, P + 3, t.iss + 1, full).empty());
+  const auto ack = t.send(ACK, P + 3 + 1460, t.iss + 1, full);
+  REQUIRE(ack.size() == 1);
+  CHECK(ack[0].ack == P + 3 + 2920);
+  CHECK(t.read_all(id).size() == 3 + 2920);
+}
+
+TEST_CASE("out-of-order data is queued, acknowledged at once, and delivered when the gap fills") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  auto dup = t.send(ACK, P + 5, t.iss + 1, text("world"));
+  REQUIRE(dup.size() == 1);
+  CHECK(dup[0].ack == P);  // a duplicate ACK tells the sender of the hole
+  CHECK(t.read_all(id).empty());
+  const auto ack = t.send(ACK, P, t.iss + 1, text("hello"));
+  REQUIRE(ack.size() == 1);
+  CHECK(ack[0].ack == P + 10);
+  CHECK(t.read_all(id) == "helloworld");
+  CHECK(t.count(Counter::TcpExtTCPOFOQueue) == 1);
+}
+
+TEST_CASE("overlapping and duplicate segments are delivered once") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  t.send(ACK, P + 6, t.iss + 1, text("ghij"));
+  t.send(ACK, P + 4, t.iss + 1, text("efgh"));
+  t.send(ACK, P + 4, t.iss + 1, text("efgh"));
+  t.send(ACK, P, t.iss + 1, text("abcdef"));
+  t.send(ACK, P, t.iss + 1, text("abc"));  // old: answered, not delivered again
+  CHECK(t.read_all(id) == "abcdefghij");
+}
+
+TEST_CASE("a lost segment is retransmitted after the RTO, with exponential backoff") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().send(id, text("ping"), t.now));
+  const auto first = t.sent();
+  REQUIRE(first.size() == 1);
+  // The handshake measured an RTT of 0: RTO is the 200 ms floor.
+  CHECK(t.wait(Duration::milliseconds(199)).empty());
+  auto again = t.wait(Duration::milliseconds(1));
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].seq == first[0].seq);
+  CHECK(again[0].payload == text("ping"));
+  // Then 400 ms, then 800 ms (RFC 6298 §5.5).
+  CHECK(t.wait(Duration::milliseconds(399)).empty());
+  CHECK(t.wait(Duration::milliseconds(1)).size() == 1);
+  CHECK(t.wait(Duration::milliseconds(799)).empty());
+  CHECK(t.wait(Duration::milliseconds(1)).size() == 1);
+  CHECK(t.count(Counter::TcpRetransSegs) == 3);
+  CHECK(t.count(Counter::TcpExtTCPTimeouts) == 3);
+  // An ACK ends it; the connection carries on.
+  t.send(ACK, P, first[0].seq + 4);
+  CHECK(t.tcp().info(id)->send_queue == 0);
+  CHECK(t.wait(Duration::seconds(200)).empty());
+}
+
+TEST_CASE("after the retry limit the connection fails with ETIMEDOUT") {
+  StackConfig config = TcpScript::script_config();
+  config.tcp.retries2 = 3;
+  TcpScript t(config);
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().send(id, text("lost"), t.now));
+  t.sent();
+  const auto retransmissions = t.wait(Duration::seconds(600));
+  CHECK(retransmissions.size() == 3);
+  CHECK(t.state(id) == TcpState::Closed);
+  uint8_t buffer[4];
+  CHECK(t.tcp().receive(id, buffer, t.now).error().code == ETIMEDOUT);
+  CHECK(t.count(Counter::TcpExtTCPAbortOnTimeout) == 1);
+}
+
+TEST_CASE("an unanswered SYN is retried syn_retries times, then ETIMEDOUT") {
+  StackConfig config = TcpScript::script_config();
+  config.tcp.syn_retries = 2;
+  TcpScript t(config);
+  const auto id = t.tcp().connect(ip(kPeerIp), TcpScript::kPeerPort, t.now, TcpScript::kOurPort);
+  REQUIRE(id);
+  CHECK(t.sent().size() == 1);
+  CHECK(t.wait(Duration::seconds(1)).size() == 1);  // 1 s
+  CHECK(t.wait(Duration::seconds(2)).size() == 1);  // 2 s
+  CHECK(t.wait(Duration::seconds(4)).empty());
+  CHECK(t.state(*id) == TcpState::Closed);
+  uint8_t buffer[1];
+  CHECK(t.tcp().receive(*id, buffer, t.now).error().code == ETIMEDOUT);
+  CHECK(t.count(Counter::TcpAttemptFails) == 1);
+}
+
+TEST_CASE("RTT measurement sets the RTO (RFC 6298 §2, with Linux's 200 ms floor)") {
+  TcpScript t;
+  const SocketId id = t.establish_active();
+  REQUIRE(t.tcp().send(id, text("x"), t.now));
+  const auto data = t.sent();
+  t.wait(Duration::milliseconds(100));
+  t.send(ACK, P, data[0].seq + 1);
+  const TcpInfo info = *t.tcp().info(id);
+  // Samples: the handshake's 0 ms, then 100 ms.
+  CHECK(info.srtt == Duration::milliseconds(100) / 8);
+  CHECK(info.rto >= Duration::milliseconds(200));
+  CHECK(info.rto < Duration::milliseconds(400));
+}
+
+TEST_CASE("Nagle: one small segment in flight at a time, unless no-delay") {
+  for (const bool no_delay : {false, true}) {
+    CAPTURE(no_delay);
+    TcpScript t;
+    const SocketId id = t.establish_passive();
+    SocketOptions options = *t.tcp().options(id);
+    options.no_delay = no_delay;
+    REQUIRE(t.tcp().set_options(id, options));
+    REQUIRE(t.tcp().send(id, text("a"), t.now));
+    REQUIRE(t.tcp().send(id, text("b"), t.now));
+    REQUIRE(t.tcp().send(id, text("c"), t.now));
+    const auto out = t.sent();
+    CHECK(out.size() == (no_delay ? 3u : 1u));
+    if (!no_delay) {
+      // The ACK of the first releases the rest, coalesced.
+      const auto rest = t.send(ACK, P, t.iss + 2);
+      REQUIRE(rest.size() == 1);
+      CHECK(rest[0].payload == text("bc"));
+    }
+  }
+}
+
+TEST_CASE("data larger than the MSS leaves in MSS-sized segments, within the peer's window") {
+  TcpScript t;
+  const SocketId id = t.establish_passive(1000);
+  const Bytes data(5000, 'd');
+  REQUIRE(*t.tcp().send(id, data, t.now) == 5000);
+  const auto out = t.sent();
+  REQUIRE(out.size() == 5);
+  for (const auto& s : out) CHECK(s.payload.size() == 1000);
+}
+
+TEST_CASE("zero window: persist probes until the window opens, then data flows") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  // The peer shuts its window.
+  t.send(ACK, P, t.iss + 1, {}, 0);
+  REQUIRE(t.tcp().send(id, text("blocked"), t.now));
+  CHECK(t.sent().empty());
+  // Probes at the RTO (200 ms here), backing off; no data, an old sequence number.
+  CHECK(t.wait(Duration::milliseconds(199)).empty());
+  const auto probe = t.wait(Duration::milliseconds(1));
+  REQUIRE(probe.size() == 1);
+  CHECK(probe[0].payload.empty());
+  CHECK(probe[0].seq == t.iss);
+  CHECK(t.count(Counter::TcpExtTCPWinProbe) == 1);
+  CHECK(t.send(ACK, P, t.iss + 1, {}, 0).empty());  // still shut
+  // The answer proves the peer alive but the window stays shut: the backoff goes on.
+  CHECK(t.wait(Duration::milliseconds(399)).empty());
+  CHECK(t.wait(Duration::milliseconds(1)).size() == 1);
+  CHECK(t.wait(Duration::milliseconds(799)).empty());
+  CHECK(t.count(Counter::TcpExtTCPWinProbe) == 2);
+  CHECK(t.state(id) == TcpState::Established);
+  // The window opens: the data goes at once.
+  const auto data = t.send(ACK, P, t.iss + 1, {}, 1000);
+  REQUIRE(data.size() == 1);
+  CHECK(data[0].payload == text("blocked"));
+}
+
+TEST_CASE("our zero window: data beyond it is dropped; reading reopens it with an update") {
+  StackConfig config = TcpScript::script_config();
+  config.tcp.defaults.receive_buffer = 4096;
+  TcpScript t(config);
+  const SocketId id = t.establish_passive();
+  const Bytes chunk(1024, 'z');
+  uint32_t seq = P;
+  std::vector<Segment> acks;
+  for (int i = 0; i < 4; ++i, seq += 1024) {
+    for (auto& s : t.send(ACK, seq, t.iss + 1, chunk)) acks.push_back(s);
+  }
+  for (auto& s : t.wait(Duration::milliseconds(50))) acks.push_back(s);
+  REQUIRE_FALSE(acks.empty());
+  CHECK(acks.back().window == 0);
+  // Data beyond a zero window is dropped and acknowledged with the same ack.
+  const auto refused = t.send(ACK, seq, t.iss + 1, chunk);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].ack == seq);
+  CHECK(t.drops(DropReason::TcpZeroWindow) == 1);
+  // Reading opens the window: a window update goes out.
+  CHECK(t.read_all(id).size() == 4096);
+  const auto update = t.sent();
+  REQUIRE(update.size() == 1);
+  CHECK(update[0].window == 4096);
+}
+
+TEST_CASE("keepalive probes an idle connection and gives up when nobody answers") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  SocketOptions options = *t.tcp().options(id);
+  options.keepalive = true;
+  options.keepalive_idle = Duration::seconds(10);
+  options.keepalive_interval = Duration::seconds(2);
+  options.keepalive_probes = 3;
+  REQUIRE(t.tcp().set_options(id, options));
+  CHECK(t.wait(Duration::milliseconds(9999)).empty());
+  auto probe = t.wait(Duration::milliseconds(1));
+  REQUIRE(probe.size() == 1);
+  CHECK(probe[0].seq == t.iss);  // snd_una - 1: the peer must answer
+  // An answer resets the count and the idle time.
+  t.send(ACK, P, t.iss + 1);
+  CHECK(t.wait(Duration::milliseconds(9999)).empty());
+  CHECK(t.wait(Duration::milliseconds(1)).size() == 1);
+  CHECK(t.wait(Duration::seconds(2)).size() == 1);
+  CHECK(t.wait(Duration::seconds(2)).size() == 1);
+  const auto reset = t.wait(Duration::seconds(2));
+  REQUIRE(reset.size() == 1);
+  CHECK(reset[0].has(RST));
+  CHECK(t.state(id) == TcpState::Closed);
+  uint8_t buffer[1];
+  CHECK(t.tcp().receive(id, buffer, t.now).error().code == ETIMEDOUT);
+}
+
+TEST_CASE("FIN-WAIT-2 of a closed socket times out") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().close(id, t.now));
+  REQUIRE(t.sent().size() == 1);
+  t.send(ACK, P, t.iss + 2);
+  CHECK(t.tcp().connection_count() == 2);  // the listener and the orphan
+  t.wait(Duration::seconds(60));
+  CHECK(t.tcp().connection_count() == 1);
+}
+
+TEST_CASE("three duplicate ACKs trigger a fast retransmit without waiting for the RTO") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().send(id, Bytes(1460 * 6, 'q'), t.now));
+  const auto flight = t.sent();
+  REQUIRE(flight.size() == 6);
+  // The first segment is lost; three later ones arrive and produce duplicate ACKs.
+  for (int i = 0; i < 2; ++i) CHECK(t.send(ACK, P, t.iss + 1).empty());
+  const auto retransmit = t.send(ACK, P, t.iss + 1);
+  REQUIRE_FALSE(retransmit.empty());
+  CHECK(retransmit[0].seq == t.iss + 1);
+  CHECK(t.count(Counter::TcpExtTCPFastRetrans) == 1);
+  CHECK(t.count(Counter::TcpExtTCPTimeouts) == 0);
+}
+
+}  // namespace
+}  // namespace tapstack::test

@@ -1,0 +1,373 @@
+// The RFC 9293 state machine (§3.3.2, Figure 5), one row per transition, as segment scripts:
+// the peer sends, we assert what the stack answers and the state it reaches.
+#include <doctest/doctest.h>
+
+#include <functional>
+
+#include "tests/support/tcp_script.h"
+
+namespace tapstack::test {
+namespace {
+
+constexpr uint32_t P = TcpScript::kPeerIss + 1;  // the peer's first data byte
+
+// A connection established passively, and helpers to move it along.
+struct Row {
+  const char* name;
+  std::function<SocketId(TcpScript&)> setup;  // reaches the "from" state
+  TcpState from;
+  std::function<std::vector<Segment>(TcpScript&, SocketId)> event;
+  TcpState to;
+  std::vector<uint8_t> answer;  // flags of what the stack sends in response
+};
+
+SocketId established(TcpScript& t) { return t.establish_passive(); }
+SocketId fin_wait_1(TcpScript& t) {
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().shutdown(id, ShutdownHow::Write, t.now));
+  REQUIRE(t.sent().size() == 1);
+  return id;
+}
+SocketId fin_wait_2(TcpScript& t) {
+  const SocketId id = fin_wait_1(t);
+  REQUIRE(t.send(ACK, P, t.iss + 2).empty());
+  return id;
+}
+SocketId close_wait(TcpScript& t) {
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.send(FIN | ACK, P, t.iss + 1).size() == 1);
+  return id;
+}
+SocketId closing(TcpScript& t) {
+  const SocketId id = fin_wait_1(t);
+  REQUIRE(t.send(FIN | ACK, P, t.iss + 1).size() == 1);  // FIN that does not ack ours
+  return id;
+}
+SocketId last_ack(TcpScript& t) {
+  const SocketId id = close_wait(t);
+  REQUIRE(t.tcp().shutdown(id, ShutdownHow::Write, t.now));
+  REQUIRE(t.sent().size() == 1);
+  return id;
+}
+SocketId time_wait(TcpScript& t) {
+  const SocketId id = fin_wait_2(t);
+  REQUIRE(t.send(FIN | ACK, P, t.iss + 2).size() == 1);
+  return id;
+}
+SocketId syn_sent(TcpScript& t) {
+  auto id = t.tcp().connect(ip(kPeerIp), TcpScript::kPeerPort, t.now, TcpScript::kOurPort);
+  REQUIRE(id);
+  const auto syn = t.sent();
+  REQUIRE(syn.size() == 1);
+  t.iss = syn[0].seq;
+  return *id;
+}
+SocketId syn_received_active(TcpScript& t) {
+  const SocketId id = syn_sent(t);
+  REQUIRE(t.send(SYN, TcpScript::kPeerIss, 0).size() == 1);
+  return id;
+}
+
+std::vector<uint8_t> flags_of(const std::vector<Segment>& segments) {
+  std::vector<uint8_t> flags;
+  for (const auto& s : segments) flags.push_back(s.flags & ~PSH);
+  return flags;
+}
+
+TEST_CASE("every transition of RFC 9293's state diagram") {
+  const Row rows[] = {
+      {"SYN-SENT: SYN-ACK -> ESTABLISHED", syn_sent, TcpState::SynSent,
+       [](TcpScript& t, SocketId) { return t.send(SYN | ACK, TcpScript::kPeerIss, t.iss + 1); },
+       TcpState::Established, {ACK}},
+      {"SYN-SENT: SYN -> SYN-RECEIVED (simultaneous open)", syn_sent, TcpState::SynSent,
+       [](TcpScript& t, SocketId) { return t.send(SYN, TcpScript::kPeerIss, 0); },
+       TcpState::SynReceived, {SYN | ACK}},
+      {"SYN-RECEIVED (active): ACK -> ESTABLISHED", syn_received_active, TcpState::SynReceived,
+       [](TcpScript& t, SocketId) { return t.send(ACK, P, t.iss + 1); }, TcpState::Established,
+       {}},
+      {"ESTABLISHED: close -> FIN-WAIT-1", established, TcpState::Established,
+       [](TcpScript& t, SocketId id) {
+         REQUIRE(t.tcp().shutdown(id, ShutdownHow::Write, t.now));
+         return t.sent();
+       },
+       TcpState::FinWait1, {FIN | ACK}},
+      {"ESTABLISHED: FIN -> CLOSE-WAIT", established, TcpState::Established,
+       [](TcpScript& t, SocketId) { return t.send(FIN | ACK, P, t.iss + 1); },
+       TcpState::CloseWait, {ACK}},
+      {"FIN-WAIT-1: ACK of FIN -> FIN-WAIT-2", fin_wait_1, TcpState::FinWait1,
+       [](TcpScript& t, SocketId) { return t.send(ACK, P, t.iss + 2); }, TcpState::FinWait2, {}},
+      {"FIN-WAIT-1: FIN -> CLOSING (simultaneous close)", fin_wait_1, TcpState::FinWait1,
+       [](TcpScript& t, SocketId) { return t.send(FIN | ACK, P, t.iss + 1); },
+       TcpState::Closing, {ACK}},
+      {"FIN-WAIT-1: FIN + ACK of FIN -> TIME-WAIT", fin_wait_1, TcpState::FinWait1,
+       [](TcpScript& t, SocketId) { return t.send(FIN | ACK, P, t.iss + 2); },
+       TcpState::TimeWait, {ACK}},
+      {"FIN-WAIT-2: FIN -> TIME-WAIT", fin_wait_2, TcpState::FinWait2,
+       [](TcpScript& t, SocketId) { return t.send(FIN | ACK, P, t.iss + 2); },
+       TcpState::TimeWait, {ACK}},
+      {"CLOSING: ACK of FIN -> TIME-WAIT", closing, TcpState::Closing,
+       [](TcpScript& t, SocketId) { return t.send(ACK, P + 1, t.iss + 2); }, TcpState::TimeWait,
+       {}},
+      {"CLOSE-WAIT: close -> LAST-ACK", close_wait, TcpState::CloseWait,
+       [](TcpScript& t, SocketId id) {
+         REQUIRE(t.tcp().shutdown(id, ShutdownHow::Write, t.now));
+         return t.sent();
+       },
+       TcpState::LastAck, {FIN | ACK}},
+      {"LAST-ACK: ACK of FIN -> CLOSED", last_ack, TcpState::LastAck,
+       [](TcpScript& t, SocketId) { return t.send(ACK, P + 1, t.iss + 2); }, TcpState::Closed,
+       {}},
+      {"TIME-WAIT: 2 MSL -> CLOSED", time_wait, TcpState::TimeWait,
+       [](TcpScript& t, SocketId) { return t.wait(Duration::seconds(120)); }, TcpState::Closed,
+       {}},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.name);
+    TcpScript t;
+    const SocketId id = row.setup(t);
+    REQUIRE(t.state(id) == row.from);
+    const auto answer = row.event(t, id);
+    CHECK(t.state(id) == row.to);
+    CHECK(flags_of(answer) == row.answer);
+  }
+}
+
+TEST_CASE("LISTEN: SYN -> SYN-RECEIVED with our MSS; ACK -> ESTABLISHED and acceptable") {
+  TcpScript t;
+  const SocketId l = *t.tcp().listen(TcpScript::kOurPort, 4);
+  CHECK(t.tcp().events(l) == 0);
+  const auto synack = t.send(SYN, 1000, 0, {}, 65535, 1460);
+  REQUIRE(synack.size() == 1);
+  CHECK(synack[0].flags == (SYN | ACK));
+  CHECK(synack[0].ack == 1001);
+  CHECK(synack[0].mss == 1460);
+  CHECK_FALSE(t.tcp().accept(l));
+  CHECK(t.tcp().accept(l).error().code == EAGAIN);
+  CHECK(t.send(ACK, 1001, synack[0].seq + 1).empty());
+  CHECK(t.tcp().events(l) == socket_event::kAcceptable);
+  const auto id = t.tcp().accept(l);
+  REQUIRE(id);
+  CHECK(t.state(*id) == TcpState::Established);
+  CHECK((t.tcp().events(*id) & socket_event::kConnected) != 0);
+  CHECK(t.count(Counter::TcpPassiveOpens) == 1);
+}
+
+TEST_CASE("SYN-SENT: close -> CLOSED with nothing sent") {
+  TcpScript t;
+  const SocketId id = syn_sent(t);
+  REQUIRE(t.tcp().close(id, t.now));
+  CHECK(t.sent().empty());
+  CHECK(t.tcp().connection_count() == 0);
+}
+
+TEST_CASE("LISTEN: close -> CLOSED; half-open children are reset") {
+  TcpScript t;
+  const SocketId l = *t.tcp().listen(TcpScript::kOurPort, 4);
+  REQUIRE(t.send(SYN, 1000, 0).size() == 1);
+  REQUIRE(t.tcp().close(l, t.now));
+  const auto rst = t.sent();
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].has(RST));
+  CHECK(t.tcp().connection_count() == 0);
+  // Nobody listens any more: a new SYN is refused.
+  const auto refused = t.send(SYN, 5000, 0);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].flags == (RST | ACK));
+}
+
+TEST_CASE("a segment to a closed port is answered with RST (RFC 9293 §3.10.7.1)") {
+  TcpScript t;
+  // Without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+  auto rst = t.send(SYN, 7000, 0);
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].flags == (RST | ACK));
+  CHECK(rst[0].seq == 0);
+  CHECK(rst[0].ack == 7001);
+  // With ACK: <SEQ=SEG.ACK><CTL=RST>
+  rst = t.send(ACK | PSH, 7001, 12345, text("hello"));
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].flags == RST);
+  CHECK(rst[0].seq == 12345);
+  // A RST is never answered.
+  CHECK(t.send(RST, 7001, 0).empty());
+  CHECK(t.drops(DropReason::TcpNoSocket) == 2);
+  CHECK(t.count(Counter::TcpOutRsts) == 2);
+}
+
+TEST_CASE("RST in each state (RFC 9293 §3.10.7.4 step 2, RFC 5961 §3.2)") {
+  struct Case {
+    const char* name;
+    std::function<SocketId(TcpScript&)> setup;
+    uint32_t rst_seq;
+    int error;
+  };
+  const Case cases[] = {
+      {"ESTABLISHED", established, P, ECONNRESET},
+      {"FIN-WAIT-1", fin_wait_1, P, ECONNRESET},
+      {"FIN-WAIT-2", fin_wait_2, P, ECONNRESET},
+      {"CLOSE-WAIT", close_wait, P + 1, ECONNRESET},
+      {"CLOSING", closing, P + 1, 0},
+      {"LAST-ACK", last_ack, P + 1, 0},
+      {"SYN-RECEIVED (active)", syn_received_active, P, ECONNREFUSED},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    TcpScript t;
+    const SocketId id = c.setup(t);
+    CHECK(t.send(RST, c.rst_seq, 0).empty());
+    CHECK(t.state(id) == TcpState::Closed);
+    uint8_t buffer[8];
+    const auto read = t.tcp().receive(id, buffer, t.now);
+    if (c.error != 0) {
+      REQUIRE_FALSE(read);
+      CHECK(read.error().code == c.error);
+    } else {
+      CHECK(read);
+    }
+  }
+}
+
+TEST_CASE("SYN-SENT: RST with an acceptable ACK means connection refused") {
+  TcpScript t;
+  const SocketId id = syn_sent(t);
+  CHECK(t.send(RST | ACK, 0, t.iss + 1).empty());
+  CHECK(t.state(id) == TcpState::Closed);
+  CHECK((t.tcp().events(id) & socket_event::kError) != 0);
+  uint8_t buffer[1];
+  CHECK(t.tcp().receive(id, buffer, t.now).error().code == ECONNREFUSED);
+  CHECK(t.count(Counter::TcpAttemptFails) == 1);
+}
+
+TEST_CASE("SYN-SENT: an unacceptable ACK is answered with RST, a bare RST ignored") {
+  TcpScript t;
+  const SocketId id = syn_sent(t);
+  const auto rst = t.send(SYN | ACK, 1000, t.iss + 5);
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].flags == RST);
+  CHECK(rst[0].seq == t.iss + 5);
+  CHECK(t.send(RST, 1000, 0).empty());
+  CHECK(t.state(id) == TcpState::SynSent);
+}
+
+TEST_CASE("RST in the window but not at rcv_nxt gets a challenge ACK (RFC 5961 §3.2)") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  const auto challenge = t.send(RST, P + 100, 0);
+  REQUIRE(challenge.size() == 1);
+  CHECK(challenge[0].flags == ACK);
+  CHECK(challenge[0].ack == P);
+  CHECK(t.state(id) == TcpState::Established);
+  CHECK(t.count(Counter::TcpExtTCPChallengeACK) == 1);
+  // Outside the window: silently dropped.
+  CHECK(t.send(RST, P + 100000, 0).empty());
+  CHECK(t.drops(DropReason::TcpRstOutOfWindow) == 1);
+  CHECK(t.state(id) == TcpState::Established);
+}
+
+TEST_CASE("a SYN on an established connection gets a challenge ACK (RFC 5961 §4)") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  const auto challenge = t.send(SYN, 99999, 0);
+  REQUIRE(challenge.size() == 1);
+  CHECK(challenge[0].flags == ACK);
+  CHECK(t.state(id) == TcpState::Established);
+}
+
+TEST_CASE("TIME-WAIT acknowledges a retransmitted FIN and restarts 2 MSL") {
+  TcpScript t;
+  const SocketId id = time_wait(t);
+  t.wait(Duration::seconds(100));
+  const auto ack = t.send(FIN | ACK, P, t.iss + 2);
+  REQUIRE(ack.size() == 1);
+  CHECK(ack[0].flags == ACK);
+  CHECK(ack[0].ack == P + 1);
+  t.wait(Duration::seconds(100));
+  CHECK(t.state(id) == TcpState::TimeWait);
+  t.wait(Duration::seconds(20));
+  CHECK(t.state(id) == TcpState::Closed);
+  CHECK(t.count(Counter::TcpExtTW) == 1);
+}
+
+TEST_CASE("TIME-WAIT: a new SYN with a higher sequence number reopens the connection") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().close(id, t.now));
+  REQUIRE(t.sent().size() == 1);                    // our FIN
+  REQUIRE(t.send(FIN | ACK, P, t.iss + 2).size() == 1);  // -> TIME-WAIT
+  const auto synack = t.send(SYN, P + 100000, 0);
+  REQUIRE(synack.size() == 1);
+  CHECK(synack[0].flags == (SYN | ACK));
+  CHECK(synack[0].ack == P + 100001);
+  CHECK(t.count(Counter::TcpExtTWRecycled) == 1);
+}
+
+TEST_CASE("half-close: each direction shuts down on its own") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.send(FIN | ACK | PSH, P, t.iss + 1, text("bye")).size() == 1);
+  CHECK(t.state(id) == TcpState::CloseWait);
+  CHECK(t.read_all(id) == "bye");
+  CHECK((t.tcp().events(id) & socket_event::kPeerClosed) != 0);
+  // We can still send after the peer's FIN.
+  REQUIRE(t.tcp().send(id, text("still here"), t.now));
+  const auto data = t.sent();
+  REQUIRE(data.size() == 1);
+  CHECK(data[0].payload == text("still here"));
+  CHECK(data[0].ack == P + 4);
+}
+
+TEST_CASE("send after shutdown fails with EPIPE; receive after FIN reads end of stream") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().shutdown(id, ShutdownHow::Write, t.now));
+  const auto result = t.tcp().send(id, text("x"), t.now);
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code == EPIPE);
+  t.send(FIN | ACK, P, t.iss + 2);
+  uint8_t buffer[4];
+  CHECK(*t.tcp().receive(id, buffer, t.now) == 0);
+}
+
+TEST_CASE("close with unread data sends RST (RFC 2525 §2.17)") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.send(ACK | PSH, P, t.iss + 1, text("unread")).empty());
+  REQUIRE(t.tcp().close(id, t.now));
+  const auto rst = t.sent();
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].has(RST));
+  CHECK(t.count(Counter::TcpExtTCPAbortOnClose) == 1);
+}
+
+TEST_CASE("abort sends RST and frees the connection") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  REQUIRE(t.tcp().abort(id, t.now));
+  const auto rst = t.sent();
+  REQUIRE(rst.size() == 1);
+  CHECK(rst[0].flags == (RST | ACK));
+  CHECK(rst[0].seq == t.iss + 1);
+  CHECK_FALSE(t.tcp().info(id));
+}
+
+TEST_CASE("the listen backlog bounds connections waiting to be accepted") {
+  TcpScript t;
+  const SocketId l = *t.tcp().listen(TcpScript::kOurPort, 2);
+  for (uint16_t port = 1; port <= 3; ++port) {
+    const auto synack = t.send(SYN, 1000, 0, {}, 65535, std::nullopt, port);
+    if (port <= 2) {
+      REQUIRE(synack.size() == 1);
+      t.send(ACK, 1001, synack[0].seq + 1, {}, 65535, std::nullopt, port);
+    } else {
+      CHECK(synack.empty());
+    }
+  }
+  CHECK(t.drops(DropReason::TcpListenOverflow) == 1);
+  CHECK(t.count(Counter::TcpExtListenOverflows) == 1);
+  CHECK(t.tcp().accept(l));
+  CHECK(t.tcp().accept(l));
+  CHECK_FALSE(t.tcp().accept(l));
+}
+
+}  // namespace
+}  // namespace tapstack::test
