@@ -76,8 +76,9 @@ void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now) {
   }
   Entry& entry = it->second;
   if (entry.queue.size() >= config_.max_queued_per_entry) {
+    // Like Linux's unres_qlen: the oldest waiting packet makes room for the newest.
     stack_.counters_.drop(DropReason::ArpQueueFull);
-    return;
+    entry.queue.pop_front();
   }
   entry.queue.emplace_back(datagram.begin(), datagram.end());
 }

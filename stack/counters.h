@@ -57,7 +57,7 @@ enum class Counter : uint16_t {
   X(ArpMalformed, ArpInErrors, None, "arp: truncated, or not Ethernet/IPv4")                  \
   X(ArpBadSender, ArpInErrors, None, "arp: sender is broadcast, multicast or our own address") \
   X(ArpNotForUs, ArpInOther, None, "arp: target address is not ours")                         \
-  X(ArpQueueFull, ArpUnresolvedDiscards, None, "arp: too many packets wait for resolution")  \
+  X(ArpQueueFull, ArpUnresolvedDiscards, None, "arp: queue for resolution full, oldest dropped")  \
   X(ArpResolveFailed, ArpUnresolvedDiscards, None, "arp: no reply after all retries")         \
   X(IpTruncated, IpInHdrErrors, None, "ipv4: shorter than its header")                        \
   X(IpBadVersion, IpInHdrErrors, None, "ipv4: version is not 4")                              \

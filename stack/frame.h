@@ -2,7 +2,6 @@
 // state moves frames without touching the heap.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -15,8 +14,10 @@ namespace tapstack {
 constexpr size_t kMaxFrameSize = 9014;
 constexpr size_t kEthernetHeaderSize = 14;
 
+// Storage for one frame of up to `capacity` bytes (the MTU plus the Ethernet header).
 struct FrameBuffer {
-  std::array<uint8_t, kMaxFrameSize> bytes;
+  explicit FrameBuffer(size_t capacity = kMaxFrameSize) : bytes(capacity) {}
+  std::vector<uint8_t> bytes;
   size_t size = 0;
 
   ByteView view() const { return {bytes.data(), size}; }
@@ -26,7 +27,7 @@ struct FrameBuffer {
 // at construction and reused.
 class FrameRing {
  public:
-  explicit FrameRing(size_t capacity) : frames_(capacity) {}
+  FrameRing(size_t capacity, size_t frame_size) : frames_(capacity, FrameBuffer(frame_size)) {}
 
   bool full() const { return count_ == frames_.size(); }
   bool empty() const { return count_ == 0; }

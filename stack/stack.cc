@@ -25,6 +25,12 @@ constexpr size_t kIcmpHeaderSize = 8;
 constexpr size_t kIcmpErrorMaxQuote = 576 - kIpv4MinHeaderSize - kIcmpHeaderSize;
 constexpr size_t kMaxQueuedEchoReplies = 1024;
 
+// The MTU is clamped to what IPv4 and our buffers allow: 68 (RFC 791) up to a jumbo frame.
+uint16_t clamp_mtu(uint16_t mtu) {
+  return std::clamp<uint16_t>(mtu, 68, kMaxFrameSize - kEthernetHeaderSize);
+}
+size_t frame_capacity(uint16_t mtu) { return kEthernetHeaderSize + clamp_mtu(mtu); }
+
 bool is_icmp_error_type(uint8_t type) {
   return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
 }
@@ -32,15 +38,18 @@ bool is_icmp_error_type(uint8_t type) {
 }  // namespace
 
 Stack::Stack(StackConfig config)
-    : config_(std::move(config)),
+    : config_([&] {
+        config.mtu = clamp_mtu(config.mtu);
+        return std::move(config);
+      }()),
       random_(config_.seed),
-      tx_queue_(config_.transmit_queue_frames),
+      tx_queue_(config_.transmit_queue_frames, frame_capacity(config_.mtu)),
+      scratch_(frame_capacity(config_.mtu)),
       arp_(std::make_unique<ArpTable>(*this, config_.arp)),
       reassembler_(std::make_unique<Reassembler>(config_.reassembly, counters_)),
       tcp_(std::make_unique<Tcp>(*this, config_.tcp)),
       next_ip_id_(static_cast<uint16_t>(random_.next_u32())),
       icmp_tokens_(config_.icmp.error_burst) {
-  config_.mtu = std::clamp<uint16_t>(config_.mtu, 68, kMaxFrameSize - kEthernetHeaderSize);
   ip_buffer_.resize(kIpv4MaxDatagramSize);
   message_buffer_.resize(kIpv4MaxDatagramSize);
 }

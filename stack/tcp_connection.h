@@ -60,8 +60,8 @@ struct Connection {
   // Send sequence variables (RFC 9293 §3.3.1)
   Seq iss;
   Seq snd_una;
-  Seq snd_nxt;
-  Seq snd_max;  // highest sequence sent: after a timeout snd_nxt goes back, this does not
+  Seq snd_nxt;  // the next sequence number to send; after a timeout it goes back to snd_una
+  Seq snd_max;  // the highest sequence number sent: RFC 9293's SND.NXT, which never goes back
   Seq snd_wl1;
   Seq snd_wl2;
   uint32_t snd_wnd = 0;

@@ -109,7 +109,9 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
        {options, options_size}, {payload, length}, now);
 }
 
-void Tcp::send_ack(Connection& c, Instant now) { transmit(c, c.snd_nxt, kAck, 0, now); }
+// A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout
+// snd_nxt goes back to resend, and an ACK from there would fall left of the peer's window.
+void Tcp::send_ack(Connection& c, Instant now) { transmit(c, c.snd_max, kAck, 0, now); }
 
 void Tcp::send_syn(Connection& c, Instant now) {
   transmit(c, c.iss, c.state == TcpState::SynSent ? kSyn : kSyn | kAck, 0, now);
@@ -128,7 +130,7 @@ void Tcp::send_probe(Connection& c, Instant now) {
 // RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
 void Tcp::send_reset(Connection& c, Instant now) {
   stack_.counters_.add(Counter::TcpOutRsts);
-  emit(c.remote_address, c.local_port, c.remote_port, c.snd_nxt, c.rcv_nxt, kRst | kAck, 0, {},
+  emit(c.remote_address, c.local_port, c.remote_port, c.snd_max, c.rcv_nxt, kRst | kAck, 0, {},
        {}, now);
 }
 

@@ -1,0 +1,163 @@
+#include "tap/event_loop.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "tap/clock.h"
+#include "tap/system_error.h"
+
+namespace tapstack {
+namespace {
+
+// Big enough for any frame the kernel hands a TAP without offloads (MTU up to 65535).
+constexpr size_t kReadBufferSize = 65536;
+
+timespec to_timespec(Duration d) {
+  return timespec{static_cast<time_t>(d.ns() / 1'000'000'000),
+                  static_cast<long>(d.ns() % 1'000'000'000)};
+}
+
+std::atomic<EventLoop*> g_signal_loop{nullptr};
+std::atomic<int> g_received_signal{0};
+static_assert(std::atomic<EventLoop*>::is_always_lock_free);
+static_assert(std::atomic<int>::is_always_lock_free);
+
+void stop_on_signal(int signal_number) {
+  g_received_signal.store(signal_number);
+  if (EventLoop* loop = g_signal_loop.load()) loop->request_stop();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<EventLoop>> EventLoop::create(TapDevice& tap, Stack& stack,
+                                                     EventLoopOptions options) {
+  const int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) return errno_error(errno, "creating the event loop's eventfd");
+  return std::unique_ptr<EventLoop>(new EventLoop(tap, stack, options, wake_fd));
+}
+
+EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int wake_fd)
+    : tap_(tap),
+      stack_(stack),
+      options_(options),
+      wake_fd_(wake_fd),
+      read_buffer_(kReadBufferSize) {
+  stack_.set_transmit_sink([this](ByteView frame) { transmit(frame); });
+}
+
+EventLoop::~EventLoop() {
+  stack_.set_transmit_sink({});
+  close(wake_fd_);
+}
+
+Status EventLoop::run() {
+  while (!stop_requested()) {
+    if (auto status = run_once(options_.max_sleep); !status) return status;
+  }
+  return Ok{};
+}
+
+// Timers and the hook run first, so that what they send leaves at once and the deadlines
+// they arm bound this iteration's sleep; frames read at the end are the stack's to answer
+// right away, and the next iteration's hook sees their effects.
+Status EventLoop::run_once(Duration max_wait) {
+  const Instant now = monotonic_now();
+  run_due_timers(now);
+  if (hook_) hook_(now);
+
+  const Instant deadline = stack_.next_deadline();
+  Duration sleep = max_wait;
+  if (!deadline.is_never()) {
+    sleep = std::clamp(deadline - monotonic_now(), Duration::zero(), max_wait);
+  }
+  const timespec timeout = to_timespec(sleep);
+
+  pollfd fds[2] = {{tap_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  const int ready = ppoll(fds, 2, sleep == Duration::max() ? nullptr : &timeout, nullptr);
+  if (ready < 0 && errno != EINTR) return errno_error(errno, "waiting in ppoll()");
+  ++stats_.wakeups;
+  if (ready <= 0) return Ok{};
+
+  if (fds[1].revents & POLLIN) clear_wakeups();
+  if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+    return Error{EIO, fmt::format("TAP interface '{}' failed or was removed", tap_.name())};
+  }
+  if (fds[0].revents & POLLIN) return drain_tap();
+  return Ok{};
+}
+
+void EventLoop::request_stop() {
+  stop_.store(true, std::memory_order_release);
+  wake();
+}
+
+void EventLoop::wake() {
+  const uint64_t one = 1;
+  // Fails only when the counter is about to overflow, and then the loop is awake anyway.
+  [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof one);
+}
+
+void EventLoop::clear_wakeups() {
+  uint64_t count = 0;
+  [[maybe_unused]] const ssize_t size = ::read(wake_fd_, &count, sizeof count);
+}
+
+// Reads until the TAP has nothing more (or the budget is spent): one wake-up, many frames.
+Status EventLoop::drain_tap() {
+  for (size_t i = 0; i < options_.read_budget; ++i) {
+    auto size = tap_.read(read_buffer_);
+    if (!size) return is_would_block(size.error()) ? Status(Ok{}) : Status(size.error());
+    const ByteView frame(read_buffer_.data(), *size);
+    ++stats_.frames_received;
+    if (frame_tap_) frame_tap_(FrameDirection::Received, frame);
+    stack_.on_frame(frame, monotonic_now());
+  }
+  return Ok{};
+}
+
+void EventLoop::run_due_timers(Instant now) {
+  if (stack_.next_deadline() <= now) stack_.on_timer(now);
+}
+
+// The stack's transmit sink. Never blocks: a full TAP queue drops the frame, as a full
+// device queue does in Linux (the stack's own retransmission recovers what matters).
+void EventLoop::transmit(ByteView frame) {
+  const auto written = tap_.write(frame);
+  if (written) {
+    ++stats_.frames_sent;
+    if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
+  } else if (is_would_block(written.error())) {
+    ++stats_.send_drops;
+  } else {
+    ++stats_.send_errors;
+    last_send_error_ = written.error().message;
+  }
+}
+
+StopOnSignals::StopOnSignals(EventLoop& loop) {
+  g_received_signal.store(0);
+  g_signal_loop.store(&loop);
+  struct sigaction action {};
+  action.sa_handler = stop_on_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &previous_int_);
+  sigaction(SIGTERM, &action, &previous_term_);
+}
+
+StopOnSignals::~StopOnSignals() {
+  sigaction(SIGINT, &previous_int_, nullptr);
+  sigaction(SIGTERM, &previous_term_, nullptr);
+  g_signal_loop.store(nullptr);
+}
+
+int StopOnSignals::received() const {
+  return g_received_signal.load();
+}
+
+}  // namespace tapstack

@@ -1,0 +1,165 @@
+#include "tap/tap_device.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "tap/netlink.h"
+#include "tap/system_error.h"
+
+namespace tapstack {
+namespace {
+
+constexpr const char* kTunPath = "/dev/net/tun";
+
+Error open_tun_error(int code) {
+  switch (code) {
+    case ENOENT:
+    case ENODEV:
+    case ENXIO:
+      return Error{code, fmt::format("{} is missing ({}): load the tun module with `modprobe "
+                                     "tun`, or run where {} exists (a container needs "
+                                     "`--device /dev/net/tun`)",
+                                     kTunPath, errno_text(code), kTunPath)};
+    case EACCES:
+    case EPERM:
+      return Error{code, fmt::format("cannot open {} ({}): run as root, or make it readable "
+                                     "and writable and grant the program CAP_NET_ADMIN with "
+                                     "`setcap cap_net_admin+ep <program>`",
+                                     kTunPath, errno_text(code))};
+    default:
+      return errno_error(code, fmt::format("opening {}", kTunPath));
+  }
+}
+
+Error attach_error(int code, std::string_view name) {
+  switch (code) {
+    case EPERM:
+      return Error{code, fmt::format("creating TAP interface '{}' {}", name, kNeedNetAdmin)};
+    case EBUSY:
+      return Error{code, fmt::format("TAP interface '{}' is busy: another process has it open; "
+                                     "stop that process or choose another name",
+                                     name)};
+    case EINVAL:
+      return Error{code, fmt::format("interface '{}' exists and is not a TAP device; choose "
+                                     "another name",
+                                     name)};
+    default:
+      return errno_error(code, fmt::format("creating TAP interface '{}'", name));
+  }
+}
+
+}  // namespace
+
+Status check_interface_name(std::string_view name) {
+  if (name.empty()) return Error{EINVAL, "interface name is empty"};
+  if (name.size() > kMaxInterfaceNameLength) {
+    return Error{ENAMETOOLONG,
+                 fmt::format("interface name '{}' is {} characters long; Linux allows at most {} "
+                             "(IFNAMSIZ-1)",
+                             name, name.size(), kMaxInterfaceNameLength)};
+  }
+  if (name == "." || name == "..") {
+    return Error{EINVAL, fmt::format("'{}' is not a valid interface name", name)};
+  }
+  for (const char c : name) {
+    if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) || c == '\0') {
+      return Error{EINVAL, fmt::format("interface name '{}' contains '/', ':' or white space, "
+                                       "which Linux does not allow",
+                                       name)};
+    }
+  }
+  return Ok{};
+}
+
+Result<TapDevice> TapDevice::open(std::string_view name) {
+  if (!name.empty()) {
+    if (auto valid = check_interface_name(name); !valid) return valid.error();
+  }
+  const int fd = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return open_tun_error(errno);
+  TapDevice device(fd, std::string(name));
+
+  ifreq request{};
+  request.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::memcpy(request.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &request) != 0) return attach_error(errno, name);
+  device.name_ = std::string(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ));
+  return device;
+}
+
+TapDevice::TapDevice(TapDevice&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), name_(std::move(other.name_)) {}
+
+TapDevice& TapDevice::operator=(TapDevice&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    name_ = std::move(other.name_);
+  }
+  return *this;
+}
+
+TapDevice::~TapDevice() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Result<size_t> TapDevice::read(MutableByteView buffer) {
+  for (;;) {
+    const ssize_t size = ::read(fd_, buffer.data(), buffer.size());
+    if (size >= 0) return static_cast<size_t>(size);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return would_block_error();
+    return errno_error(errno, fmt::format("reading from TAP interface '{}'", name_));
+  }
+}
+
+Status TapDevice::write(ByteView frame) {
+  for (;;) {
+    const ssize_t size = ::write(fd_, frame.data(), frame.size());
+    if (size == static_cast<ssize_t>(frame.size())) return Ok{};
+    if (size >= 0) {
+      return Error{EIO, fmt::format("writing to TAP interface '{}': {} of {} bytes written", name_,
+                                    size, frame.size())};
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return would_block_error();
+    // Linux: tun_get_user() refuses frames with EIO while the interface is down.
+    if (errno == EIO) {
+      return errno_error(EIO, fmt::format("writing to TAP interface '{}' (is it up?)", name_));
+    }
+    return errno_error(errno, fmt::format("writing to TAP interface '{}'", name_));
+  }
+}
+
+Result<uint32_t> TapDevice::mtu() const {
+  auto netlink = Rtnetlink::open();
+  if (!netlink) return netlink.error();
+  auto link = netlink->link(name_);
+  if (!link) return link.error();
+  return link->mtu;
+}
+
+Status TapDevice::set_mtu(uint32_t mtu) {
+  auto netlink = Rtnetlink::open();
+  if (!netlink) return netlink.error();
+  return netlink->set_mtu(name_, mtu);
+}
+
+Result<MacAddress> TapDevice::kernel_mac() const {
+  auto netlink = Rtnetlink::open();
+  if (!netlink) return netlink.error();
+  auto link = netlink->link(name_);
+  if (!link) return link.error();
+  return link->mac;
+}
+
+}  // namespace tapstack

@@ -1,0 +1,96 @@
+// The tapstack binary's contract with its caller: exit 2 and one line on stderr for bad
+// arguments, help on stdout with exit 0, exit 1 and one line for runtime failures. Needs no
+// privileges: nothing here gets as far as opening a TAP device.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tests/support/subprocess.h"
+#include "tests/tap/test_paths.h"
+
+namespace tapstack::testing {
+namespace {
+
+ProcessResult tapstack(std::vector<std::string> args) {
+  args.insert(args.begin(), tapstack_binary());
+  return run_process(args, milliseconds(10'000));
+}
+
+// Exactly one line, "tapstack: ...\n".
+void check_one_error_line(const std::string& err) {
+  CHECK(err.starts_with("tapstack: "));
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK(err.ends_with("\n"));
+}
+
+TEST_CASE("bad arguments: exit 2, one line on stderr, nothing on stdout") {
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"bogus"},
+      {"--bogus"},
+      {"up"},
+      {"up", "--tap", "tap0"},
+      {"up", "--addr", "198.18.0.2/24"},
+      {"up", "--tap"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2"},
+      {"up", "--tap", "tap0", "--addr", "300.18.0.2/24"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--mac", "nonsense"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--unknown"},
+      {"up", "--tap", "name-longer-than-15", "--addr", "198.18.0.2/24"},
+      {"help", "nosuchcommand"},
+      {"--version", "extra"},
+  };
+  for (const auto& args : cases) {
+    CAPTURE(fmt::format("tapstack {}", fmt::join(args, " ")));
+    const ProcessResult result = tapstack(args);
+    CHECK(result.exit_code == 2);
+    check_one_error_line(result.err);
+    CHECK(result.out.empty());
+  }
+}
+
+TEST_CASE("help: on stdout, exit 0") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--help"}, "usage: tapstack COMMAND"},
+      {{"-h"}, "usage: tapstack COMMAND"},
+      {{"help"}, "usage: tapstack COMMAND"},
+      {{"help", "up"}, "usage: tapstack up"},
+      {{"up", "--help"}, "usage: tapstack up"},
+      {{"up", "--tap", "tap0", "--help"}, "usage: tapstack up"},
+  };
+  for (const auto& [args, expected] : cases) {
+    CAPTURE(fmt::format("tapstack {}", fmt::join(args, " ")));
+    const ProcessResult result = tapstack(args);
+    CHECK(result.exit_code == 0);
+    CHECK(result.out.starts_with(expected));
+    CHECK(result.err.empty());
+  }
+  CHECK(tapstack({"up", "--help"}).out.find("--host-addr") != std::string::npos);
+}
+
+TEST_CASE("--version") {
+  const ProcessResult result = tapstack({"--version"});
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "tapstack 0.1.0\n");
+  CHECK(result.err.empty());
+}
+
+TEST_CASE("an output file that cannot be written: exit 1, one line naming the file") {
+  const std::vector<std::string> common = {"up", "--tap", "tap0", "--addr", "198.18.0.2/24"};
+  for (const std::string option : {"--pcap", "--stats"}) {
+    CAPTURE(option);
+    std::vector<std::string> args = common;
+    args.insert(args.end(), {option, "/nonexistent-directory/file"});
+    const ProcessResult result = tapstack(args);
+    CHECK(result.exit_code == 1);
+    check_one_error_line(result.err);
+    CHECK(result.err.find("/nonexistent-directory/file") != std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace tapstack::testing

@@ -1,0 +1,199 @@
+#include "tools/cli.h"
+
+#include <fmt/format.h>
+
+#include "tap/tap_device.h"
+
+namespace tapstack::cli {
+namespace {
+
+// Why an interface address cannot be a host's, or nullopt when it can.
+std::optional<std::string_view> unusable_reason(const Ipv4Interface& address) {
+  const uint32_t host_bits = address.address.value & ~address.mask();
+  const bool has_subnet_broadcast = address.prefix_length <= 30;
+  if (address.prefix_length == 0) return "has prefix length 0; use 1 to 32";
+  if (address.address.is_zero()) return "is the unspecified address";
+  if (address.address.is_limited_broadcast()) return "is the broadcast address";
+  if (address.address.is_multicast()) return "is a multicast address";
+  if ((address.address.value >> 24) == 127) return "is a loopback address";
+  if (has_subnet_broadcast && address.address == address.subnet_broadcast()) {
+    return "is the broadcast address of its subnet";
+  }
+  if (has_subnet_broadcast && host_bits == 0) return "is the network address of its subnet";
+  return std::nullopt;
+}
+
+std::optional<Ipv4Interface> parse_interface_address(CommandLine& line, std::string_view option,
+                                                     std::string_view text) {
+  const auto address = Ipv4Interface::parse(text);
+  if (!address) {
+    line.fail(
+        fmt::format("bad {} '{}': expected an IPv4 address and prefix length, like "
+                    "198.18.0.2/24",
+                    option, text));
+    return std::nullopt;
+  }
+  if (const auto reason = unusable_reason(*address)) {
+    line.fail(fmt::format("bad {} '{}': it {}", option, text, *reason));
+    return std::nullopt;
+  }
+  return address;
+}
+
+std::optional<MacAddress> parse_mac(CommandLine& line, std::string_view text) {
+  const auto mac = MacAddress::parse(text);
+  if (!mac) {
+    line.fail(fmt::format("bad --mac '{}': expected six hex bytes, like 02:00:c6:12:00:02", text));
+    return std::nullopt;
+  }
+  if (mac->is_multicast() || mac->is_zero()) {
+    line.fail(
+        fmt::format("bad --mac '{}': it must be a unicast address (first byte even, "
+                    "not all zero)",
+                    text));
+    return std::nullopt;
+  }
+  return mac;
+}
+
+std::string parse_tap_name(CommandLine& line, std::string_view text) {
+  if (auto valid = check_interface_name(text); !valid) {
+    line.fail(fmt::format("bad --tap: {}", valid.error().message));
+  }
+  return std::string(text);
+}
+
+std::string parse_path(CommandLine& line, std::string_view option, std::string_view text) {
+  if (text.empty()) line.fail(fmt::format("option {} needs a file name", option));
+  return std::string(text);
+}
+
+}  // namespace
+
+const std::string_view kCommonOptionsHelp =
+    R"(  --tap NAME             TAP interface to create, or to attach to if it exists
+                         (at most 15 characters)
+  --addr A.B.C.D/LEN     the stack's IPv4 address and prefix length
+  --host-addr A.B.C.D/LEN
+                         give the kernel side of the TAP this address and bring the
+                         interface up (through rtnetlink); without it the interface is
+                         left as it is and must be configured by other means
+  --mac MAC              the stack's MAC address (default: 02:00 followed by the four
+                         bytes of --addr, never the kernel side's MAC)
+  --pcap FILE            write every frame in and out to FILE (pcap, Ethernet)
+  --stats FILE           write the stack's counters to FILE as JSON at exit
+  --trace                print the path of each frame through the stack on stderr
+  -h, --help             show this help
+)";
+
+bool CommandLine::next() {
+  if (error_) return false;
+  if (started_) ++index_;
+  started_ = true;
+  if (index_ >= args_.size()) return false;
+  const std::string_view arg = args_[index_];
+  const size_t equals = arg.find('=');
+  if (arg.starts_with("--") && equals != std::string_view::npos) {
+    name_ = arg.substr(0, equals);
+    inline_ = arg.substr(equals + 1);
+  } else {
+    name_ = arg;
+    inline_.reset();
+  }
+  return true;
+}
+
+bool CommandLine::is(std::string_view name) {
+  if (name_ != name) return false;
+  if (!seen_.insert(std::string(name)).second) fail(fmt::format("option {} given twice", name));
+  return true;
+}
+
+std::string_view CommandLine::value() {
+  if (inline_ && !inline_->empty()) return *inline_;
+  // A following "--word" is the next option, not this one's value: "--tap --addr x".
+  if (!inline_ && index_ + 1 < args_.size() && !args_[index_ + 1].starts_with("--")) {
+    return args_[++index_];
+  }
+  fail(fmt::format("option {} needs a value", name_));
+  return {};
+}
+
+void CommandLine::flag() {
+  if (inline_) fail(fmt::format("option {} takes no value", name_));
+}
+
+void CommandLine::reject() {
+  if (name_.starts_with("-")) {
+    fail(fmt::format("unknown option '{}'", name_));
+  } else {
+    fail(fmt::format("unexpected argument '{}'", args_[index_]));
+  }
+}
+
+void CommandLine::fail(std::string message) {
+  if (!error_) error_ = UsageError{std::move(message)};
+}
+
+bool parse_common_option(CommandLine& line, CommonOptions& options) {
+  if (line.is("--tap")) {
+    options.tap = parse_tap_name(line, line.value());
+  } else if (line.is("--addr")) {
+    options.addr = parse_interface_address(line, "--addr", line.value()).value_or(Ipv4Interface{});
+  } else if (line.is("--host-addr")) {
+    options.host_addr = parse_interface_address(line, "--host-addr", line.value());
+  } else if (line.is("--mac")) {
+    options.mac = parse_mac(line, line.value());
+  } else if (line.is("--pcap")) {
+    options.pcap_path = parse_path(line, "--pcap", line.value());
+  } else if (line.is("--stats")) {
+    options.stats_path = parse_path(line, "--stats", line.value());
+  } else if (line.is("--trace")) {
+    line.flag();
+    options.trace = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void check_common_options(CommandLine& line, const CommonOptions& options) {
+  if (line.error()) return;
+  if (!line.seen("--tap")) return line.fail("missing --tap NAME (the TAP interface to use)");
+  if (!line.seen("--addr")) return line.fail("missing --addr A.B.C.D/LEN (the stack's address)");
+  if (!options.host_addr) return;
+  const Ipv4Interface& host = *options.host_addr;
+  if (host.address == options.addr.address) {
+    return line.fail(
+        fmt::format("--host-addr and --addr are both {}; the kernel side needs "
+                    "an address of its own",
+                    host.address.to_string()));
+  }
+  if (!options.addr.on_link(host.address) || !host.on_link(options.addr.address)) {
+    line.fail(fmt::format("--host-addr {} and --addr {} are not in the same subnet",
+                          host.to_string(), options.addr.to_string()));
+  }
+}
+
+Parsed<UpOptions> parse_up(std::span<const std::string_view> args) {
+  CommandLine line(args);
+  UpOptions options;
+  while (line.next()) {
+    if (line.is_help()) return HelpRequested{};
+    if (parse_common_option(line, options.common)) continue;
+    line.reject();
+  }
+  check_common_options(line, options.common);
+  if (line.error()) return *line.error();
+  return options;
+}
+
+MacAddress derive_mac(Ipv4Address address, const MacAddress& avoid) {
+  const uint32_t ip = address.value;
+  MacAddress mac{{0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16),
+                  static_cast<uint8_t>(ip >> 8), static_cast<uint8_t>(ip)}};
+  if (mac == avoid) mac.bytes[1] = 0x01;
+  return mac;
+}
+
+}  // namespace tapstack::cli

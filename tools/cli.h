@@ -1,0 +1,107 @@
+// Command line parsing for the `tapstack` program. Every command that runs the stack over a
+// TAP device (`up` now; `serve`, `connect`, `bgp` later) shares the CommonOptions and their
+// parser, and adds its own options in the same loop:
+//
+//   CommandLine line(args);
+//   while (line.next()) {
+//     if (line.is_help()) return HelpRequested{};
+//     if (parse_common_option(line, options.common)) continue;
+//     if (line.is("--port")) { ...; continue; }
+//     line.reject();
+//   }
+//   check_common_options(line, options.common);
+#pragma once
+
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "stack/address.h"
+
+namespace tapstack::cli {
+
+inline constexpr std::string_view kProgram = "tapstack";
+inline constexpr std::string_view kVersion = "0.1.0";
+
+// The exit codes of every command.
+enum ExitCode : int {
+  kExitSuccess = 0,
+  kExitFailure = 1,  // a runtime failure: no /dev/net/tun, no CAP_NET_ADMIN, busy interface...
+  kExitUsage = 2,    // bad arguments
+};
+
+// What a command line asks for when it does not ask to run: help, or nothing sensible.
+struct HelpRequested {};
+struct UsageError {
+  std::string message;  // one line, without the "tapstack: " prefix
+};
+template <typename Options>
+using Parsed = std::variant<Options, HelpRequested, UsageError>;
+
+// The options of every command that runs the stack over a TAP device.
+struct CommonOptions {
+  std::string tap;                         // --tap NAME (required)
+  Ipv4Interface addr;                      // --addr A.B.C.D/LEN (required): the stack's
+  std::optional<Ipv4Interface> host_addr;  // --host-addr: the kernel side's, configured by us
+  std::optional<MacAddress> mac;           // --mac: else derived from addr
+  std::string pcap_path;                   // --pcap FILE: every frame in and out
+  std::string stats_path;                  // --stats FILE: counters as JSON at exit
+  bool trace = false;                      // --trace: trace lines on stderr
+};
+
+// The help lines for CommonOptions, for each command's help text.
+extern const std::string_view kCommonOptionsHelp;
+
+// Walks a command's arguments: "--name value", "--name=value" and "--flag". The first error
+// is kept and ends the walk.
+class CommandLine {
+ public:
+  explicit CommandLine(std::span<const std::string_view> args) : args_(args) {}
+
+  // Moves to the next argument; false at the end or once an error is recorded.
+  bool next();
+  // Whether the current argument is option `name`; an option given twice is an error.
+  bool is(std::string_view name);
+  bool is_help() { return is("--help") || is("-h"); }
+  // The current option's value: "--name=value" or the next argument.
+  std::string_view value();
+  // Checks that the current option, a flag, was not given a value.
+  void flag();
+  // The current argument is nobody's: an unknown option or a stray word.
+  void reject();
+  void fail(std::string message);
+
+  bool seen(std::string_view name) const { return seen_.contains(std::string(name)); }
+  const std::optional<UsageError>& error() const { return error_; }
+
+ private:
+  std::span<const std::string_view> args_;
+  size_t index_ = 0;
+  bool started_ = false;
+  std::string_view name_;                   // "--tap" of "--tap=x"
+  std::optional<std::string_view> inline_;  // "x" of "--tap=x"
+  std::set<std::string> seen_;
+  std::optional<UsageError> error_;
+};
+
+// Takes the current option if it is one of CommonOptions, recording any error in line.
+bool parse_common_option(CommandLine& line, CommonOptions& options);
+// After the walk: the required options are there and agree with one another.
+void check_common_options(CommandLine& line, const CommonOptions& options);
+
+// `tapstack up`: run the stack until SIGINT or SIGTERM.
+struct UpOptions {
+  CommonOptions common;
+};
+Parsed<UpOptions> parse_up(std::span<const std::string_view> args);
+
+// The stack's MAC when --mac is not given: locally administered unicast, 02:00 followed by the
+// four bytes of the IPv4 address (198.18.0.2 → 02:00:c6:12:00:02), so that it is the same on
+// every run. Never equal to avoid (the kernel side's MAC): then 02:01:... instead.
+MacAddress derive_mac(Ipv4Address address, const MacAddress& avoid);
+
+}  // namespace tapstack::cli

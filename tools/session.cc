@@ -1,0 +1,177 @@
+#include "tools/session.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "stack/frame.h"
+#include "tap/clock.h"
+#include "tap/netlink.h"
+#include "tap/system_error.h"
+
+namespace tapstack::cli {
+namespace {
+
+// The largest MTU whose frames fit the stack's frame buffers.
+constexpr uint32_t kMaxStackMtu = kMaxFrameSize - kEthernetHeaderSize;
+
+// The core draws no randomness of its own; the program gives it a fresh seed every run.
+Result<uint64_t> random_seed() {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    return errno_error(errno, "drawing a random seed with getrandom()");
+  }
+  return seed;
+}
+
+std::string signal_name(int signal_number) {
+  const char* abbreviation = sigabbrev_np(signal_number);
+  return abbreviation ? fmt::format("SIG{}", abbreviation)
+                      : fmt::format("signal {}", signal_number);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
+  File stats_file;
+  if (!options.stats_path.empty()) {
+    stats_file.reset(std::fopen(options.stats_path.c_str(), "w"));
+    if (!stats_file) {
+      return errno_error(errno,
+                         fmt::format("cannot write the stats file '{}'", options.stats_path));
+    }
+  }
+  std::optional<PcapWriter> pcap;
+  if (!options.pcap_path.empty()) {
+    auto writer = PcapWriter::open(options.pcap_path);
+    if (!writer) return writer.error();
+    pcap.emplace(std::move(*writer));
+  }
+  auto tap = TapDevice::open(options.tap);
+  if (!tap) return tap.error();
+
+  std::unique_ptr<Session> session(
+      new Session(options, std::move(stats_file), std::move(pcap), std::move(*tap)));
+  if (auto status = session->configure_host(); !status) return status.error();
+  if (auto status = session->create_stack(); !status) return status.error();
+  session->attach_outputs();
+  session->signals_ = std::make_unique<StopOnSignals>(*session->loop_);
+  session->stack_->start(monotonic_now());
+  return session;
+}
+
+Session::Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap,
+                 TapDevice tap)
+    : options_(std::move(options)),
+      stats_file_(std::move(stats_file)),
+      pcap_(std::move(pcap)),
+      tap_(std::move(tap)) {}
+
+Session::~Session() = default;
+
+// With --host-addr, the kernel side gets its address and goes up, as `ip addr replace` and
+// `ip link set up` would do. Without it the interface is left exactly as it is.
+Status Session::configure_host() {
+  if (!options_.host_addr) return Ok{};
+  auto netlink = Rtnetlink::open();
+  if (!netlink) return netlink.error();
+  if (auto status = netlink->add_ipv4_address(tap_.name(), *options_.host_addr); !status) {
+    return status;
+  }
+  return netlink->set_link_up(tap_.name());
+}
+
+Status Session::create_stack() {
+  auto kernel_mac = tap_.kernel_mac();
+  auto mtu = tap_.mtu();
+  auto seed = random_seed();
+  if (!kernel_mac) return kernel_mac.error();
+  if (!mtu) return mtu.error();
+  if (!seed) return seed.error();
+  kernel_mac_ = *kernel_mac;
+  mtu_ = *mtu;
+  if (mtu_ > kMaxStackMtu) {
+    return Error{EINVAL, fmt::format("interface '{}' has MTU {}, above the {} the stack handles; "
+                                     "lower it (ip link set {} mtu 1500)",
+                                     tap_.name(), mtu_, kMaxStackMtu, tap_.name())};
+  }
+  if (options_.mac && *options_.mac == kernel_mac_) {
+    return Error{EINVAL, fmt::format("--mac {} is the MAC of the kernel side of '{}'; choose "
+                                     "another",
+                                     kernel_mac_.to_string(), tap_.name())};
+  }
+  StackConfig config;
+  config.mac = options_.mac.value_or(derive_mac(options_.addr.address, kernel_mac_));
+  config.ipv4 = options_.addr;
+  config.mtu = static_cast<uint16_t>(mtu_);
+  config.seed = *seed;
+  stack_ = std::make_unique<Stack>(config);
+  auto loop = EventLoop::create(tap_, *stack_);
+  if (!loop) return loop.error();
+  loop_ = std::move(*loop);
+  return Ok{};
+}
+
+void Session::attach_outputs() {
+  if (options_.trace) {
+    stack_->trace().set_sink([](std::string_view line) { fmt::print(stderr, "{}\n", line); });
+  }
+  if (pcap_) {
+    loop_->set_frame_tap([this](FrameDirection, ByteView frame) {
+      if (pcap_error_) return;
+      if (auto status = pcap_->write(frame); !status) pcap_error_ = status.error();
+    });
+  }
+}
+
+std::string Session::describe() const {
+  const std::string kernel_side =
+      options_.host_addr ? options_.host_addr->to_string() : std::string("configured elsewhere");
+  return fmt::format("{} at {} on TAP '{}' (MTU {}); kernel side {} at {}",
+                     options_.addr.to_string(), stack_->config().mac.to_string(), tap_.name(), mtu_,
+                     kernel_side, kernel_mac_.to_string());
+}
+
+Status Session::run_until_signal() {
+  auto status = loop_->run();
+  stopped_by_ = signals_->received();
+  return status;
+}
+
+std::string Session::summary() const {
+  const EventLoopStats& stats = loop_->stats();
+  const std::string how =
+      stopped_by_ ? fmt::format("stopped by {}", signal_name(stopped_by_)) : std::string("stopped");
+  std::string line =
+      fmt::format("{}: {} frames in, {} out", how, stats.frames_received, stats.frames_sent);
+  if (stats.send_drops + stats.send_errors > 0) {
+    line += fmt::format(", {} dropped (TAP queue full), {} failed to send", stats.send_drops,
+                        stats.send_errors);
+  }
+  if (!loop_->last_send_error().empty())
+    line += fmt::format(" (last: {})", loop_->last_send_error());
+  return line;
+}
+
+Status Session::finish() {
+  if (stats_file_) {
+    try {
+      fmt::print(stats_file_.get(), "{}", stack_->counters().to_json());
+    } catch (const std::exception& e) {
+      return Error{EIO,
+                   fmt::format("writing the stats file '{}': {}", options_.stats_path, e.what())};
+    }
+    if (std::fclose(stats_file_.release()) != 0) {
+      return errno_error(errno, fmt::format("writing the stats file '{}'", options_.stats_path));
+    }
+  }
+  if (pcap_error_) return *pcap_error_;
+  return Ok{};
+}
+
+}  // namespace tapstack::cli

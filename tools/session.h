@@ -1,0 +1,67 @@
+// What every command that runs the stack over a TAP device sets up from CommonOptions: the
+// TAP, the kernel side's address, the stack, the event loop, pcap, stats and trace output.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "stack/error.h"
+#include "stack/stack.h"
+#include "tap/event_loop.h"
+#include "tap/pcap_writer.h"
+#include "tap/tap_device.h"
+#include "tools/cli.h"
+
+namespace tapstack::cli {
+
+class Session {
+ public:
+  // Opens everything, in an order that fails before touching the host where it can: output
+  // files first, then the TAP, then its configuration. The stack is started, and from here
+  // on SIGINT and SIGTERM stop the loop instead of killing the process.
+  static Result<std::unique_ptr<Session>> open(const CommonOptions& options);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  // One line saying what runs where, for the user.
+  std::string describe() const;
+  // Runs the event loop until SIGINT or SIGTERM (or a failure of the TAP).
+  Status run_until_signal();
+  // One line on how the run ended: the signal, frames in and out.
+  std::string summary() const;
+  // Writes the counters to the --stats file, and reports a pcap write failure if there was
+  // one. Call once, after the loop has stopped.
+  Status finish();
+
+  Stack& stack() { return *stack_; }
+  EventLoop& loop() { return *loop_; }
+  TapDevice& tap() { return tap_; }
+
+ private:
+  struct FileCloser {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  using File = std::unique_ptr<std::FILE, FileCloser>;
+
+  Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap, TapDevice tap);
+  Status configure_host();
+  Status create_stack();
+  void attach_outputs();
+
+  CommonOptions options_;
+  File stats_file_;
+  std::optional<PcapWriter> pcap_;
+  TapDevice tap_;
+  MacAddress kernel_mac_;
+  uint32_t mtu_ = 0;
+  int stopped_by_ = 0;
+  std::optional<Error> pcap_error_;
+  std::unique_ptr<Stack> stack_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<StopOnSignals> signals_;
+};
+
+}  // namespace tapstack::cli

@@ -1,0 +1,143 @@
+// tapstack: runs the userspace TCP/IP stack over a TAP device.
+//
+// Exit codes (every command): 0 success, 1 runtime failure, 2 usage error. Help goes to
+// stdout; an error is one line on stderr that begins "tapstack: ".
+#include <span>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tools/cli.h"
+#include "tools/session.h"
+
+namespace tapstack::cli {
+namespace {
+
+struct CommandSpec {
+  std::string_view name;
+  std::string_view summary;
+  void (*print_help)();
+  int (*run)(std::span<const std::string_view> args);
+};
+
+int usage_error(std::string_view message, std::string_view help_command) {
+  fmt::print(stderr, "{}: {} (see '{}')\n", kProgram, message, help_command);
+  return kExitUsage;
+}
+
+int runtime_failure(std::string_view message) {
+  fmt::print(stderr, "{}: {}\n", kProgram, message);
+  return kExitFailure;
+}
+
+void print_up_help() {
+  fmt::print(
+      "usage: tapstack up --tap NAME --addr A.B.C.D/LEN [options]\n"
+      "\n"
+      "Runs the stack on a TAP interface until SIGINT or SIGTERM, answering ARP and ICMP\n"
+      "echo (ping) for --addr.\n"
+      "\n"
+      "options:\n"
+      "{}"
+      "\n"
+      "example (as root, in a network namespace of its own):\n"
+      "  unshare -n sh -c 'ip link set lo up; tapstack up --tap tap0 --addr 198.18.0.2/24 \\\n"
+      "      --host-addr 198.18.0.1/24 & sleep 1; ping -c 3 198.18.0.2; kill %1'\n",
+      kCommonOptionsHelp);
+}
+
+int run_up(std::span<const std::string_view> args) {
+  const auto parsed = parse_up(args);
+  if (std::holds_alternative<HelpRequested>(parsed)) {
+    print_up_help();
+    return kExitSuccess;
+  }
+  if (const auto* error = std::get_if<UsageError>(&parsed)) {
+    return usage_error(error->message, "tapstack up --help");
+  }
+  const UpOptions& options = std::get<UpOptions>(parsed);
+
+  auto session = Session::open(options.common);
+  if (!session) return runtime_failure(session.error().message);
+  fmt::print("{}: {}; stop with Ctrl-C\n", kProgram, (*session)->describe());
+  std::fflush(stdout);
+
+  const Status run = (*session)->run_until_signal();
+  fmt::print("{}: {}\n", kProgram, (*session)->summary());
+  const Status finished = (*session)->finish();
+  if (!run) return runtime_failure(run.error().message);
+  if (!finished) return runtime_failure(finished.error().message);
+  return kExitSuccess;
+}
+
+const CommandSpec kCommands[] = {
+    {"up", "run the stack on a TAP interface, answering ARP and ping", print_up_help, run_up},
+};
+
+void print_help() {
+  fmt::print(
+      "usage: tapstack COMMAND [options]\n"
+      "       tapstack help [COMMAND] | --help | --version\n"
+      "\n"
+      "A userspace TCP/IP stack over a Linux TAP device.\n"
+      "\n"
+      "commands:\n");
+  for (const CommandSpec& command : kCommands) {
+    fmt::print("  {:<8} {}\n", command.name, command.summary);
+  }
+  fmt::print(
+      "\n"
+      "Run 'tapstack COMMAND --help' for a command's options.\n"
+      "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+const CommandSpec* find_command(std::string_view name) {
+  for (const CommandSpec& command : kCommands) {
+    if (command.name == name) return &command;
+  }
+  return nullptr;
+}
+
+// `tapstack help [COMMAND]`
+int run_help(std::span<const std::string_view> args) {
+  if (args.empty()) {
+    print_help();
+    return kExitSuccess;
+  }
+  const CommandSpec* command = find_command(args[0]);
+  if (!command) return usage_error(fmt::format("unknown command '{}'", args[0]), "tapstack --help");
+  if (args.size() > 1) {
+    return usage_error(fmt::format("unexpected argument '{}'", args[1]), "tapstack --help");
+  }
+  command->print_help();
+  return kExitSuccess;
+}
+
+int run_main(std::span<const std::string_view> args) {
+  if (args.empty()) return usage_error("missing command", "tapstack --help");
+  const std::string_view first = args[0];
+  const auto rest = args.subspan(1);
+  if (first == "--help" || first == "-h" || first == "help") return run_help(rest);
+  if (first == "--version") {
+    if (!rest.empty()) {
+      return usage_error(fmt::format("unexpected argument '{}'", rest[0]), "tapstack --help");
+    }
+    fmt::print("{} {}\n", kProgram, kVersion);
+    return kExitSuccess;
+  }
+  if (const CommandSpec* command = find_command(first)) return command->run(rest);
+  if (first.starts_with("-")) {
+    return usage_error(fmt::format("unknown option '{}'", first), "tapstack --help");
+  }
+  return usage_error(fmt::format("unknown command '{}'", first), "tapstack --help");
+}
+
+}  // namespace
+}  // namespace tapstack::cli
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  return tapstack::cli::run_main(args);
+}
