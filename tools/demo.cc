@@ -1,0 +1,257 @@
+// The demo: `bazel run //tools:demo`. In a private network namespace it makes itself, it
+// brings the stack up on a TAP device and lets the Linux kernel on the other side of the
+// TAP meet it: ARP and ping, then TCP in both directions. It prints what happened with the
+// counters of both sides, says where the capture is, and leaves nothing behind.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "stack/checksum.h"
+#include "stack/tcp_layer.h"
+#include "tap/clock.h"
+#include "tap/netlink.h"
+#include "tools/session.h"
+
+namespace tapstack::demo {
+namespace {
+
+constexpr const char* kTap = "tapdemo0";
+constexpr const char* kPcap = "/tmp/tapstack-demo.pcap";
+const Ipv4Interface kStackAddress = *Ipv4Interface::parse("198.18.0.2/24");
+const Ipv4Interface kKernelAddress = *Ipv4Interface::parse("198.18.0.1/24");
+
+void heading(std::string_view title) { fmt::print("\n== {} ==\n", title); }
+
+sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(address.value);
+  return sa;
+}
+
+// A kernel socket whose blocking calls give up after two seconds.
+int kernel_socket(int type, int protocol) {
+  const int fd = socket(AF_INET, type, protocol);
+  const timeval timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+// Runs the stack's event loop, calling step() each iteration, until done() or 5 s pass.
+bool drive(cli::Session& session, const std::function<void(Instant)>& step,
+           const std::function<bool()>& done) {
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > limit) return false;
+    if (!session.loop().run_once(Duration::milliseconds(5))) return false;
+    step(monotonic_now());
+  }
+  return true;
+}
+
+void show_counters(const Stack& stack, std::initializer_list<Counter> counters) {
+  std::string line = "   our counters:";
+  for (const Counter c : counters) line += fmt::format(" {}={}", counter_name(c), stack.counters()[c]);
+  fmt::print("{}\n", line);
+}
+
+// The kernel pings us three times from a raw ICMP socket.
+bool ping_screen(cli::Session& session) {
+  heading("1. ARP and ping: the kernel pings 198.18.0.2");
+  std::atomic<bool> finished{false};
+  std::vector<std::string> lines;
+  std::thread kernel([&] {
+    const int fd = kernel_socket(SOCK_RAW, IPPROTO_ICMP);
+    const sockaddr_in to = socket_address(kStackAddress.address, 0);
+    for (uint16_t seq = 1; seq <= 3; ++seq) {
+      uint8_t request[64] = {ICMP_ECHO, 0, 0, 0, 0x12, 0x34, 0, static_cast<uint8_t>(seq)};
+      store_be16(request + 2, internet_checksum(request));
+      const auto sent = std::chrono::steady_clock::now();
+      sendto(fd, request, sizeof request, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+      uint8_t reply[1500];
+      const ssize_t n = recv(fd, reply, sizeof reply, 0);  // IP header + ICMP
+      const auto rtt = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - sent);
+      if (n >= 28 && reply[20] == ICMP_ECHOREPLY) {
+        lines.push_back(fmt::format("   64 bytes from 198.18.0.2: icmp_seq={} time={:.0f} us",
+                                    seq, rtt.count()));
+      } else {
+        lines.push_back(fmt::format("   icmp_seq={}: no reply", seq));
+      }
+    }
+    close(fd);
+    finished = true;
+  });
+  drive(session, [](Instant) {}, [&] { return finished.load(); });
+  kernel.join();
+  for (const auto& line : lines) fmt::print("{}\n", line);
+  auto netlink = Rtnetlink::open();
+  if (netlink) {
+    if (auto neighbours = netlink->ipv4_neighbours(kTap)) {
+      for (const auto& n : *neighbours) {
+        if (n.address != kStackAddress.address || !n.mac) continue;
+        fmt::print("   kernel's ARP table: {} lladdr {} {}\n", n.address, *n.mac, n.state_name());
+      }
+    }
+  }
+  show_counters(session.stack(), {Counter::ArpInRequests, Counter::ArpOutReplies,
+                                  Counter::IcmpInEchos, Counter::IcmpOutEchoReps});
+  fmt::print("   The kernel asked who has 198.18.0.2 (ARP, RFC 826); we answered with our MAC,\n"
+             "   then answered each echo request with an echo reply (RFC 792).\n");
+  return session.stack().counters()[Counter::IcmpOutEchoReps] == 3;
+}
+
+// A kernel client connects to our echo service on port 7.
+bool kernel_to_us_screen(cli::Session& session) {
+  heading("2. TCP, kernel -> us: a kernel client talks to our echo service on port 7");
+  Tcp& tcp = session.stack().tcp();
+  const SocketId listener = *tcp.listen(7, 4);
+  const std::string message = "hello from the Linux kernel";
+  std::string echoed;
+  std::atomic<bool> finished{false};
+  std::thread kernel([&] {
+    const int fd = kernel_socket(SOCK_STREAM, 0);
+    const sockaddr_in to = socket_address(kStackAddress.address, 7);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0) {
+      send(fd, message.data(), message.size(), 0);
+      shutdown(fd, SHUT_WR);
+      char buffer[256];
+      ssize_t n;
+      while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) echoed.append(buffer, n);
+    }
+    close(fd);
+    finished = true;
+  });
+  SocketId connection = 0;
+  std::string received;
+  drive(session, [&](Instant now) {
+    if (connection == 0) {
+      if (auto accepted = tcp.accept(listener)) connection = *accepted;
+      return;
+    }
+    uint8_t buffer[256];
+    auto n = tcp.receive(connection, buffer, now);
+    if (n && *n > 0) {
+      received.append(buffer, buffer + *n);
+      tcp.send(connection, {buffer, *n}, now);
+    } else if (n && *n == 0 && tcp.info(connection)->state == TcpState::CloseWait) {
+      tcp.close(connection, now);
+    }
+  }, [&] { return finished.load(); });
+  kernel.join();
+  fmt::print("   kernel sent:     \"{}\"\n   we received:     \"{}\"\n   kernel got back: \"{}\"\n",
+             message, received, echoed);
+  show_counters(session.stack(), {Counter::TcpPassiveOpens, Counter::TcpInSegs, Counter::TcpOutSegs});
+  tcp.close(listener, monotonic_now());
+  return echoed == message;
+}
+
+// We connect to a kernel server on port 8080.
+bool us_to_kernel_screen(cli::Session& session) {
+  heading("3. TCP, us -> kernel: we connect to a kernel server on 198.18.0.1:8080");
+  const int server = kernel_socket(SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const sockaddr_in at = socket_address(kKernelAddress.address, 8080);
+  bind(server, reinterpret_cast<const sockaddr*>(&at), sizeof at);
+  listen(server, 1);
+  std::string kernel_received;
+  const std::string reply = "hello back from the kernel";
+  std::atomic<bool> finished{false};
+  std::thread kernel([&] {
+    const int fd = accept(server, nullptr, nullptr);
+    if (fd >= 0) {
+      char buffer[256];
+      ssize_t n;
+      while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) kernel_received.append(buffer, n);
+      send(fd, reply.data(), reply.size(), 0);
+      close(fd);
+    }
+    close(server);
+    finished = true;
+  });
+  Tcp& tcp = session.stack().tcp();
+  const std::string message = "hello from tapstack";
+  const SocketId id = *tcp.connect(kKernelAddress.address, 8080, monotonic_now());
+  bool sent = false;
+  bool eof = false;
+  std::string received;
+  drive(session, [&](Instant now) {
+    if (!sent && (tcp.events(id) & socket_event::kConnected)) {
+      tcp.send(id, {reinterpret_cast<const uint8_t*>(message.data()), message.size()}, now);
+      tcp.shutdown(id, ShutdownHow::Write, now);
+      sent = true;
+    }
+    uint8_t buffer[256];
+    auto n = tcp.receive(id, buffer, now);
+    if (n && *n > 0) received.append(buffer, buffer + *n);
+    if (n && *n == 0) eof = true;
+  }, [&] { return finished.load() && eof; });
+  kernel.join();
+  fmt::print("   we sent:         \"{}\"\n   kernel received: \"{}\"\n   we got back:     \"{}\"\n",
+             message, kernel_received, received);
+  fmt::print("   our side: {}\n", tcp_state_name(tcp.info(id)->state));
+  tcp.close(id, monotonic_now());
+  show_counters(session.stack(), {Counter::TcpActiveOpens, Counter::TcpInSegs, Counter::TcpOutSegs,
+                                  Counter::TcpRetransSegs});
+  return received == reply && kernel_received == message;
+}
+
+int run() {
+  if (geteuid() != 0) {
+    fmt::print(stderr, "demo: run as root: it makes a network namespace and a TAP device "
+                       "(sudo bazel run //tools:demo)\n");
+    return 1;
+  }
+  if (unshare(CLONE_NEWNET) != 0) {
+    fmt::print(stderr, "demo: cannot make a private network namespace: {}\n", std::strerror(errno));
+    return 1;
+  }
+  if (auto up = bring_loopback_up(); !up) {
+    fmt::print(stderr, "demo: {}\n", up.error().message);
+    return 1;
+  }
+  cli::CommonOptions options;
+  options.tap = kTap;
+  options.addr = kStackAddress;
+  options.host_addr = kKernelAddress;
+  options.pcap_path = kPcap;
+  auto session = cli::Session::open(options);
+  if (!session) {
+    fmt::print(stderr, "demo: {}\n", session.error().message);
+    return 1;
+  }
+  fmt::print("tapstack demo, in a private network namespace made for it\n");
+  fmt::print("  us:     {}\n", (*session)->describe());
+  const bool ok = ping_screen(**session) && kernel_to_us_screen(**session) &&
+                  us_to_kernel_screen(**session);
+  const auto finished = (*session)->finish();
+  heading("capture");
+  fmt::print("   every frame in and out is in {}\n   open it with: tshark -r {}  (or Wireshark)\n",
+             kPcap, kPcap);
+  if (!finished) {
+    fmt::print(stderr, "demo: {}\n", finished.error().message);
+    return 1;
+  }
+  fmt::print("\n{}\n", ok ? "demo finished: all exchanges completed" : "demo FAILED: see above");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace tapstack::demo
+
+int main() { return tapstack::demo::run(); }
