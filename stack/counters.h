@@ -39,6 +39,8 @@ namespace tapstack {
   X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
   X(TcpExtTCPPureAcks) X(TcpExtTWRecycled)                                                    \
   X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \
+  /* RFC 2385, as Linux counts it */                                                          \
+  X(TcpExtTCPMD5NotFound) X(TcpExtTCPMD5Unexpected) X(TcpExtTCPMD5Failure)                    \
   /* Transmit path (no nstat equivalent) */                                                   \
   X(TxQueueDrops)
 
@@ -96,6 +98,14 @@ enum class Counter : uint16_t {
   X(TcpZeroWindow, TcpExtTCPZeroWindowDrop, None, "tcp: data while our window is zero")     \
   X(TcpNoAck, TcpInErrs, None, "tcp: synchronized state but no ACK flag")                    \
   X(TcpDataAfterClose, TcpExtTCPAbortOnData, None, "tcp: data after our side closed (reset)") \
+  X(Md5NotFound, TcpExtTCPMD5NotFound, None,                                                  \
+    "md5: key for the peer expected, no option found (tcp_v4_inbound_md5_hash)")               \
+  X(Md5Unexpected, TcpExtTCPMD5Unexpected, None,                                              \
+    "md5: option found, no key for the peer (tcp_v4_inbound_md5_hash)")                        \
+  X(Md5Failure, TcpExtTCPMD5Failure, None,                                                    \
+    "md5: digest wrong for the key (tcp_v4_inbound_md5_hash)")                                 \
+  X(TcpNoSocketSigned, TcpInNoSocket, None,                                                   \
+    "tcp: signed, for no connection, and no listener's key verifies it: no reset")            \
   X(TxQueueFull, TxQueueDrops, None, "transmit: queue full, frame dropped")
 
 enum class DropReason : uint16_t {

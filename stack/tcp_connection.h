@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "md5opt/key_table.h"
 #include "stack/address.h"
 #include "stack/byte_ring.h"
 #include "stack/seq.h"
@@ -48,6 +49,7 @@ struct Connection {
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
   SocketOptions options;
+  md5opt::KeyTable md5_keys;         // RFC 2385 keys by peer (setsockopt TCP_MD5SIG)
   bool passive = false;              // made by a listener
   std::optional<SocketId> listener;  // while not yet accepted
   bool in_accept_queue = false;

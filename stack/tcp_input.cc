@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "md5opt/option.h"
+#include "md5opt/verdict.h"
 #include "stack/stack.h"
 #include "stack/tcp_layer.h"
 
@@ -9,6 +11,10 @@ namespace tapstack {
 namespace {
 
 using namespace tcp_flags;
+
+const md5opt::Md5Key* key_for(const Connection& socket, Ipv4Address peer) {
+  return socket.md5_keys.empty() ? nullptr : socket.md5_keys.lookup(md5_address(peer));
+}
 
 }  // namespace
 
@@ -35,6 +41,7 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     Connection& c = *connections_.at(flow->second);
     const SocketId id = c.id;
     stack_.trace_.step("lookup: connection {} in {}", id, tcp_state_name(c.state));
+    if (!md5_accepts(md5_key(c), seg, source)) return;
     switch (c.state) {
       case TcpState::SynSent:
         syn_sent_input(c, seg, now);
@@ -51,11 +58,67 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
   }
   if (const auto listener = listeners_.find(seg.destination_port); listener != listeners_.end()) {
     stack_.trace_.step("lookup: listener :{}", seg.destination_port);
-    return listen_input(*connections_.at(listener->second), seg, source, now);
+    Connection& l = *connections_.at(listener->second);
+    if (!md5_accepts(key_for(l, source), seg, source)) return;
+    return listen_input(l, seg, source, now);
   }
+  no_socket(seg, source, now);
+}
+
+// RFC 2385 §2.0, before any state is touched: a segment whose signature is missing,
+// unexpected or wrong is dropped and answered with nothing. Linux: tcp_v4_inbound_md5_hash()
+bool Tcp::md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Address source) {
+  const auto digest_at = md5opt::find_md5_option(seg.header);
+  if (!key && !digest_at) return true;  // RFC 2385 not in use on this connection
+  if (!key) {
+    stack_.drop(DropReason::Md5Unexpected);
+    return false;
+  }
+  const md5opt::TcpSegment signed_segment{md5_address(source),
+                                          md5_address(stack_.config_.ipv4.address), seg.header,
+                                          seg.payload};
+  switch (md5opt::inbound_verdict(signer_, key, digest_at, signed_segment)) {
+    case md5opt::Md5Verdict::Ok:
+    case md5opt::Md5Verdict::Unsigned:
+      stack_.trace_.step("md5: key for {} expected, option found, digest ok "
+                         "(tcp_v4_inbound_md5_hash)", source);
+      return true;
+    case md5opt::Md5Verdict::NotFound:
+      stack_.drop(DropReason::Md5NotFound);
+      return false;
+    case md5opt::Md5Verdict::Unexpected:
+      stack_.drop(DropReason::Md5Unexpected);
+      return false;
+    case md5opt::Md5Verdict::Failure:
+      stack_.drop(DropReason::Md5Failure);
+      return false;
+  }
+  return false;
+}
+
+// A segment for no connection and no listener: a reset, unless the segment is signed. Then, as
+// Linux does, a listener on the segment's source port (where our end of a lost connection
+// would have been) must have a key for the peer that verifies the segment, and signs the
+// reset with it; failing that, nothing is sent. Linux: tcp_v4_send_reset() with sk == NULL
+void Tcp::no_socket(const TcpSegment& seg, Ipv4Address source, Instant now) {
   if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
+  const auto digest_at = md5opt::find_md5_option(seg.header);
+  if (!digest_at) {
+    stack_.drop(DropReason::TcpNoSocket);
+    return send_reset_for(seg, source, nullptr, now);
+  }
+  const auto listener = listeners_.find(seg.source_port);
+  const md5opt::Md5Key* key =
+      listener == listeners_.end() ? nullptr : key_for(*connections_.at(listener->second), source);
+  const md5opt::TcpSegment signed_segment{md5_address(source),
+                                          md5_address(stack_.config_.ipv4.address), seg.header,
+                                          seg.payload};
+  if (!key || md5opt::inbound_verdict(signer_, key, digest_at, signed_segment) !=
+                  md5opt::Md5Verdict::Ok) {
+    return stack_.drop(DropReason::TcpNoSocketSigned);
+  }
   stack_.drop(DropReason::TcpNoSocket);
-  send_reset_for(seg, source, now);
+  send_reset_for(seg, source, key, now);
 }
 
 // RFC 9293 §3.10.7.2. Linux: tcp_v4_conn_request() via tcp_rcv_state_process()
@@ -64,7 +127,7 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
   if (seg.has(kAck)) {
     stack_.drop(DropReason::TcpListenNotSyn);
-    return send_reset_for(seg, source, now);
+    return send_reset_for(seg, source, key_for(listener, source), now);
   }
   if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
   if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog) ||
@@ -79,6 +142,11 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   c.passive = true;
   c.listener = listener.id;
   c.options = listener.options;
+  // The new connection takes the listener's key for its peer.
+  // Linux: tcp_v4_syn_recv_sock() copying the key with tcp_md5_do_add()
+  if (const md5opt::Md5Key* key = key_for(listener, source)) {
+    c.md5_keys.add(md5_address(source), 32, key->bytes());
+  }
   init_connection(c, now);
   c.irs = seg.seq;
   c.rcv_nxt = seg.seq + 1;
@@ -100,7 +168,7 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
   const bool ack_acceptable = seg.has(kAck) && c.iss < seg.ack && seg.ack <= c.snd_max;
   if (seg.has(kAck) && !ack_acceptable) {
     stack_.drop(DropReason::TcpAckNotAcceptable);
-    if (!seg.has(kRst)) send_reset_for(seg, c.remote_address, now);
+    if (!seg.has(kRst)) send_reset_for(seg, c.remote_address, md5_key(c), now);
     return;
   }
   if (seg.has(kRst)) {
@@ -193,7 +261,7 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
   if (c.state == TcpState::SynReceived) {
     if (!(c.snd_una < seg.ack && seg.ack <= c.snd_max)) {
       stack_.drop(DropReason::TcpAckNotAcceptable);
-      return send_reset_for(seg, c.remote_address, now);
+      return send_reset_for(seg, c.remote_address, md5_key(c), now);
     }
     established(c, now);
   }

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "md5opt/key_table.h"
+#include "md5opt/signer.h"
 #include "stack/error.h"
 #include "stack/ipv4.h"
 #include "stack/tcp.h"
@@ -29,8 +31,19 @@ class Tcp {
   Result<SocketId> listen(uint16_t port, int backlog);
   // The next established connection of a listener; EAGAIN when none waits.
   Result<SocketId> accept(SocketId listener);
-  // Active open (SYN-SENT). local_port 0 picks an ephemeral port.
+  // A socket not yet connected, to set options and MD5 keys on before connect(id, ...).
+  Result<SocketId> open();
+  // Active open (SYN-SENT) of a socket from open(). local_port 0 picks an ephemeral port.
+  Status connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
+                 uint16_t local_port = 0);
+  // open() and connect() in one.
   Result<SocketId> connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port = 0);
+  // RFC 2385: the key for peers in peer/prefix_length (32: that address alone), as
+  // setsockopt(TCP_MD5SIG / TCP_MD5SIG_EXT) sets it: on a listener for the connections it will
+  // accept, or on a connection (then segments are signed with it from the next one on). Adding
+  // again replaces the key; an empty key deletes it (ENOENT when there is none); at most 80
+  // bytes (EINVAL).
+  Status set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key);
   // Queues data for sending; returns how much fitted (EAGAIN when none did).
   Result<size_t> send(SocketId id, ByteView data, Instant now);
   // Takes received data; 0 means end of stream (the peer closed and all was read).
@@ -68,6 +81,8 @@ class Tcp {
   void init_connection(Connection& c, Instant now);
 
   // Input (tcp_input.cc)
+  bool md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Address source);
+  void no_socket(const TcpSegment& seg, Ipv4Address source, Instant now);
   void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
   void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
   void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
@@ -93,10 +108,15 @@ class Tcp {
   void send_syn(Connection& c, Instant now);
   void send_probe(Connection& c, Instant now);
   void send_reset(Connection& c, Instant now);
-  void send_reset_for(const TcpSegment& seg, Ipv4Address source, Instant now);
+  void send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
+                      Instant now);
   void emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
             Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-            Instant now);
+            const md5opt::Md5Key* key, Instant now);
+  // The key to sign segments to the connection's peer with, or nullptr.
+  const md5opt::Md5Key* md5_key(const Connection& c) const;
+  // What one segment may carry: the peer's MSS less the options every segment carries.
+  uint32_t send_mss(const Connection& c) const;
   uint16_t advertise_window(Connection& c);
   void arm_retransmit(Connection& c, Instant now);
   void after_read(Connection& c, Instant now);
@@ -121,6 +141,10 @@ class Tcp {
   Instant challenge_window_start_;
   uint32_t challenge_acks_in_window_ = 0;
   std::vector<uint8_t> segment_buffer_;
+  // One MD5 context for the stack (Linux: the per-CPU tcp_md5sig_pool).
+  md5opt::Md5Signer signer_;
 };
+
+md5opt::IpAddress md5_address(Ipv4Address address);
 
 }  // namespace tapstack

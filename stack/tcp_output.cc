@@ -2,6 +2,7 @@
 // RFC 9293 §3.8.6 (window management: Nagle, silly-window avoidance), RFC 6298 (the timer).
 #include <algorithm>
 
+#include "md5opt/option.h"
 #include "stack/checksum.h"
 #include "stack/stack.h"
 #include "stack/tcp_layer.h"
@@ -22,6 +23,7 @@ bool can_send_data(TcpState state) {
 // application shut down writing and everything before it went out. Linux: tcp_write_xmit()
 void Tcp::write_xmit(Connection& c, Instant now) {
   if (!can_send_data(c.state)) return;
+  const uint32_t mss = send_mss(c);
   for (;;) {
     const Seq end = c.buffered_end();
     const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd);
@@ -29,11 +31,11 @@ void Tcp::write_xmit(Connection& c, Instant now) {
       const uint32_t available = static_cast<uint32_t>(end - c.snd_nxt);
       const int32_t room = window_end - c.snd_nxt;
       if (room <= 0) break;
-      const uint32_t length = std::min({uint32_t{c.mss}, available, static_cast<uint32_t>(room)});
-      if (length < c.mss && length < available) {
+      const uint32_t length = std::min({mss, available, static_cast<uint32_t>(room)});
+      if (length < mss && length < available) {
         // Sender silly-window avoidance: a runt the window forces only if it is worth it.
         if (length < c.max_snd_wnd / 2) break;
-      } else if (length < c.mss && !c.options.no_delay && c.in_flight() > 0) {
+      } else if (length < mss && !c.options.no_delay && c.in_flight() > 0) {
         break;  // Nagle (RFC 896): one small segment unacknowledged at a time
       }
       const bool fin = c.write_shutdown && c.snd_nxt + length == end;
@@ -77,14 +79,20 @@ void Tcp::arm_retransmit(Connection& c, Instant now) {
 // One segment of the connection: flags, and `length` bytes of the send buffer from seq.
 // Linux: tcp_transmit_skb()
 void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now) {
+  const md5opt::Md5Key* key = md5_key(c);
   uint8_t options[40];
   size_t options_size = 0;
+  if (key) {
+    // RFC 2385 goes first and takes 20 bytes; what is left is for the others.
+    // Linux: tcp_syn_options(), tcp_established_options() (remaining -= TCPOLEN_MD5SIG_ALIGNED)
+    options_size = md5opt::kMd5OptionSpace;
+  }
   if (flags & kSyn) {
     // MSS from our MTU (RFC 6691: MTU minus the fixed IPv4 and TCP headers).
-    options[0] = tcp_option::kMss;
-    options[1] = 4;
-    store_be16(options + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
-    options_size = 4;
+    options[options_size] = tcp_option::kMss;
+    options[options_size + 1] = 4;
+    store_be16(options + options_size + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
+    options_size += 4;
   }
   const bool retransmission = seq < c.snd_max;
   if (retransmission) {
@@ -106,7 +114,17 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
     c.ack_now = false;
   }
   emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags, advertise_window(c),
-       {options, options_size}, {payload, length}, now);
+       {options, options_size}, {payload, length}, key, now);
+}
+
+const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
+  if (c.md5_keys.empty()) return nullptr;  // the common case costs one branch
+  return c.md5_keys.lookup(md5_address(c.remote_address));
+}
+
+// Linux: tcp_current_mss() — every segment to a peer with a key carries the 20-byte option.
+uint32_t Tcp::send_mss(const Connection& c) const {
+  return c.mss - (md5_key(c) ? md5opt::kMd5OptionSpace : 0u);
 }
 
 // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout
@@ -124,32 +142,38 @@ void Tcp::send_syn(Connection& c, Instant now) {
 // Linux: tcp_xmit_probe_skb()
 void Tcp::send_probe(Connection& c, Instant now) {
   emit(c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
-       advertise_window(c), {}, {}, now);
+       advertise_window(c), {}, {}, md5_key(c), now);
 }
 
 // RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
 void Tcp::send_reset(Connection& c, Instant now) {
   stack_.counters_.add(Counter::TcpOutRsts);
   emit(c.remote_address, c.local_port, c.remote_port, c.snd_max, c.rcv_nxt, kRst | kAck, 0, {},
-       {}, now);
+       {}, md5_key(c), now);
 }
 
 // The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1).
 // Linux: tcp_v4_send_reset()
-void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, Instant now) {
+// Signed with `key` when one is given (Linux signs with the key of the socket or listener
+// that matched). Linux: tcp_v4_send_reset()
+void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
+                         Instant now) {
   if (seg.has(kRst)) return;
   stack_.counters_.add(Counter::TcpOutRsts);
   if (seg.has(kAck)) {
-    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, now);
+    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, key,
+         now);
   } else {
     emit(source, seg.destination_port, seg.source_port, Seq(0), seg.seq + seg.length(),
-         kRst | kAck, 0, {}, {}, now);
+         kRst | kAck, 0, {}, {}, key, now);
   }
 }
 
 void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
                Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-               Instant now) {
+               const md5opt::Md5Key* key, Instant now) {
+  uint8_t md5_options[md5opt::kMd5OptionSpace];
+  if (key && options.empty()) options = md5_options;  // resets and probes: the option alone
   const size_t header_length = kTcpMinHeaderSize + options.size();
   uint8_t* header = segment_buffer_.data() + kTcpMaxHeaderSize - header_length;
   store_be16(header, source_port);
@@ -165,13 +189,31 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
   if (payload.data() != header + header_length) {
     std::copy(payload.begin(), payload.end(), header + header_length);
   }
-  const ByteView segment{header, header_length + payload.size()};
+  const MutableByteView segment{header, header_length + payload.size()};
+  if (key) {
+    // The option written now, its digest filled in last, over the finished segment; then
+    // the checksum, which covers the digest. Linux: tcp_options_write(), then
+    // tcp_v4_md5_hash_skb() from tcp_transmit_skb()
+    const auto digest_at = md5opt::write_md5_option(segment, kTcpMinHeaderSize);
+    if (!digest_at ||
+        !signer_.sign_in_place(md5_address(stack_.config_.ipv4.address),
+                                md5_address(destination), segment, *digest_at, key->bytes())) {
+      return;  // an unsigned segment would only be dropped by the peer
+    }
+  }
   store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
   stack_.counters_.add(Counter::TcpOutSegs);
   if (stack_.trace_.enabled()) {
-    stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}",
-                       stack_.config_.ipv4.address, source_port, destination, destination_port,
-                       tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size());
+    stack_.trace_.line(
+        "tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}", stack_.config_.ipv4.address,
+        source_port, destination, destination_port, tcp_flags_text(flags), seq.value(),
+        ack.value(), window, payload.size(),
+        key ? fmt::format(" | options: md5 reserved {} bytes first (tcp_syn_options, "
+                          "tcp_established_options) | option written, digest slot at +{} "
+                          "(tcp_options_write) | digest filled late (tcp_v4_md5_hash_skb) | "
+                          "checksum",
+                          md5opt::kMd5OptionSpace, kTcpMinHeaderSize + 4)
+            : std::string());
   }
   stack_.ipv4_output(destination, kProtocolTcp, segment, now);
 }

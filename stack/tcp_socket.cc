@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "md5opt/verdict.h"
 #include "stack/stack.h"
 #include "stack/tcp_layer.h"
 
@@ -39,6 +40,12 @@ std::string_view tcp_state_name(TcpState state) {
       "CLOSED",     "LISTEN",     "SYN-SENT",   "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
       "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",    "LAST-ACK",     "TIME-WAIT"};
   return kNames[static_cast<size_t>(state)];
+}
+
+md5opt::IpAddress md5_address(Ipv4Address address) {
+  uint8_t bytes[4];
+  store_be32(bytes, address.value);
+  return md5opt::IpAddress::ipv4(bytes);
 }
 
 Tcp::Tcp(Stack& stack, const TcpConfig& config)
@@ -165,14 +172,33 @@ Result<SocketId> Tcp::accept(SocketId id) {
   return child;
 }
 
+Result<SocketId> Tcp::open() {
+  if (connections_.size() >= config_.max_connections) return Error{EMFILE, "too many connections"};
+  return create(TcpState::Closed, Instant{}).id;
+}
+
 Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port) {
+  auto id = open();
+  if (!id) return id;
+  if (auto status = connect(*id, remote, port, now, local_port); !status) {
+    destroy(*connections_.at(*id));
+    return status.error();
+  }
+  return id;
+}
+
+Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
+                    uint16_t local_port) {
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  Connection& c = **found;
+  if (c.state != TcpState::Closed || c.was_established || c.error != 0) {
+    return Error{EISCONN, "connect on a socket that is not fresh"};
+  }
   if (port == 0) return Error{EINVAL, "connect needs a port from 1 to 65535"};
   if (remote.is_zero() || remote.is_multicast() || remote.is_limited_broadcast() ||
       remote == stack_.config_.ipv4.subnet_broadcast()) {
-    return Error{ENETUNREACH, fmt::format("cannot connect to {}", remote.to_string())};
-  }
-  if (connections_.size() >= config_.max_connections) {
-    return Error{EMFILE, "too many connections"};
+    return Error{ENETUNREACH, fmt::format("cannot connect to {}", remote)};
   }
   if (local_port == 0) {
     auto chosen = ephemeral_port(remote, port);
@@ -181,19 +207,28 @@ Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, ui
   } else if (flows_.contains(FlowKey{remote.value, port, local_port})) {
     return Error{EADDRINUSE, "that connection already exists"};
   }
-  Connection& c = create(TcpState::SynSent, now);
+  c.state = TcpState::SynSent;
+  c.last_received = now;
   c.remote_address = remote;
   c.remote_port = port;
   c.local_port = local_port;
   init_connection(c, now);
   flows_.emplace(c.flow(), c.id);
   stack_.counters_.add(Counter::TcpActiveOpens);
-  stack_.trace_.begin("connect {}:{} > {}:{}", stack_.config_.ipv4.address, local_port,
-                      remote, port);
+  stack_.trace_.begin("connect {}:{} > {}:{}", stack_.config_.ipv4.address, local_port, remote,
+                      port);
   send_syn(c, now);
   stack_.trace_.flush();
   reschedule(c);
-  return c.id;
+  return Ok{};
+}
+
+Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key) {
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  const auto status = (*found)->md5_keys.add(md5_address(peer), prefix_length, key);
+  if (!status) return Error{status.error().code, status.error().message};
+  return Ok{};
 }
 
 Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
