@@ -148,6 +148,18 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
     c.md5_keys.add(md5_address(source), 32, key->bytes());
   }
   init_connection(c, now);
+  take_syn(c, seg);
+  flows_.emplace(c.flow(), c.id);
+  ++listener.half_open;
+  stack_.counters_.add(Counter::TcpPassiveOpens);
+  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED", c.id);
+  send_syn(c, now);
+  reschedule(c);
+}
+
+// What the peer's SYN tells: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it gives none),
+// its window.
+void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
   c.irs = seg.seq;
   c.rcv_nxt = seg.seq + 1;
   c.rcv_adv = c.rcv_nxt;
@@ -155,12 +167,6 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   c.snd_wnd = seg.window;
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = seg.seq;
-  flows_.emplace(c.flow(), c.id);
-  ++listener.half_open;
-  stack_.counters_.add(Counter::TcpPassiveOpens);
-  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED", c.id);
-  send_syn(c, now);
-  reschedule(c);
 }
 
 // RFC 9293 §3.10.7.3. Linux: tcp_rcv_synsent_state_process()
@@ -177,13 +183,7 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
     return connection_failed(c, ECONNREFUSED);
   }
   if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
-  c.irs = seg.seq;
-  c.rcv_nxt = seg.seq + 1;
-  c.rcv_adv = c.rcv_nxt;
-  c.mss = std::min<uint16_t>(seg.options.mss.value_or(536), stack_.config_.mtu - 40);
-  c.snd_wnd = seg.window;
-  c.max_snd_wnd = seg.window;
-  c.snd_wl1 = seg.seq;
+  take_syn(c, seg);
   c.snd_wl2 = seg.ack;
   if (!ack_acceptable) {
     // Simultaneous open (RFC 9293 Figure 7): answer with SYN-ACK from SYN-RECEIVED.

@@ -84,6 +84,7 @@ class Tcp {
   bool md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Address source);
   void no_socket(const TcpSegment& seg, Ipv4Address source, Instant now);
   void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
+  void take_syn(Connection& c, const TcpSegment& seg);
   void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
   void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
   void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
