@@ -37,7 +37,7 @@ namespace tapstack {
   X(TcpExtDelayedACKs) X(TcpExtTCPFastRetrans)                                                 \
   X(TcpExtTCPOFOQueue) X(TcpExtTCPOFODrop) X(TcpExtTCPRcvQDrop) X(TcpExtTCPZeroWindowDrop)   \
   X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
-  X(TcpExtTCPPureAcks) X(TcpExtTWRecycled)                                                    \
+  X(TcpExtTCPPureAcks) X(TcpExtTWRecycled) X(TcpExtPAWSEstab)                                 \
   X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \
   /* RFC 2385, as Linux counts it */                                                          \
   X(TcpExtTCPMD5NotFound) X(TcpExtTCPMD5Unexpected) X(TcpExtTCPMD5Failure)                    \
@@ -94,6 +94,7 @@ enum class Counter : uint16_t {
   X(TcpAckNotAcceptable, TcpInOutOfWindow, None, "tcp: acknowledges nothing we sent")        \
   X(TcpRstOutOfWindow, TcpInOutOfWindow, None, "tcp: reset outside the window, ignored")    \
   X(TcpOfoQueueFull, TcpExtTCPOFODrop, None, "tcp: out-of-order queue full")                 \
+  X(TcpPawsRejected, TcpExtPAWSEstab, None, "tcp: timestamp older than the last (PAWS)")     \
   X(TcpReceiveQueueFull, TcpExtTCPRcvQDrop, None, "tcp: data beyond the receive buffer")     \
   X(TcpZeroWindow, TcpExtTCPZeroWindowDrop, None, "tcp: data while our window is zero")     \
   X(TcpNoAck, TcpInErrs, None, "tcp: synchronized state but no ACK flag")                    \

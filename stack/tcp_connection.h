@@ -79,8 +79,22 @@ struct Connection {
   ByteRing receive_buffer;
   std::vector<OutOfOrderSegment> out_of_order;  // sorted, disjoint
   size_t out_of_order_bytes = 0;
+  Seq latest_out_of_order;  // a byte of the segment queued last: its SACK block goes first
   Seq fin_seq;       // where the peer's FIN is, once seen in order
   bool fin_received = false;
+
+  // RFC 7323 and RFC 2018, as negotiated on the SYNs
+  bool peer_offered_window_scale = false;
+  bool peer_offered_sack = false;
+  bool peer_offered_timestamps = false;
+  bool window_scaling = false;  // both sides sent the option: windows are scaled
+  uint8_t snd_wscale = 0;       // the peer's shift: applied to windows it sends
+  uint8_t rcv_wscale = 0;       // ours: applied to windows we send
+  bool timestamps = false;      // every segment carries TSval/TSecr
+  uint32_t ts_offset = 0;       // added to our millisecond clock (RFC 7323 §5.4)
+  uint32_t ts_recent = 0;       // the peer's TSval to echo (RFC 7323 §4.3)
+  Seq last_ack_sent;
+  bool sack = false;            // both sides permit SACK
 
   // Acknowledgment policy (RFC 1122 §4.2.3.2, RFC 5681 §4.2)
   uint32_t unacked_full_segments = 0;

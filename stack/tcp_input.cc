@@ -164,9 +164,14 @@ void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
   c.rcv_nxt = seg.seq + 1;
   c.rcv_adv = c.rcv_nxt;
   c.mss = std::min<uint16_t>(seg.options.mss.value_or(536), stack_.config_.mtu - 40);
-  c.snd_wnd = seg.window;
+  c.snd_wnd = seg.window;  // a SYN's window is never scaled (RFC 7323 §2.2)
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = seg.seq;
+  c.peer_offered_window_scale = seg.options.window_scale.has_value();
+  c.snd_wscale = std::min<uint8_t>(seg.options.window_scale.value_or(0), 14);  // §2.3
+  c.peer_offered_sack = seg.options.sack_permitted;
+  c.peer_offered_timestamps = seg.options.ts_value.has_value();
+  c.ts_recent = seg.options.ts_value.value_or(0);
 }
 
 // RFC 9293 §3.10.7.3. Linux: tcp_rcv_synsent_state_process()
@@ -193,6 +198,11 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
     return;
   }
   c.snd_una = seg.ack;
+  // What both SYNs carried is what the connection uses (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+  c.window_scaling = config_.window_scaling && c.peer_offered_window_scale;
+  c.timestamps = config_.timestamps && !md5_key(c) && c.peer_offered_timestamps;
+  c.sack = config_.sack && c.peer_offered_sack;
+  if (!c.window_scaling) c.snd_wscale = c.rcv_wscale = 0;
   if (c.timed_seq) {
     update_rtt(c, now - c.timed_at);
     c.timed_seq.reset();
@@ -237,11 +247,22 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
     stack_.trace_.step("SYN again: SYN-ACK again");
     return transmit(c, c.iss, kSyn | kAck, 0, now);
   }
+  // RFC 7323 §5.3 R1 (PAWS): a timestamp older than the last one is an old duplicate.
+  // Linux: tcp_paws_discard()
+  if (c.timestamps && seg.options.ts_value && !seg.has(kRst) &&
+      static_cast<int32_t>(*seg.options.ts_value - c.ts_recent) < 0) {
+    stack_.drop(DropReason::TcpPawsRejected);
+    return send_ack(c, now);
+  }
   // Step 1: check the sequence number.
   if (!sequence_acceptable(c, seg)) {
     if (seg.has(kRst)) return stack_.drop(DropReason::TcpRstOutOfWindow);
     stack_.drop(DropReason::TcpOutOfWindow);
     return send_ack(c, now);
+  }
+  // RFC 7323 §4.3: remember the timestamp to echo, from segments at the left window edge.
+  if (c.timestamps && seg.options.ts_value && seg.seq <= c.last_ack_sent) {
+    c.ts_recent = *seg.options.ts_value;
   }
   // Step 2: the RST bit; only an exact match resets (RFC 5961 §3.2).
   if (seg.has(kRst)) {
@@ -311,6 +332,7 @@ void Tcp::reset_received(Connection& c) {
 // Returns false when the segment is done with (dropped, or the connection ended).
 // Linux: tcp_ack()
 bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
+  const uint32_t window = uint32_t{seg.window} << (c.window_scaling ? c.snd_wscale : 0);
   if (seg.ack > c.snd_max) {
     stack_.drop(DropReason::TcpAckNotAcceptable);
     send_ack(c, now);
@@ -326,7 +348,13 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
     }
     c.snd_una = seg.ack;
     if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;
-    if (c.timed_seq && seg.ack > *c.timed_seq) {
+    if (c.timestamps && seg.options.ts_value && seg.options.ts_echo != 0) {
+      // RFC 7323 §4.1: every ACK that advances the window times a round trip, even after
+      // a retransmission (the echo says which transmission it answers).
+      const uint32_t elapsed = ts_now(c, now) - seg.options.ts_echo;
+      if (elapsed < 60'000) update_rtt(c, Duration::milliseconds(elapsed));
+      c.timed_seq.reset();
+    } else if (c.timed_seq && seg.ack > *c.timed_seq) {
       update_rtt(c, now - c.timed_at);
       c.timed_seq.reset();
     }
@@ -338,12 +366,12 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
       c.retransmit_at = Instant::never();
     }
   } else if (seg.ack == c.snd_una && seg.payload.empty() && !seg.has(kFin) &&
-             seg.window == c.snd_wnd && c.in_flight() > 0) {
+             window == c.snd_wnd && c.in_flight() > 0) {
     on_duplicate_ack(c, now);
   }
   // RFC 9293 §3.10.7.4: take the window only from a segment newer than the last that set it.
   if (c.snd_wl1 < seg.seq || (c.snd_wl1 == seg.seq && c.snd_wl2 <= seg.ack)) {
-    c.snd_wnd = seg.window;
+    c.snd_wnd = window;
     c.max_snd_wnd = std::max(c.max_snd_wnd, c.snd_wnd);
     c.snd_wl1 = seg.seq;
     c.snd_wl2 = seg.ack;
@@ -389,7 +417,7 @@ void Tcp::on_new_ack(Connection& c, uint32_t acked, Instant now) {
     }
     // A partial ACK: the next hole is lost too. Retransmit it, deflate the window.
     const uint32_t length = std::min<uint32_t>(
-        c.mss, static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
+        send_mss(c), static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
     const bool fin = c.write_shutdown && c.snd_una + length == c.buffered_end();
     transmit(c, c.snd_una, kAck | (fin ? kFin : 0), length, now);
     c.cwnd = c.cwnd > acked ? c.cwnd - acked + c.mss : c.mss;
@@ -421,7 +449,7 @@ void Tcp::on_duplicate_ack(Connection& c, Instant now) {
   c.recover = c.snd_max;
   c.in_recovery = true;
   const uint32_t length = std::min<uint32_t>(
-      c.mss, static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
+      send_mss(c), static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
   const bool fin = c.write_shutdown && c.snd_una + length == c.buffered_end();
   transmit(c, c.snd_una, kAck | (fin ? kFin : 0), length, now);
   c.cwnd = c.ssthresh + 3u * c.mss;
@@ -466,6 +494,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
     stack_.counters_.add(Counter::TcpExtTCPOFOQueue);
     stack_.trace_.step("out of order by {} bytes: queued, duplicate ACK", seq - c.rcv_nxt);
     queue_out_of_order(c, seq, data, fin);
+    c.latest_out_of_order = seq;
     c.ack_now = true;
     return;
   }

@@ -119,6 +119,11 @@ class Tcp {
   // What one segment may carry: the peer's MSS less the options every segment carries.
   uint32_t send_mss(const Connection& c) const;
   uint16_t advertise_window(Connection& c);
+  uint16_t syn_window(Connection& c);
+  size_t syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now);
+  size_t established_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now);
+  uint32_t ts_now(const Connection& c, Instant now) const;
+  size_t sack_blocks(const Connection& c, size_t used) const;
   void arm_retransmit(Connection& c, Instant now);
   void after_read(Connection& c, Instant now);
 

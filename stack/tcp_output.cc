@@ -80,20 +80,9 @@ void Tcp::arm_retransmit(Connection& c, Instant now) {
 // Linux: tcp_transmit_skb()
 void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now) {
   const md5opt::Md5Key* key = md5_key(c);
-  uint8_t options[40];
-  size_t options_size = 0;
-  if (key) {
-    // RFC 2385 goes first and takes 20 bytes; what is left is for the others.
-    // Linux: tcp_syn_options(), tcp_established_options() (remaining -= TCPOLEN_MD5SIG_ALIGNED)
-    options_size = md5opt::kMd5OptionSpace;
-  }
-  if (flags & kSyn) {
-    // MSS from our MTU (RFC 6691: MTU minus the fixed IPv4 and TCP headers).
-    options[options_size] = tcp_option::kMss;
-    options[options_size + 1] = 4;
-    store_be16(options + options_size + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
-    options_size += 4;
-  }
+  uint8_t options[kTcpMaxHeaderSize - kTcpMinHeaderSize];
+  const size_t options_size = (flags & kSyn) ? syn_options(c, key, options, now)
+                                             : established_options(c, key, options, now);
   const bool retransmission = seq < c.snd_max;
   if (retransmission) {
     stack_.counters_.add(Counter::TcpRetransSegs);
@@ -109,12 +98,124 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
   }
   const Seq ack = (flags & kAck) ? c.rcv_nxt : Seq(0);
   if (flags & kAck) {
+    c.last_ack_sent = c.rcv_nxt;
     c.delayed_ack_at = Instant::never();
     c.unacked_full_segments = 0;
     c.ack_now = false;
   }
-  emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags, advertise_window(c),
-       {options, options_size}, {payload, length}, key, now);
+  emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
+       (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
+       {payload, length}, key, now);
+}
+
+namespace {
+
+// Writes the timestamps option (kind 8) at p: TSval, TSecr (RFC 7323 §3.2).
+void put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
+  p[0] = tcp_option::kTimestamps;
+  p[1] = 10;
+  store_be32(p + 2, value);
+  store_be32(p + 6, echo);
+}
+
+}  // namespace
+
+// The options of a SYN or SYN-ACK, in Linux's order. A SYN offers what this stack does; a
+// SYN-ACK only what the peer offered. With an MD5 key the 20 bytes go first and timestamps are
+// left out (a SYN-ACK keeps them only when SACK is not offered), so Linux's SYNs with MD5
+// carry NOP NOP MD5, MSS, NOP NOP SACK-permitted, NOP window-scale.
+// Linux: tcp_syn_options(), tcp_synack_options()
+size_t Tcp::syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now) {
+  const bool active = c.state == TcpState::SynSent;
+  const bool offer_scale = config_.window_scaling && (active || c.peer_offered_window_scale);
+  const bool offer_sack = config_.sack && (active || c.peer_offered_sack);
+  bool offer_timestamps = config_.timestamps && (active || c.peer_offered_timestamps);
+  if (key) offer_timestamps = !active && offer_timestamps && !offer_sack;
+  size_t n = key ? md5opt::kMd5OptionSpace : 0;  // reserved first, written by emit()
+  out[n] = tcp_option::kMss;
+  out[n + 1] = 4;
+  store_be16(out + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));  // RFC 6691
+  n += 4;
+  if (offer_sack && offer_timestamps) {
+    out[n] = tcp_option::kSackPermitted;
+    out[n + 1] = 2;
+    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
+    n += 12;
+  } else if (offer_sack) {
+    const uint8_t sack_permitted[] = {tcp_option::kNop, tcp_option::kNop, tcp_option::kSackPermitted, 2};
+    std::copy(sack_permitted, sack_permitted + 4, out + n);
+    n += 4;
+  } else if (offer_timestamps) {
+    out[n] = out[n + 1] = tcp_option::kNop;
+    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
+    n += 12;
+  }
+  if (offer_scale) {
+    const uint8_t scale[] = {tcp_option::kNop, tcp_option::kWindowScale, 3, c.rcv_wscale};
+    std::copy(scale, scale + 4, out + n);
+    n += 4;
+  }
+  if (!active) {
+    // What the SYN-ACK agrees to is what the connection uses.
+    c.window_scaling = offer_scale;
+    c.timestamps = offer_timestamps;
+    c.sack = offer_sack;
+    if (!offer_scale) c.snd_wscale = c.rcv_wscale = 0;
+  }
+  return n;
+}
+
+// The options of every other segment: MD5, timestamps, then as many SACK blocks as the space
+// left holds. Linux: tcp_established_options()
+size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out,
+                                Instant now) {
+  size_t n = key ? md5opt::kMd5OptionSpace : 0;
+  if (c.timestamps) {
+    out[n] = out[n + 1] = tcp_option::kNop;
+    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
+    n += 12;
+  }
+  const size_t blocks = sack_blocks(c, n);
+  if (blocks > 0) {
+    out[n] = out[n + 1] = tcp_option::kNop;
+    out[n + 2] = tcp_option::kSack;
+    out[n + 3] = static_cast<uint8_t>(2 + 8 * blocks);
+    n += 4;
+    // RFC 2018 §4: first the block holding the segment that arrived last, then the others.
+    const auto& queue = c.out_of_order;
+    const auto latest = std::find_if(queue.begin(), queue.end(), [&](const auto& s) {
+      return seq_in_window(c.latest_out_of_order, s.seq, s.end());
+    });
+    auto put = [&](const OutOfOrderSegment& s) {
+      store_be32(out + n, s.seq.value());
+      store_be32(out + n + 4, s.end().value());
+      n += 8;
+    };
+    size_t written = 0;
+    if (latest != queue.end()) {
+      put(*latest);
+      ++written;
+    }
+    for (auto it = queue.begin(); it != queue.end() && written < blocks; ++it) {
+      if (it == latest) continue;
+      put(*it);
+      ++written;
+    }
+  }
+  return n;
+}
+
+// How many SACK blocks fit after `used` bytes of other options (RFC 2018 §3: 4 bytes of
+// NOP NOP kind length, 8 per block).
+size_t Tcp::sack_blocks(const Connection& c, size_t used) const {
+  if (!c.sack || c.out_of_order.empty()) return 0;
+  const size_t space = kTcpMaxHeaderSize - kTcpMinHeaderSize - used;
+  return space < 12 ? 0 : std::min((space - 4) / 8, c.out_of_order.size());
+}
+
+// Our RFC 7323 clock: milliseconds, offset per connection so that TSval reveals no uptime.
+uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
+  return static_cast<uint32_t>(now.ns() / 1'000'000) + c.ts_offset;
 }
 
 const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
@@ -122,9 +223,12 @@ const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
   return c.md5_keys.lookup(md5_address(c.remote_address));
 }
 
-// Linux: tcp_current_mss() — every segment to a peer with a key carries the 20-byte option.
+// Linux: tcp_current_mss() — the options a segment carries now come out of the MSS: 20 bytes
+// of MD5 to a peer with a key, 12 of timestamps, and the SACK blocks there are to send.
 uint32_t Tcp::send_mss(const Connection& c) const {
-  return c.mss - (md5_key(c) ? md5opt::kMd5OptionSpace : 0u);
+  const size_t fixed = (md5_key(c) ? md5opt::kMd5OptionSpace : 0u) + (c.timestamps ? 12u : 0u);
+  const size_t blocks = sack_blocks(c, fixed);
+  return c.mss - static_cast<uint32_t>(fixed + (blocks > 0 ? 4 + 8 * blocks : 0));
 }
 
 // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout
@@ -141,8 +245,11 @@ void Tcp::send_syn(Connection& c, Instant now) {
 // A segment the peer must answer with an ACK, carrying no new data: an old sequence number.
 // Linux: tcp_xmit_probe_skb()
 void Tcp::send_probe(Connection& c, Instant now) {
+  const md5opt::Md5Key* key = md5_key(c);
+  uint8_t options[kTcpMaxHeaderSize - kTcpMinHeaderSize];
+  const size_t size = established_options(c, key, options, now);
   emit(c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
-       advertise_window(c), {}, {}, md5_key(c), now);
+       advertise_window(c), {options, size}, {}, key, now);
 }
 
 // RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
@@ -219,18 +326,27 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
 }
 
 // The window to advertise, with receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the
-// right edge moves only by at least min(buffer / 2, MSS), and never moves left.
-// Linux: tcp_select_window()
+// right edge moves only by at least min(buffer / 2, MSS), and never moves left. Scaled by our
+// shift when the peer agreed to window scaling (RFC 7323 §2.3). Linux: tcp_select_window()
 uint16_t Tcp::advertise_window(Connection& c) {
-  const uint32_t free = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), 65535));
+  const uint8_t shift = c.window_scaling ? c.rcv_wscale : 0;
+  const uint32_t largest = 65535u << shift;
+  uint32_t free = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), largest));
+  free &= ~((1u << shift) - 1);  // what the scaled field can say exactly
   const uint32_t threshold =
       std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2), c.mss);
   const Seq edge = c.rcv_nxt + free;
-  if (edge - c.rcv_adv >= static_cast<int32_t>(threshold)) {
-    c.rcv_adv = edge;
-  }
-  const int32_t window = c.rcv_adv - c.rcv_nxt;
-  return static_cast<uint16_t>(std::clamp(window, 0, 65535));
+  if (edge - c.rcv_adv >= static_cast<int32_t>(threshold)) c.rcv_adv = edge;
+  const int32_t window = std::max<int32_t>(c.rcv_adv - c.rcv_nxt, 0);
+  return static_cast<uint16_t>(std::min<uint32_t>(static_cast<uint32_t>(window) >> shift, 65535));
+}
+
+// A SYN's window is never scaled (RFC 7323 §2.2).
+uint16_t Tcp::syn_window(Connection& c) {
+  const uint32_t window =
+      static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), 65535));
+  c.rcv_adv = c.rcv_nxt + window;
+  return static_cast<uint16_t>(window);
 }
 
 // After the application read: tell the peer when the window opened enough to matter.
@@ -238,7 +354,8 @@ uint16_t Tcp::advertise_window(Connection& c) {
 void Tcp::after_read(Connection& c, Instant now) {
   if (!c.synchronized() || c.state == TcpState::TimeWait || c.fin_received) return;
   const int32_t advertised = c.rcv_adv - c.rcv_nxt;
-  const size_t free = std::min<size_t>(c.receive_buffer.free(), 65535);
+  const size_t free =
+      std::min<size_t>(c.receive_buffer.free(), 65535u << (c.window_scaling ? c.rcv_wscale : 0));
   const size_t worth = std::min<size_t>(c.receive_buffer.limit() / 2, 2u * c.mss);
   if (free >= static_cast<size_t>(std::max(advertised, 0)) + worth) {
     stack_.trace_.begin("window update: {} bytes free", free);

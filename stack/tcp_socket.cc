@@ -141,6 +141,10 @@ void Tcp::init_connection(Connection& c, Instant now) {
   c.snd_nxt = c.iss;
   c.snd_max = c.iss;
   c.send_buffer_seq = c.iss + 1;
+  // Our window-scale shift: the smallest that lets the field say the whole buffer (RFC 7323
+  // §2.3, at most 14). Linux: tcp_select_initial_window()
+  while (c.rcv_wscale < 14 && (c.receive_buffer.limit() >> c.rcv_wscale) > 65535) ++c.rcv_wscale;
+  c.ts_offset = stack_.random_.next_u32();
   const uint16_t our_mss = static_cast<uint16_t>(stack_.config_.mtu - 40);
   c.mss = std::min<uint16_t>(536, our_mss);
   c.cwnd = 0;
@@ -291,14 +295,11 @@ Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
   }
   if (how != ShutdownHow::Write) c.read_shutdown = true;
   if (how != ShutdownHow::Read && !c.write_shutdown) {
+    // Before the handshake completes the FIN waits with the data, as RFC 9293 §3.10.4 says
+    // for SYN-RECEIVED; our sends are queued in SYN-SENT too, so the same holds there.
     c.write_shutdown = true;
-    if (c.state == TcpState::SynSent) {
-      stack_.trace_.begin("shutdown before the handshake: closed");
-      connection_failed(c, 0);
-    } else {
-      stack_.trace_.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
-      write_xmit(c, now);
-    }
+    stack_.trace_.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
+    write_xmit(c, now);
     stack_.trace_.flush();
   }
   reschedule(c);
@@ -411,6 +412,12 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
   info.mss = c.mss;
   info.retransmits = c.total_retransmits;
   info.peer_window = c.snd_wnd;
+  info.md5 = !c.md5_keys.empty();
+  info.window_scaling = c.window_scaling;
+  info.snd_wscale = c.snd_wscale;
+  info.rcv_wscale = c.rcv_wscale;
+  info.timestamps = c.timestamps;
+  info.sack = c.sack;
   return info;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,11 @@ struct Segment {
   uint16_t window = 0;
   Bytes payload;
   std::optional<uint16_t> mss;
+  std::optional<uint8_t> window_scale;
+  bool sack_permitted = false;
+  std::optional<std::pair<uint32_t, uint32_t>> timestamps;
+  std::vector<std::pair<uint32_t, uint32_t>> sack;
+  Bytes options;  // the raw options area, to check order and layout
   uint16_t source_port = 0;
   uint16_t destination_port = 0;
   bool has(uint8_t f) const { return (flags & f) == f; }
@@ -70,6 +76,20 @@ class TcpScript : public Harness {
     if (!payload.empty()) ip /= Tins::RawPDU(payload);
     return segments(inject(frame_from_peer(ip)));
   }
+  // The same, with the peer's options set by `options` (libtins' TCP PDU).
+  std::vector<Segment> send_with(uint8_t flags, uint32_t seq, uint32_t ack,
+                                 const std::function<void(Tins::TCP&)>& options,
+                                 const Bytes& payload = {}) {
+    Tins::TCP tcp(kOurPort, kPeerPort);
+    tcp.flags(static_cast<Tins::small_uint<12>>(flags));
+    tcp.seq(seq);
+    tcp.ack_seq(ack);
+    tcp.window(65535);
+    options(tcp);
+    Tins::IP ip = ip_from_peer() / tcp;
+    if (!payload.empty()) ip /= Tins::RawPDU(payload);
+    return segments(inject(frame_from_peer(ip)));
+  }
   std::vector<Segment> wait(Duration d) { return segments(advance(d)); }
   std::vector<Segment> sent() { return segments(drain()); }
 
@@ -88,6 +108,16 @@ class TcpScript : public Harness {
       s.destination_port = tcp->dport();
       if (const auto* raw = eth.find_pdu<Tins::RawPDU>()) s.payload = raw->payload();
       if (tcp->search_option(Tins::TCP::MSS)) s.mss = tcp->mss();
+      if (tcp->search_option(Tins::TCP::WSCALE)) s.window_scale = tcp->winscale();
+      s.sack_permitted = tcp->has_sack_permitted();
+      if (tcp->search_option(Tins::TCP::TSOPT)) s.timestamps = tcp->timestamp();
+      if (tcp->search_option(Tins::TCP::SACK)) {
+        const auto edges = tcp->sack();
+        for (size_t i = 0; i + 1 < edges.size(); i += 2) s.sack.emplace_back(edges[i], edges[i + 1]);
+      }
+      const ByteView ip_bytes = ByteView(frame).subspan(kEthernetHeaderSize);
+      const ByteView tcp_bytes = ip_bytes.subspan((ip_bytes[0] & 0x0f) * 4u);
+      s.options.assign(tcp_bytes.begin() + 20, tcp_bytes.begin() + (tcp_bytes[12] >> 4) * 4);
       out.push_back(std::move(s));
     }
     return out;
