@@ -34,7 +34,7 @@ namespace tapstack {
   X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpInCsumErrors) X(TcpOutRsts)              \
   X(TcpExtTCPTimeouts) X(TcpExtTCPSynRetrans) X(TcpExtListenOverflows) X(TcpExtListenDrops)  \
   X(TcpExtTCPAbortOnData) X(TcpExtTCPAbortOnClose) X(TcpExtTCPAbortOnTimeout)                \
-  X(TcpExtDelayedACKs) X(TcpExtTCPFastRetrans)                                                 \
+  X(TcpExtDelayedACKs) X(TcpExtTCPFastRetrans) X(TcpExtTCPSackRecovery) X(TcpExtTCPRenoRecovery)\
   X(TcpExtTCPOFOQueue) X(TcpExtTCPOFODrop) X(TcpExtTCPRcvQDrop) X(TcpExtTCPZeroWindowDrop)   \
   X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
   X(TcpExtTCPPureAcks) X(TcpExtTWRecycled) X(TcpExtPAWSEstab)                                 \

@@ -96,6 +96,10 @@ struct TcpInfo {
   uint32_t ssthresh = 0;
   uint16_t mss = 0;
   uint32_t retransmits = 0;
+  uint32_t unacked = 0;      // bytes sent and not yet acknowledged (snd_max - snd_una)
+  uint32_t sacked = 0;       // of those, bytes the peer SACKed
+  uint32_t pipe = 0;         // RFC 6675's estimate of what is in flight, in recovery
+  bool in_recovery = false;  // fast recovery after a loss
   uint32_t peer_window = 0;
   bool md5 = false;
   bool window_scaling = false;

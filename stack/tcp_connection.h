@@ -13,6 +13,7 @@
 #include "stack/byte_ring.h"
 #include "stack/seq.h"
 #include "stack/tcp.h"
+#include "stack/tcp_header.h"
 #include "stack/time.h"
 
 namespace tapstack {
@@ -117,6 +118,8 @@ struct Connection {
   uint32_t dup_acks = 0;
   bool in_recovery = false;
   Seq recover;
+  std::vector<SackBlock> scoreboard;  // what the peer SACKed above snd_una: sorted, disjoint
+  Seq high_rxt;                       // RFC 6675 HighRxt: the end of what recovery resent
   uint32_t bytes_acked = 0;  // congestion avoidance by bytes (RFC 3465)
 
   // Timers: one instant each, Instant::never() when not armed.
@@ -141,7 +144,9 @@ struct Connection {
     return state != TcpState::Closed && state != TcpState::Listen && state != TcpState::SynSent;
   }
   Seq buffered_end() const { return send_buffer_seq + static_cast<uint32_t>(send_buffer.size()); }
-  uint32_t in_flight() const { return static_cast<uint32_t>(snd_nxt - snd_una); }
+  // RFC 5681's FlightSize: sent and not acknowledged (after a timeout, snd_nxt is back at
+  // snd_una while all of this is still outstanding).
+  uint32_t in_flight() const { return static_cast<uint32_t>(snd_max - snd_una); }
   Instant next_deadline() const {
     Instant t = retransmit_at;
     if (delayed_ack_at < t) t = delayed_ack_at;

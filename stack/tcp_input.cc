@@ -338,6 +338,7 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
     send_ack(c, now);
     return false;
   }
+  const bool newly_sacked = c.sack && update_scoreboard(c, seg);
   if (seg.ack > c.snd_una) {
     const uint32_t acked = static_cast<uint32_t>(seg.ack - c.snd_una);
     if (seg.ack > c.send_buffer_seq) {
@@ -348,6 +349,7 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
     }
     c.snd_una = seg.ack;
     if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;
+    prune_scoreboard(c);
     if (c.timestamps && seg.options.ts_value && seg.options.ts_echo != 0) {
       // RFC 7323 §4.1: every ACK that advances the window times a round trip, even after
       // a retransmission (the echo says which transmission it answers).
@@ -365,9 +367,10 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
     } else {
       c.retransmit_at = Instant::never();
     }
-  } else if (seg.ack == c.snd_una && seg.payload.empty() && !seg.has(kFin) &&
-             window == c.snd_wnd && c.in_flight() > 0) {
-    on_duplicate_ack(c, now);
+  } else if (seg.ack == c.snd_una && c.in_flight() > 0 &&
+             (newly_sacked ||
+              (seg.payload.empty() && !seg.has(kFin) && window == c.snd_wnd))) {
+    on_duplicate_ack(c, now);  // RFC 6675 §2: an ACK that SACKs new data counts too
   }
   // RFC 9293 §3.10.7.4: take the window only from a segment newer than the last that set it.
   if (c.snd_wl1 < seg.seq || (c.snd_wl1 == seg.seq && c.snd_wl2 <= seg.ack)) {
@@ -415,6 +418,7 @@ void Tcp::on_new_ack(Connection& c, uint32_t acked, Instant now) {
       c.cwnd = std::min(c.ssthresh, c.in_flight() + c.mss);
       return;
     }
+    if (c.sack) return;  // write_xmit() sends what the scoreboard says (RFC 6675)
     // A partial ACK: the next hole is lost too. Retransmit it, deflate the window.
     const uint32_t length = std::min<uint32_t>(
         send_mss(c), static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
@@ -438,16 +442,23 @@ void Tcp::on_new_ack(Connection& c, uint32_t acked, Instant now) {
 void Tcp::on_duplicate_ack(Connection& c, Instant now) {
   ++c.dup_acks;
   if (c.in_recovery) {
-    c.cwnd += c.mss;  // each duplicate means a segment left the network
+    if (!c.sack) c.cwnd += c.mss;  // NewReno: each duplicate means a segment left the network
     return;
   }
-  if (c.dup_acks != 3) return;
-  // Fast retransmit (RFC 5681 §3.2).
+  if (c.dup_acks < 3 && !(c.sack && is_lost(c, c.snd_una))) return;
+  // Fast retransmit and recovery (RFC 5681 §3.2; with SACK, RFC 6675 §5).
   stack_.counters_.add(Counter::TcpExtTCPFastRetrans);
-  stack_.trace_.step("third duplicate ACK: fast retransmit");
+  stack_.counters_.add(c.sack ? Counter::TcpExtTCPSackRecovery : Counter::TcpExtTCPRenoRecovery);
+  stack_.trace_.step("loss detected ({} duplicate ACKs): fast retransmit", c.dup_acks);
   c.ssthresh = std::max(c.in_flight() / 2, 2u * c.mss);
   c.recover = c.snd_max;
   c.in_recovery = true;
+  if (c.sack) {
+    c.cwnd = c.ssthresh;
+    c.high_rxt = c.snd_una;
+    c.snd_nxt = c.snd_max;  // holes are resent as the scoreboard shows them lost
+    return;  // write_xmit() runs the recovery
+  }
   const uint32_t length = std::min<uint32_t>(
       send_mss(c), static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
   const bool fin = c.write_shutdown && c.snd_una + length == c.buffered_end();

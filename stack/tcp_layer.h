@@ -100,10 +100,19 @@ class Tcp {
   void on_new_ack(Connection& c, uint32_t acked, Instant now);
   void on_duplicate_ack(Connection& c, Instant now);
   void challenge_ack(Connection& c, Instant now);
+
+  // SACK scoreboard and RFC 6675 recovery (tcp_sack.cc)
+  bool update_scoreboard(Connection& c, const TcpSegment& seg);
+  void prune_scoreboard(Connection& c);
+  bool is_lost(const Connection& c, Seq s) const;
+  uint32_t pipe(const Connection& c) const;
+  void sack_recovery_send(Connection& c, Instant now);
+  uint32_t skip_sacked(Connection& c) const;
   void connection_failed(Connection& c, int error);
 
   // Output (tcp_output.cc)
   void write_xmit(Connection& c, Instant now);
+  void send_in_window(Connection& c, Instant now);
   void transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now);
   void send_ack(Connection& c, Instant now);
   void send_syn(Connection& c, Instant now);

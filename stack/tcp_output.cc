@@ -1,6 +1,7 @@
 // TCP output: what may be sent now, building segments, resets.
 // RFC 9293 §3.8.6 (window management: Nagle, silly-window avoidance), RFC 6298 (the timer).
 #include <algorithm>
+#include <cstdint>
 
 #include "md5opt/option.h"
 #include "stack/checksum.h"
@@ -20,37 +21,14 @@ bool can_send_data(TcpState state) {
 }  // namespace
 
 // Sends what the windows, Nagle and silly-window avoidance allow, then the FIN when the
-// application shut down writing and everything before it went out. Linux: tcp_write_xmit()
+// application shut down writing and everything before it went out; in SACK recovery, what
+// RFC 6675 says. Then arms the retransmission or persist timer. Linux: tcp_write_xmit()
 void Tcp::write_xmit(Connection& c, Instant now) {
   if (!can_send_data(c.state)) return;
-  const uint32_t mss = send_mss(c);
-  for (;;) {
-    const Seq end = c.buffered_end();
-    const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd);
-    if (c.snd_nxt < end) {
-      const uint32_t available = static_cast<uint32_t>(end - c.snd_nxt);
-      const int32_t room = window_end - c.snd_nxt;
-      if (room <= 0) break;
-      const uint32_t length = std::min({mss, available, static_cast<uint32_t>(room)});
-      if (length < mss && length < available) {
-        // Sender silly-window avoidance: a runt the window forces only if it is worth it.
-        if (length < c.max_snd_wnd / 2) break;
-      } else if (length < mss && !c.options.no_delay && c.in_flight() > 0) {
-        break;  // Nagle (RFC 896): one small segment unacknowledged at a time
-      }
-      const bool fin = c.write_shutdown && c.snd_nxt + length == end;
-      const uint8_t flags = kAck | (fin ? kFin : 0) | (c.snd_nxt + length == end ? kPsh : 0);
-      transmit(c, c.snd_nxt, flags, length, now);
-      c.snd_nxt += length + (fin ? 1 : 0);
-      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
-      continue;
-    }
-    if (c.write_shutdown && c.snd_nxt == end) {
-      transmit(c, c.snd_nxt, kAck | kFin, 0, now);
-      c.snd_nxt += 1;
-      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
-    }
-    break;
+  if (c.in_recovery && c.sack) {
+    sack_recovery_send(c, now);
+  } else {
+    send_in_window(c, now);
   }
   if (c.write_shutdown && c.snd_max > c.buffered_end()) {
     if (c.state == TcpState::Established) c.state = TcpState::FinWait1;
@@ -68,6 +46,42 @@ void Tcp::write_xmit(Connection& c, Instant now) {
   } else {
     c.retransmit_at = Instant::never();
     c.persist = false;
+  }
+}
+
+// The RFC 5681 send loop: new data, or after a timeout data again from snd_nxt (skipping what
+// the peer SACKed), as far as min(cwnd, the peer's window) reaches.
+void Tcp::send_in_window(Connection& c, Instant now) {
+  const uint32_t mss = send_mss(c);
+  for (;;) {
+    const Seq end = c.buffered_end();
+    const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd);
+    const bool resending = c.snd_nxt < c.snd_max;
+    const uint32_t before_sacked = resending ? skip_sacked(c) : UINT32_MAX;
+    if (c.snd_nxt < end) {
+      const uint32_t available = std::min(static_cast<uint32_t>(end - c.snd_nxt), before_sacked);
+      const int32_t room = window_end - c.snd_nxt;
+      if (room <= 0) return;
+      const uint32_t length = std::min({mss, available, static_cast<uint32_t>(room)});
+      if (!resending && length < mss && length < available) {
+        // Sender silly-window avoidance: a runt the window forces only if it is worth it.
+        if (length < c.max_snd_wnd / 2) return;
+      } else if (!resending && length < mss && !c.options.no_delay && c.in_flight() > 0) {
+        return;  // Nagle (RFC 896): one small segment unacknowledged at a time
+      }
+      const bool fin = c.write_shutdown && c.snd_nxt + length == end;
+      const uint8_t flags = kAck | (fin ? kFin : 0) | (c.snd_nxt + length == end ? kPsh : 0);
+      transmit(c, c.snd_nxt, flags, length, now);
+      c.snd_nxt += length + (fin ? 1 : 0);
+      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
+      continue;
+    }
+    if (c.write_shutdown && c.snd_nxt == end) {
+      transmit(c, c.snd_nxt, kAck | kFin, 0, now);
+      c.snd_nxt += 1;
+      c.snd_max = seq_max(c.snd_max, c.snd_nxt);
+    }
+    return;
   }
 }
 

@@ -411,6 +411,10 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
   info.ssthresh = c.ssthresh;
   info.mss = c.mss;
   info.retransmits = c.total_retransmits;
+  info.unacked = static_cast<uint32_t>(c.snd_max - c.snd_una);
+  for (const SackBlock& b : c.scoreboard) info.sacked += static_cast<uint32_t>(b.right - b.left);
+  info.in_recovery = c.in_recovery;
+  if (c.in_recovery && c.sack) info.pipe = pipe(c);
   info.peer_window = c.snd_wnd;
   info.md5 = !c.md5_keys.empty();
   info.window_scaling = c.window_scaling;

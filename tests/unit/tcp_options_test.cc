@@ -141,6 +141,53 @@ TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
   CHECK(t.read_all(id) == "aaaaaaaaaabbbbbdddddccccc");
 }
 
+TEST_CASE("several losses in one window: SACK recovery resends every hole without a timeout") {
+  TcpScript t;
+  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
+  const auto synack = t.send_with(SYN, 1000, 0, [](Tins::TCP& tcp) {
+    tcp.mss(1000);
+    tcp.sack_permitted();
+  });
+  t.iss = synack[0].seq;
+  t.send(ACK, P, t.iss + 1);
+  const SocketId id = *t.tcp().accept(t.listener);
+  REQUIRE(t.tcp().send(id, Bytes(10 * 1000, 's'), t.now));
+  REQUIRE(t.sent().size() == 10);
+  const uint32_t base = t.iss + 1;
+  // Segments 0 and 4 are lost; the peer SACKs the rest as they arrive.
+  std::vector<Segment> resent;
+  auto sack_ack = [&](std::vector<std::pair<uint32_t, uint32_t>> blocks) {
+    for (auto& s : t.send_with(ACK, P, base, [&](Tins::TCP& tcp) {
+           std::vector<uint32_t> edges;
+           for (auto [l, r] : blocks) {
+             edges.push_back(base + l * 1000);
+             edges.push_back(base + r * 1000);
+           }
+           tcp.sack(edges);
+         })) {
+      resent.push_back(s);
+    }
+  };
+  sack_ack({{1, 2}});
+  sack_ack({{1, 3}});
+  sack_ack({{1, 4}});
+  sack_ack({{5, 6}, {1, 4}});
+  sack_ack({{5, 7}, {1, 4}});
+  sack_ack({{5, 8}, {1, 4}});
+  std::vector<uint32_t> holes;
+  for (const auto& s : resent) {
+    if (s.payload.size() == 1000) holes.push_back((s.seq - base) / 1000);
+  }
+  CHECK(holes == std::vector<uint32_t>{0, 4});
+  CHECK(t.count(Counter::TcpExtTCPSackRecovery) == 1);
+  CHECK(t.count(Counter::TcpExtTCPTimeouts) == 0);
+  CHECK(t.tcp().info(id)->in_recovery);
+  // The cumulative ACK for all ten ends the recovery.
+  t.send(ACK, P, base + 10 * 1000);
+  CHECK_FALSE(t.tcp().info(id)->in_recovery);
+  CHECK(t.tcp().info(id)->send_queue == 0);
+}
+
 TEST_CASE("data and a shutdown queued before the handshake completes go out after it") {
   TcpScript t;
   const auto id = t.tcp().connect(ip(kPeerIp), TcpScript::kPeerPort, t.now, TcpScript::kOurPort);
