@@ -60,6 +60,7 @@ struct SocketOptions {
   uint32_t send_buffer = 4 << 20;
   uint32_t receive_buffer = 4 << 20;
   Duration user_timeout = Duration::zero();  // 0: the retry limit decides (tcp_retries2)
+  bool cubic = true;  // CUBIC (RFC 9438), Linux's default; false: NewReno (TCP_CONGESTION)
 };
 
 // Stack-wide TCP settings, Linux's defaults unless said otherwise.

@@ -13,6 +13,7 @@
 #include "stack/byte_ring.h"
 #include "stack/seq.h"
 #include "stack/tcp.h"
+#include "stack/tcp_congestion.h"
 #include "stack/tcp_header.h"
 #include "stack/time.h"
 
@@ -99,6 +100,7 @@ struct Connection {
 
   // Acknowledgment policy (RFC 1122 §4.2.3.2, RFC 5681 §4.2)
   uint32_t unacked_full_segments = 0;
+  uint32_t rcv_mss = 536;  // the largest segment the peer sent: "full-sized" (Linux: rcv_mss)
   bool ack_now = false;
 
   // Retransmission (RFC 6298)
@@ -112,7 +114,9 @@ struct Connection {
   Instant first_retransmit_at;   // for the user timeout
   uint32_t total_retransmits = 0;
 
-  // Congestion control (RFC 5681, RFC 6582)
+  // Congestion control (RFC 5681, RFC 6582, RFC 9438)
+  CongestionAlgorithm congestion = CongestionAlgorithm::Cubic;
+  CubicState cubic;
   uint32_t cwnd = 0;
   uint32_t ssthresh = 0xffffffff;
   uint32_t dup_acks = 0;

@@ -428,15 +428,7 @@ void Tcp::on_new_ack(Connection& c, uint32_t acked, Instant now) {
     return;
   }
   c.dup_acks = 0;
-  if (c.cwnd < c.ssthresh) {
-    c.cwnd += std::min<uint32_t>(acked, c.mss);  // slow start, RFC 3465 with L = 1
-    return;
-  }
-  c.bytes_acked += acked;
-  if (c.bytes_acked >= c.cwnd) {
-    c.bytes_acked -= c.cwnd;
-    c.cwnd += c.mss;
-  }
+  congestion_on_ack(c, acked, now);
 }
 
 void Tcp::on_duplicate_ack(Connection& c, Instant now) {
@@ -450,7 +442,7 @@ void Tcp::on_duplicate_ack(Connection& c, Instant now) {
   stack_.counters_.add(Counter::TcpExtTCPFastRetrans);
   stack_.counters_.add(c.sack ? Counter::TcpExtTCPSackRecovery : Counter::TcpExtTCPRenoRecovery);
   stack_.trace_.step("loss detected ({} duplicate ACKs): fast retransmit", c.dup_acks);
-  c.ssthresh = std::max(c.in_flight() / 2, 2u * c.mss);
+  c.ssthresh = congestion_ssthresh_after_loss(c);
   c.recover = c.snd_max;
   c.in_recovery = true;
   if (c.sack) {
@@ -515,7 +507,10 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
     stack_.drop(DropReason::TcpReceiveQueueFull);
     fin = false;
   }
-  if (data.size() >= c.mss) ++c.unacked_full_segments;
+  // Full-sized is what the peer's segments carry at most, options taken out, which is less
+  // than its MSS. Linux: tcp_measure_rcv_mss()
+  c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
+  if (data.size() >= c.rcv_mss) ++c.unacked_full_segments;
   if (!c.out_of_order.empty()) {
     fin = drain_out_of_order(c) || fin;
     c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)

@@ -135,6 +135,7 @@ Result<uint16_t> Tcp::ephemeral_port(Ipv4Address remote, uint16_t port) {
 void Tcp::init_connection(Connection& c, Instant now) {
   c.send_buffer.set_limit(c.options.send_buffer);
   c.receive_buffer.set_limit(c.options.receive_buffer);
+  c.congestion = c.options.cubic ? CongestionAlgorithm::Cubic : CongestionAlgorithm::NewReno;
   c.rto = config_.initial_rto;
   c.iss = initial_sequence(c.flow(), now);
   c.snd_una = c.iss;
@@ -437,6 +438,7 @@ Status Tcp::set_options(SocketId id, const SocketOptions& options) {
     return Error{EINVAL, "keepalive timings must be positive"};
   }
   c.options = options;
+  c.congestion = options.cubic ? CongestionAlgorithm::Cubic : CongestionAlgorithm::NewReno;
   c.send_buffer.set_limit(options.send_buffer);
   c.receive_buffer.set_limit(options.receive_buffer);
   if (c.state == TcpState::Established || c.state == TcpState::CloseWait) {

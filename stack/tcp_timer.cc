@@ -70,7 +70,7 @@ void Tcp::retransmit_timeout(Connection& c, Instant now) {
   ++c.retries;
   stack_.counters_.add(Counter::TcpExtTCPTimeouts);
   // RFC 5681 §3.1: the loss window is one segment; resend from the oldest unacknowledged.
-  c.ssthresh = std::max(c.in_flight() / 2, 2u * c.mss);
+  c.ssthresh = congestion_ssthresh_after_loss(c);
   c.cwnd = c.mss;
   c.bytes_acked = 0;
   c.dup_acks = 0;
