@@ -322,9 +322,10 @@ Status Stack::ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, I
   header.protocol = protocol;
   header.source = config_.ipv4.address;
   header.destination = dst;
-  // Every fragment but the last carries a multiple of 8 bytes.
-  const size_t per_fragment = (config_.mtu - kIpv4MinHeaderSize) & ~size_t{7};
+  // Every fragment but the last carries a multiple of 8 bytes; what fits goes whole.
   const bool fragmented = payload.size() > config_.mtu - kIpv4MinHeaderSize;
+  const size_t per_fragment =
+      fragmented ? (config_.mtu - kIpv4MinHeaderSize) & ~size_t{7} : payload.size();
   for (size_t offset = 0; offset < payload.size() || offset == 0; offset += per_fragment) {
     const size_t size = std::min(per_fragment, payload.size() - offset);
     header.fragment_offset = static_cast<uint16_t>(offset);

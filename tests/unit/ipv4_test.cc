@@ -207,3 +207,23 @@ TEST_CASE("outgoing datagrams beyond the MTU are fragmented") {
 
 }  // namespace
 }  // namespace tapstack::test
+
+namespace tapstack::test {
+namespace {
+
+// Found by fuzzing: at an MTU where MTU - 20 is no multiple of 8, a datagram that fits was cut
+// at the multiple of 8 below it.
+TEST_CASE("a datagram that fits an MTU of 576 leaves whole") {
+  StackConfig config = default_config();
+  config.mtu = 576;
+  Harness h(config);
+  h.learn_peer();
+  REQUIRE(h.stack.send_ipv4(ip(kPeerIp), kProtocolUdp, Bytes(576 - 20, 0x55), h.now));
+  const auto sent = h.drain();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].size() == 14 + 576u);
+  CHECK(h.count(Counter::IpFragCreates) == 0);
+}
+
+}  // namespace
+}  // namespace tapstack::test
