@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "stack/checksum.h"
+#include "stack/ipv4.h"
 #include "tests/support/harness.h"
 
 namespace tapstack::test {
