@@ -1,5 +1,8 @@
 #include "tools/cli.h"
 
+#include <charconv>
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "tap/tap_device.h"
@@ -66,6 +69,84 @@ std::string parse_tap_name(CommandLine& line, std::string_view text) {
 std::string parse_path(CommandLine& line, std::string_view option, std::string_view text) {
   if (text.empty()) line.fail(fmt::format("option {} needs a file name", option));
   return std::string(text);
+}
+
+// A decimal port number from 1 to 65535, digits only; nullopt on anything else.
+std::optional<uint16_t> parse_port_number(std::string_view text) {
+  uint32_t port = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(port);
+}
+
+uint16_t parse_port(CommandLine& line, std::string_view text) {
+  const auto port = parse_port_number(text);
+  if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
+  return port.value_or(0);
+}
+
+ServeMode parse_mode(CommandLine& line, std::string_view text) {
+  for (const ServeMode mode : {ServeMode::Print, ServeMode::Echo, ServeMode::Discard}) {
+    if (text == serve_mode_name(mode)) return mode;
+  }
+  line.fail(fmt::format("bad --mode '{}': expected print, echo or discard", text));
+  return ServeMode::Print;
+}
+
+// "198.18.0.1:5000"
+void parse_destination(CommandLine& line, std::string_view text, ConnectOptions& options) {
+  const size_t colon = text.rfind(':');
+  const auto address =
+      colon == std::string_view::npos ? std::nullopt : Ipv4Address::parse(text.substr(0, colon));
+  if (!address) {
+    return line.fail(
+        fmt::format("bad --to '{}': expected IPV4-ADDRESS:PORT, like 198.18.0.1:5000", text));
+  }
+  const auto port = parse_port_number(text.substr(colon + 1));
+  if (!port) {
+    return line.fail(fmt::format("bad --to '{}': the port must be a number from 1 to 65535", text));
+  }
+  options.remote = *address;
+  options.remote_port = *port;
+}
+
+// Longer than anyone waits for one connection, short enough that nanoseconds cannot overflow.
+constexpr double kMaxTimeoutSeconds = 1e7;
+
+std::optional<Duration> parse_timeout(CommandLine& line, std::string_view text) {
+  double seconds = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (error != std::errc{} || end != text.data() + text.size() || !std::isfinite(seconds) ||
+      seconds <= 0 || seconds > kMaxTimeoutSeconds) {
+    line.fail(
+        fmt::format("bad --timeout '{}': expected a number of seconds above 0, like 30 or "
+                    "0.5",
+                    text));
+    return std::nullopt;
+  }
+  return Duration::nanoseconds(std::llround(seconds * 1e9));
+}
+
+// The peer must be a host on the stack's subnet: the stack has no gateway.
+void check_destination(CommandLine& line, const ConnectOptions& options) {
+  const Ipv4Interface& ours = options.common.addr;
+  const Ipv4Address to = options.remote;
+  if (to == ours.address) {
+    return line.fail(fmt::format("--to {} is the stack's own address (--addr)", to.to_string()));
+  }
+  if (!ours.on_link(to)) {
+    return line.fail(
+        fmt::format("--to {} is not in the subnet of --addr {}; the stack reaches "
+                    "only hosts on its own link",
+                    to.to_string(), ours.to_string()));
+  }
+  if (ours.prefix_length <= 30 &&
+      (to == ours.subnet_broadcast() || (to.value & ~ours.mask()) == 0)) {
+    line.fail(
+        fmt::format("--to {} is the broadcast or network address of its subnet", to.to_string()));
+  }
 }
 
 }  // namespace
@@ -184,6 +265,74 @@ Parsed<UpOptions> parse_up(std::span<const std::string_view> args) {
     line.reject();
   }
   check_common_options(line, options.common);
+  if (line.error()) return *line.error();
+  return options;
+}
+
+std::string_view serve_mode_name(ServeMode mode) {
+  switch (mode) {
+    case ServeMode::Print:
+      return "print";
+    case ServeMode::Echo:
+      return "echo";
+    case ServeMode::Discard:
+      return "discard";
+  }
+  return "?";
+}
+
+Parsed<ServeOptions> parse_serve(std::span<const std::string_view> args) {
+  CommandLine line(args);
+  ServeOptions options;
+  while (line.next()) {
+    if (line.is_help()) return HelpRequested{};
+    if (parse_common_option(line, options.common)) continue;
+    if (line.is("--port")) {
+      options.port = parse_port(line, line.value());
+    } else if (line.is("--mode")) {
+      options.mode = parse_mode(line, line.value());
+    } else if (line.is("--once")) {
+      line.flag();
+      options.once = true;
+    } else if (line.is("--output")) {
+      options.output_path = parse_path(line, "--output", line.value());
+    } else {
+      line.reject();
+    }
+  }
+  check_common_options(line, options.common);
+  if (!line.error() && !line.seen("--port")) line.fail("missing --port P (the port to listen on)");
+  if (!line.error() && line.seen("--output") && options.mode != ServeMode::Print) {
+    line.fail(fmt::format("--output is for --mode print; mode {} writes nothing",
+                          serve_mode_name(options.mode)));
+  }
+  if (line.error()) return *line.error();
+  return options;
+}
+
+Parsed<ConnectOptions> parse_connect(std::span<const std::string_view> args) {
+  CommandLine line(args);
+  ConnectOptions options;
+  while (line.next()) {
+    if (line.is_help()) return HelpRequested{};
+    if (parse_common_option(line, options.common)) continue;
+    if (line.is("--to")) {
+      parse_destination(line, line.value(), options);
+    } else if (line.is("--input")) {
+      options.input_path = parse_path(line, "--input", line.value());
+    } else if (line.is("--output")) {
+      options.output_path = parse_path(line, "--output", line.value());
+    } else if (line.is("--timeout")) {
+      options.timeout = parse_timeout(line, line.value());
+    } else {
+      line.reject();
+    }
+  }
+  check_common_options(line, options.common);
+  if (!line.error() && !line.seen("--to")) {
+    line.fail("missing --to IP:PORT (the peer to connect to)");
+  }
+  if (!line.error()) check_destination(line, options);
   if (line.error()) return *line.error();
   return options;
 }

@@ -1,5 +1,5 @@
 // Command line parsing for the `tapstack` program. Every command that runs the stack over a
-// TAP device (`up` now; `serve`, `connect`, `bgp` later) shares the CommonOptions and their
+// TAP device (`up`, `serve`, `connect`; `bgp` later) shares the CommonOptions and their
 // parser, and adds its own options in the same loop:
 //
 //   CommandLine line(args);
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "stack/address.h"
+#include "stack/time.h"
 
 namespace tapstack::cli {
 
@@ -98,6 +99,31 @@ struct UpOptions {
   CommonOptions common;
 };
 Parsed<UpOptions> parse_up(std::span<const std::string_view> args);
+
+// `tapstack serve`: listen on a port and print, echo or discard what connections send.
+enum class ServeMode { Print, Echo, Discard };
+std::string_view serve_mode_name(ServeMode mode);
+
+struct ServeOptions {
+  CommonOptions common;
+  uint16_t port = 0;                  // --port P (required)
+  ServeMode mode = ServeMode::Print;  // --mode print|echo|discard
+  bool once = false;                  // --once: exit after the first connection closed
+  std::string output_path;            // --output FILE (print mode); empty or "-": stdout
+};
+Parsed<ServeOptions> parse_serve(std::span<const std::string_view> args);
+
+// `tapstack connect`: stream a file or stdin to a peer, and what it sends back to a file or
+// stdout.
+struct ConnectOptions {
+  CommonOptions common;
+  Ipv4Address remote;  // --to IP:PORT (required)
+  uint16_t remote_port = 0;
+  std::string input_path;           // --input FILE; empty or "-": stdin
+  std::string output_path;          // --output FILE; empty or "-": stdout
+  std::optional<Duration> timeout;  // --timeout SECONDS: limit on the whole run
+};
+Parsed<ConnectOptions> parse_connect(std::span<const std::string_view> args);
 
 // The stack's MAC when --mac is not given: locally administered unicast, 02:00 followed by the
 // four bytes of the IPv4 address (198.18.0.2 → 02:00:c6:12:00:02), so that it is the same on

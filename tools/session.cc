@@ -13,6 +13,7 @@
 #include "tap/clock.h"
 #include "tap/netlink.h"
 #include "tap/system_error.h"
+#include "tools/report.h"
 
 namespace tapstack::cli {
 namespace {
@@ -27,12 +28,6 @@ Result<uint64_t> random_seed() {
     return errno_error(errno, "drawing a random seed with getrandom()");
   }
   return seed;
-}
-
-std::string signal_name(int signal_number) {
-  const char* abbreviation = sigabbrev_np(signal_number);
-  return abbreviation ? fmt::format("SIG{}", abbreviation)
-                      : fmt::format("signal {}", signal_number);
 }
 
 }  // namespace
@@ -139,6 +134,17 @@ std::string Session::describe() const {
 
 Status Session::run_until_signal() {
   auto status = loop_->run();
+  stopped_by_ = signals_->received();
+  return status;
+}
+
+Status Session::run(const Step& step) {
+  Status status = Ok{};
+  while (status && !loop_->stop_requested()) {
+    const std::optional<Duration> sleep = step(monotonic_now());
+    if (!sleep) break;
+    status = loop_->run_once(*sleep);
+  }
   stopped_by_ = signals_->received();
   return status;
 }

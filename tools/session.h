@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,17 @@ class Session {
   std::string describe() const;
   // Runs the event loop until SIGINT or SIGTERM (or a failure of the TAP).
   Status run_until_signal();
+
+  // What a command does on every turn of the loop, on the loop's thread: it moves data
+  // between its sockets and its files, then says how long the loop may sleep before the next
+  // turn if no frame arrives and no stack timer fires (Duration::max(): no limit), or
+  // nullopt when the command is done.
+  using Step = std::function<std::optional<Duration>(Instant now)>;
+  // Runs the loop and step until step is done, SIGINT or SIGTERM (stopped_by_signal() then
+  // names it), or the TAP fails.
+  Status run(const Step& step);
+  // The signal that stopped the last run, 0 if none did.
+  int stopped_by_signal() const { return stopped_by_; }
   // One line on how the run ended: the signal, frames in and out.
   std::string summary() const;
   // Writes the counters to the --stats file, and reports a pcap write failure if there was

@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 
 #include "tools/cli.h"
+#include "tools/connect.h"
+#include "tools/report.h"
+#include "tools/serve.h"
 #include "tools/session.h"
 
 namespace tapstack::cli {
@@ -25,11 +28,6 @@ struct CommandSpec {
 int usage_error(std::string_view message, std::string_view help_command) {
   fmt::print(stderr, "{}: {} (see '{}')\n", kProgram, message, help_command);
   return kExitUsage;
-}
-
-int runtime_failure(std::string_view message) {
-  fmt::print(stderr, "{}: {}\n", kProgram, message);
-  return kExitFailure;
 }
 
 void print_up_help() {
@@ -72,8 +70,96 @@ int run_up(std::span<const std::string_view> args) {
   return kExitSuccess;
 }
 
+void print_serve_help() {
+  fmt::print(
+      "usage: tapstack serve --tap NAME --addr A.B.C.D/LEN --port P [options]\n"
+      "\n"
+      "Runs the stack on a TAP interface with a TCP server on port P, for any number of\n"
+      "connections at once. What each connection sends is, by --mode:\n"
+      "  print    written to stdout (or --output FILE); the data of concurrent connections\n"
+      "           is interleaved in chunks\n"
+      "  echo     sent back to it\n"
+      "  discard  read and counted\n"
+      "When a peer closes its side, the server closes its own once all is sent. Each\n"
+      "connection opened and closed is one line on stderr, with the peer and byte counts;\n"
+      "stdout carries only the data.\n"
+      "Runs until SIGINT or SIGTERM (exit 0). With --once it exits after the first connection\n"
+      "has closed: 0 if it closed cleanly, 1 if it was reset or timed out.\n"
+      "\n"
+      "options:\n"
+      "  --port P               the port to listen on, 1 to 65535 (required)\n"
+      "  --mode MODE            print (the default), echo or discard\n"
+      "  --once                 exit after the first connection has closed\n"
+      "  --output FILE          print mode: write the data to FILE ('-': stdout)\n"
+      "{}"
+      "\n"
+      "example (as root, in a network namespace of its own):\n"
+      "  unshare -n bash -c 'ip link set lo up\n"
+      "    tapstack serve --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
+      "        --port 5000 --once & sleep 1\n"
+      "    echo hello > /dev/tcp/198.18.0.2/5000; wait'\n",
+      kCommonOptionsHelp);
+}
+
+int run_serve_command(std::span<const std::string_view> args) {
+  const auto parsed = parse_serve(args);
+  if (std::holds_alternative<HelpRequested>(parsed)) {
+    print_serve_help();
+    return kExitSuccess;
+  }
+  if (const auto* error = std::get_if<UsageError>(&parsed)) {
+    return usage_error(error->message, "tapstack serve --help");
+  }
+  return run_serve(std::get<ServeOptions>(parsed));
+}
+
+void print_connect_help() {
+  fmt::print(
+      "usage: tapstack connect --tap NAME --addr A.B.C.D/LEN --to IP:PORT [options]\n"
+      "\n"
+      "Runs the stack on a TAP interface and opens one TCP connection to IP:PORT, a host on\n"
+      "the stack's subnet. Sends the input (stdin, or --input FILE) to it until the input\n"
+      "ends, then shuts down the sending side; writes everything the peer sends to stdout\n"
+      "(or --output FILE) until the peer closes. Both are streamed: memory stays bounded\n"
+      "whatever their size. Nothing is printed on success.\n"
+      "Exit status: 0 when both sides closed cleanly; 1, with one line on stderr, when the\n"
+      "connection is refused, reset or times out, or the input or output fails.\n"
+      "\n"
+      "options:\n"
+      "  --to IP:PORT           the peer to connect to (required)\n"
+      "  --input FILE           send FILE ('-': stdin, the default)\n"
+      "  --output FILE          write what the peer sends to FILE ('-': stdout, the default)\n"
+      "  --timeout SECONDS      give up when the whole run takes longer (0.5 and the like\n"
+      "                         allowed); the handshake alone is always limited to 30 s\n"
+      "{}"
+      "\n"
+      "example (as root, in a network namespace of its own):\n"
+      "  unshare -n bash -c 'ip link set lo up\n"
+      "    python3 -m http.server 8000 & sleep 1\n"
+      "    printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | tapstack connect --tap tap0 \\\n"
+      "        --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 --to 198.18.0.1:8000\n"
+      "    kill %1'\n",
+      kCommonOptionsHelp);
+}
+
+int run_connect_command(std::span<const std::string_view> args) {
+  const auto parsed = parse_connect(args);
+  if (std::holds_alternative<HelpRequested>(parsed)) {
+    print_connect_help();
+    return kExitSuccess;
+  }
+  if (const auto* error = std::get_if<UsageError>(&parsed)) {
+    return usage_error(error->message, "tapstack connect --help");
+  }
+  return run_connect(std::get<ConnectOptions>(parsed));
+}
+
 const CommandSpec kCommands[] = {
     {"up", "run the stack on a TAP interface, answering ARP and ping", print_up_help, run_up},
+    {"serve", "run a TCP server on the stack: print, echo or discard what peers send",
+     print_serve_help, run_serve_command},
+    {"connect", "open a TCP connection from the stack; stream stdin to it, its data to stdout",
+     print_connect_help, run_connect_command},
 };
 
 void print_help() {

@@ -68,15 +68,27 @@ Result<ChildProcess> ChildProcess::start(const std::vector<std::string>& argv,
   for (const std::string& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
   c_argv.push_back(nullptr);
 
+  int input = -1;
+  if (!options.stdin_path.empty()) {
+    input = open(options.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (input < 0) {
+      const int open_errno = errno;
+      for (const int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+      return errno_error(open_errno, fmt::format("opening {}", options.stdin_path));
+    }
+  }
+
   const pid_t pid = fork();
   if (pid == 0) {
     if (options.drop_net_admin) drop_net_admin();
+    if (input >= 0) dup2(input, STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
     execv(c_argv[0], c_argv.data());
     _exit(127);
   }
   const int fork_errno = errno;
+  if (input >= 0) close(input);
   close(out[1]);
   close(err[1]);
   if (pid < 0) {
@@ -128,6 +140,14 @@ bool ChildProcess::wait_for_stdout(std::string_view needle, milliseconds timeout
   const auto deadline = Clock::now() + timeout;
   while (result_.out.find(needle) == std::string::npos) {
     if (!read_output(deadline)) return result_.out.find(needle) != std::string::npos;
+  }
+  return true;
+}
+
+bool ChildProcess::wait_for_stderr(std::string_view needle, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (result_.err.find(needle) == std::string::npos) {
+    if (!read_output(deadline)) return result_.err.find(needle) != std::string::npos;
   }
   return true;
 }

@@ -19,6 +19,8 @@ struct ProcessOptions {
   // Drop CAP_NET_ADMIN from the capability bounding set before exec, so that even a root
   // child runs without it.
   bool drop_net_admin = false;
+  // A file to give the child as stdin; empty: the child inherits the test's stdin.
+  std::string stdin_path = {};
 };
 
 struct ProcessResult {
@@ -45,6 +47,8 @@ class ChildProcess {
   void send_signal(int signal_number);
   // Reads output until stdout holds needle, the child ends its output, or the time passes.
   bool wait_for_stdout(std::string_view needle, milliseconds timeout);
+  // The same for stderr, where `tapstack serve` says it is listening.
+  bool wait_for_stderr(std::string_view needle, milliseconds timeout);
   // Collects output and waits for the exit; SIGKILL after timeout.
   ProcessResult wait(milliseconds timeout);
 
