@@ -1,0 +1,88 @@
+#include "tests/md5_kernel/rig.h"
+
+#include <algorithm>
+
+#include "md5opt/option.h"
+#include "stack/bytes.h"
+#include "tap/clock.h"
+#include "tap/netlink.h"
+#include "tests/md5_kernel/kernel_side.h"
+#include "tests/support/netns.h"
+
+namespace tapstack::md5kernel {
+namespace {
+
+constexpr uint16_t kEthertypeIpv4 = 0x0800;
+constexpr uint8_t kProtocolTcp = 6;
+
+}  // namespace
+
+TapRig::TapRig() {
+  testing::enter_private_netns_or_skip();
+  tap_.emplace(value_or_throw(TapDevice::open(kTapName), "opening the TAP"));
+  auto netlink = value_or_throw(Rtnetlink::open(), "rtnetlink");
+  ok_or_throw(netlink.add_ipv4_address(kTapName, kKernelInterface), "kernel address");
+  ok_or_throw(netlink.set_link_up(kTapName), "link up");
+
+  StackConfig config;
+  config.mac = kStackMac;
+  config.ipv4 = kStackInterface;
+  config.seed = 2385;
+  stack_ = std::make_unique<Stack>(config);
+  loop_ = value_or_throw(EventLoop::create(*tap_, *stack_), "event loop");
+  loop_->set_frame_tap([this](FrameDirection direction, ByteView frame) {
+    if (logging_) record(direction, frame);
+  });
+  stack_->start(monotonic_now());
+}
+
+TapRig::~TapRig() = default;
+
+bool TapRig::pump_until(const std::function<bool()>& done, Duration limit) {
+  const Instant deadline = monotonic_now() + limit;
+  while (!done()) {
+    if (monotonic_now() >= deadline) return false;
+    ok_or_throw(loop_->run_once(Duration::milliseconds(5)), "event loop");
+  }
+  return true;
+}
+
+void TapRig::pump_for(Duration time) {
+  pump_until([] { return false; }, time);
+}
+
+void TapRig::write_to_kernel(ByteView frame) {
+  ok_or_throw(tap_->write(frame), "writing to the TAP");
+}
+
+MacAddress TapRig::kernel_mac() const {
+  return value_or_throw(tap_->kernel_mac(), "kernel MAC");
+}
+
+int TapRig::kernel_ifindex() const {
+  auto netlink = value_or_throw(Rtnetlink::open(), "rtnetlink");
+  return value_or_throw(netlink.link(kTapName), "link").index;
+}
+
+// Ethernet II, IPv4, TCP; anything else (ARP, IPv6 the kernel sends on its own) is not logged.
+void TapRig::record(FrameDirection direction, ByteView frame) {
+  if (frame.size() < 14 + 20 || load_be16(&frame[12]) != kEthertypeIpv4) return;
+  const ByteView ip = frame.subspan(14);
+  const size_t ip_header = (ip[0] & 0x0f) * 4u;
+  const size_t total = std::min<size_t>(load_be16(&ip[2]), ip.size());
+  if (ip[9] != kProtocolTcp || total < ip_header + 20) return;
+  const ByteView tcp = ip.subspan(ip_header, total - ip_header);
+  const size_t tcp_header = (tcp[12] >> 4) * 4u;
+  if (tcp_header < 20 || tcp_header > tcp.size()) return;
+  log_.push_back({direction, Ipv4Address{load_be32(&ip[12])}, Ipv4Address{load_be32(&ip[16])},
+                  load_be16(&tcp[0]), load_be16(&tcp[2]), load_be32(&tcp[4]), load_be32(&tcp[8]),
+                  tcp[13], static_cast<uint32_t>(tcp.size() - tcp_header),
+                  static_cast<uint8_t>(md5opt::find_md5_option(tcp).value_or(0))});
+}
+
+bool all_segments(const std::vector<SegmentRecord>& log, bool signed_segments) {
+  return std::all_of(log.begin(), log.end(),
+                     [&](const SegmentRecord& s) { return s.md5() == signed_segments; });
+}
+
+}  // namespace tapstack::md5kernel
