@@ -25,6 +25,7 @@ struct Mismatch {
   Md5Drop drop;  // what the listener counts for each SYN
 };
 
+// keys: {the kernel's, the stack's}
 const std::vector<Mismatch> kMismatches = {
     {"kernel client without a key -> stack listener with one",
      Listener::Stack,

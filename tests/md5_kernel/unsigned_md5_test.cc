@@ -67,9 +67,11 @@ std::vector<PeerKey> keys_for(KeyFor key_for, Ipv4Address client) {
   return {};
 }
 
+// The client's keys (Nobody or Any) name no address of the client's own.
 KeyPlan key_plan(const Case& row, Listener server) {
-  if (server == Listener::Kernel) return {keys_for(row.server, kStack), keys_for(row.client, {})};
-  return {keys_for(row.client, {}), keys_for(row.server, kKernel)};
+  const auto client_keys = keys_for(row.client, Ipv4Address{});
+  if (server == Listener::Kernel) return {keys_for(row.server, kStack), client_keys};
+  return {client_keys, keys_for(row.server, kKernel)};
 }
 
 void check_case(const Case& row, Listener server, const Outcome& outcome) {
