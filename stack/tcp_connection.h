@@ -129,6 +129,7 @@ struct Connection {
   // Timers: one instant each, Instant::never() when not armed.
   Instant retransmit_at = Instant::never();  // RTO, or the zero-window probe (persist)
   bool persist = false;                      // retransmit_at is the persist timer
+  bool sws_override = false;                 // the persist timer fired into an open window
   int probes = 0;                            // zero-window probes unanswered
   int persist_backoff = 0;                   // zero-window probes while the window stays shut
   int keepalive_probes = 0;                  // keepalive probes unanswered

@@ -36,9 +36,11 @@ void Tcp::write_xmit(Connection& c, Instant now) {
   }
   if (c.in_flight() > 0) {
     if (c.retransmit_at.is_never() || c.persist) arm_retransmit(c, now);
-  } else if (c.snd_wnd == 0 && (c.snd_nxt < c.buffered_end() || c.write_shutdown) &&
+  } else if ((c.snd_nxt < c.buffered_end() || c.write_shutdown) &&
              c.snd_max <= c.buffered_end()) {
-    // Zero window and something to send: probe until it opens (RFC 9293 §3.8.6.1).
+    // Something to send and nothing in flight: the window is shut, or too small for silly-
+    // window avoidance to send into. Probe, or override, when the timer fires (RFC 9293
+    // §3.8.6.1; RFC 1122 §4.2.3.4). Linux: tcp_check_probe_timer()
     if (!c.persist) {
       c.persist = true;
       c.retransmit_at = now + c.rto;
@@ -63,7 +65,7 @@ void Tcp::send_in_window(Connection& c, Instant now) {
       const int32_t room = window_end - c.snd_nxt;
       if (room <= 0) return;
       const uint32_t length = std::min({mss, available, static_cast<uint32_t>(room)});
-      if (!resending && length < mss && length < available) {
+      if (!resending && !c.sws_override && length < mss && length < available) {
         // Sender silly-window avoidance: a runt the window forces only if it is worth it.
         if (length < c.max_snd_wnd / 2) return;
       } else if (!resending && length < mss && !c.options.no_delay && c.in_flight() > 0) {

@@ -83,7 +83,13 @@ void Tcp::retransmit_timeout(Connection& c, Instant now) {
 // Linux: tcp_probe_timer()
 void Tcp::persist_timeout(Connection& c, Instant now) {
   c.persist = false;
-  if (c.snd_wnd > 0) return write_xmit(c, now);
+  if (c.snd_wnd > 0) {
+    // The window is open but too small for silly-window avoidance: send into it anyway.
+    c.sws_override = true;
+    write_xmit(c, now);
+    c.sws_override = false;
+    return;
+  }
   if (c.probes >= config_.retries2) {
     stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
     return connection_failed(c, ETIMEDOUT);
