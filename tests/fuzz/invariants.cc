@@ -138,6 +138,10 @@ void check_reachable(SocketId id, const TcpInfo& info, const WorldFacts& facts, 
   if (!contains(facts.active_opens, id) && !contains(facts.once_established, id)) {
     v.check(info.state != TcpState::SynSent, "passive socket {} is in SYN-SENT", id);
   }
+  v.check(!contains(facts.signed_sockets, id) || info.md5, "socket {} has a key, info.md5 false",
+          id);
+  v.check(!contains(facts.plain_sockets, id) || !info.md5, "socket {} has no key, info.md5 true",
+          id);
 }
 
 }  // namespace

@@ -27,6 +27,8 @@ struct WorldFacts {
   std::optional<SocketId> listener;        // while it is open
   std::vector<SocketId> once_established;  // handed to the application after a handshake
   std::vector<SocketId> active_opens;      // opened by connect()
+  std::vector<SocketId> signed_sockets;    // have a key for their peer
+  std::vector<SocketId> plain_sockets;     // have none
 };
 
 // Frames in and out, drops against frames, each drop reason against its nstat counter.

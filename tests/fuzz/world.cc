@@ -103,8 +103,8 @@ void World::set_up() {
 }
 
 void World::expect_established(std::optional<SocketId> id, std::string_view what) {
-  const auto info = id ? stack_.tcp().info(*id) : Result<TcpInfo>(Error{0, "no socket"});
-  violations_.check(info && info->state == TcpState::Established,
+  const auto info = id ? std::optional(stack_.tcp().info(*id)) : std::nullopt;
+  violations_.check(info && *info && (*info)->state == TcpState::Established,
                     "setup: {} did not reach ESTABLISHED", what);
 }
 
@@ -157,13 +157,27 @@ void World::drain() {
   }
 }
 
-void World::check_state() {
-  WorldFacts facts{frames_in_, frames_out_, steps_, listener_, accepted_, connected_};
+WorldFacts World::facts() const {
+  WorldFacts facts;
+  facts.frames_in = frames_in_;
+  facts.frames_out = frames_out_;
+  facts.steps = steps_;
+  facts.listener = listener_;
+  facts.once_established = accepted_;
+  facts.active_opens = connected_;
   for (const auto& id : {signed_, unsigned_}) {
     if (id) facts.once_established.push_back(*id);
   }
-  check_counters(stack_, facts, violations_);
-  check_sockets(stack_, facts, violations_);
+  if (signed_) facts.signed_sockets.push_back(*signed_);
+  if (unsigned_) facts.plain_sockets.push_back(*unsigned_);
+  facts.signed_sockets.insert(facts.signed_sockets.end(), connected_.begin(), connected_.end());
+  return facts;
+}
+
+void World::check_state() {
+  const WorldFacts known = facts();
+  check_counters(stack_, known, violations_);
+  check_sockets(stack_, known, violations_);
   check_memory(stack_, violations_);
   check_liveness(stack_, violations_);
 }

@@ -74,6 +74,7 @@ class World {
   void act(AppAction action);
   void deliver(Bytes frame, uint8_t fixups);
   void drain();
+  WorldFacts facts() const;
   void check_state();
 
   // Application actions
