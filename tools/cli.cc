@@ -1,5 +1,6 @@
 #include "tools/cli.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -129,6 +130,20 @@ std::optional<Duration> parse_timeout(CommandLine& line, std::string_view text) 
   return Duration::nanoseconds(std::llround(seconds * 1e9));
 }
 
+// "31323334" → bytes; nullopt unless it is pairs of hex digits.
+std::optional<std::vector<uint8_t>> parse_hex(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  std::vector<uint8_t> bytes;
+  bytes.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    uint8_t byte = 0;
+    const auto [end, error] = std::from_chars(text.data() + i, text.data() + i + 2, byte, 16);
+    if (error != std::errc{} || end != text.data() + i + 2) return std::nullopt;
+    bytes.push_back(byte);
+  }
+  return bytes;
+}
+
 // The peer must be a host on the stack's subnet: the stack has no gateway.
 void check_destination(CommandLine& line, const ConnectOptions& options) {
   const Ipv4Interface& ours = options.common.addr;
@@ -181,6 +196,12 @@ bool CommandLine::next() {
     name_ = arg;
     inline_.reset();
   }
+  return true;
+}
+
+bool CommandLine::is_repeatable(std::string_view name) {
+  if (name_ != name) return false;
+  seen_.insert(std::string(name));
   return true;
 }
 
@@ -269,6 +290,98 @@ Parsed<UpOptions> parse_up(std::span<const std::string_view> args) {
   return options;
 }
 
+const std::string_view kMd5OptionHelp =
+    R"(  --md5 PEER[/PREFIX]=KEY
+                         RFC 2385 TCP-MD5: sign every segment to PEER (or to any
+                         address in PEER/PREFIX) with KEY, and drop every segment from
+                         it that is not signed with KEY, as setsockopt(TCP_MD5SIG) does.
+                         KEY is text, or hex:HEXDIGITS for a binary key; 1 to 80 bytes.
+                         Repeatable, one key per peer; the longest prefix wins. Given
+                         again for the same PEER/PREFIX it replaces the key; with an
+                         empty KEY it deletes it. Drops are counted in the stats JSON
+                         as TcpExtTCPMD5NotFound, TcpExtTCPMD5Unexpected and
+                         TcpExtTCPMD5Failure, the names nstat gives the kernel's.
+)";
+
+std::string Md5KeyOption::peer_text() const {
+  if (prefix_length == 32) return peer.to_string();
+  return fmt::format("{}/{}", peer.to_string(), prefix_length);
+}
+
+void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys) {
+  const size_t equals = text.find('=');
+  if (equals == std::string_view::npos) {
+    return line.fail(
+        "bad --md5: expected PEER[/PREFIX]=KEY, like 198.18.0.1=12345 or "
+        "198.18.0.0/24=hex:3132333435");
+  }
+  const std::string_view peer_text = text.substr(0, equals);
+  std::string_view key_text = text.substr(equals + 1);
+  Md5KeyOption option;
+  const size_t slash = peer_text.find('/');
+  const auto peer = Ipv4Address::parse(peer_text.substr(0, slash));
+  if (!peer) {
+    return line.fail(fmt::format("bad --md5 peer '{}': expected an IPv4 address, like 198.18.0.1",
+                                 peer_text.substr(0, slash)));
+  }
+  option.peer = *peer;
+  if (slash != std::string_view::npos) {
+    const std::string_view prefix = peer_text.substr(slash + 1);
+    unsigned length = 0;
+    const auto [end, error] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), length);
+    if (prefix.empty() || error != std::errc{} || end != prefix.data() + prefix.size() ||
+        length > 32) {
+      return line.fail(
+          fmt::format("bad --md5 prefix '{}': expected a length from 0 to 32", prefix));
+    }
+    option.prefix_length = static_cast<uint8_t>(length);
+  }
+  if (key_text.starts_with("hex:")) {
+    key_text.remove_prefix(4);
+    auto bytes = parse_hex(key_text);
+    if (!bytes) {
+      return line.fail(fmt::format(
+          "bad --md5 key for {}: after hex: expected pairs of hex digits (two per byte)",
+          option.peer_text()));
+    }
+    option.key = std::move(*bytes);
+  } else {
+    option.key.assign(key_text.begin(), key_text.end());
+  }
+  if (option.key.size() > kMaxMd5KeyLength) {
+    return line.fail(fmt::format(
+        "bad --md5 key for {}: {} bytes; TCP-MD5 keys are 1 to {} bytes (TCP_MD5SIG_MAXKEYLEN)",
+        option.peer_text(), option.key.size(), kMaxMd5KeyLength));
+  }
+  const auto same = std::find_if(keys.begin(), keys.end(), [&](const Md5KeyOption& key) {
+    return key.prefix_length == option.prefix_length &&
+           key.peer == option.peer;  // exact, as Linux's tcp_md5_do_lookup_exact()
+  });
+  if (option.key.empty()) {
+    if (same == keys.end()) {
+      return line.fail(
+          fmt::format("bad --md5 {}=: an empty key deletes a key, and no earlier --md5 set one "
+                      "for {}",
+                      option.peer_text(), option.peer_text()));
+    }
+    keys.erase(same);
+  } else if (same != keys.end()) {
+    same->key = std::move(option.key);
+  } else {
+    keys.push_back(std::move(option));
+  }
+}
+
+std::string md5_keys_text(const std::vector<Md5KeyOption>& keys) {
+  if (keys.empty()) return "";
+  std::string text = keys.size() == 1 ? ", TCP-MD5 key for " : ", TCP-MD5 keys for ";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) text += i + 1 == keys.size() ? " and " : ", ";
+    text += keys[i].peer_text();
+  }
+  return text;
+}
+
 std::string_view serve_mode_name(ServeMode mode) {
   switch (mode) {
     case ServeMode::Print:
@@ -296,6 +409,8 @@ Parsed<ServeOptions> parse_serve(std::span<const std::string_view> args) {
       options.once = true;
     } else if (line.is("--output")) {
       options.output_path = parse_path(line, "--output", line.value());
+    } else if (line.is_repeatable("--md5")) {
+      parse_md5_option(line, line.value(), options.md5_keys);
     } else {
       line.reject();
     }
@@ -324,6 +439,8 @@ Parsed<ConnectOptions> parse_connect(std::span<const std::string_view> args) {
       options.output_path = parse_path(line, "--output", line.value());
     } else if (line.is("--timeout")) {
       options.timeout = parse_timeout(line, line.value());
+    } else if (line.is_repeatable("--md5")) {
+      parse_md5_option(line, line.value(), options.md5_keys);
     } else {
       line.reject();
     }

@@ -67,6 +67,8 @@ class CommandLine {
   bool next();
   // Whether the current argument is option `name`; an option given twice is an error.
   bool is(std::string_view name);
+  // Whether the current argument is option `name`, one that may be given any number of times.
+  bool is_repeatable(std::string_view name);
   bool is_help() { return is("--help") || is("-h"); }
   // The current option's value: "--name=value" or the next argument.
   std::string_view value();
@@ -94,6 +96,30 @@ bool parse_common_option(CommandLine& line, CommonOptions& options);
 // After the walk: the required options are there and agree with one another.
 void check_common_options(CommandLine& line, const CommonOptions& options);
 
+// One RFC 2385 key from `--md5 PEER[/PREFIX]=KEY`, as setsockopt(TCP_MD5SIG_EXT) would take it.
+struct Md5KeyOption {
+  Ipv4Address peer;
+  uint8_t prefix_length = 32;  // 32: the address alone
+  std::vector<uint8_t> key;    // 1 to 80 bytes (TCP_MD5SIG_MAXKEYLEN)
+
+  std::string peer_text() const;  // "198.18.0.1" or "198.18.0.0/24"
+};
+
+// The longest key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+inline constexpr size_t kMaxMd5KeyLength = 80;
+
+// The help lines for --md5, shared by serve and connect.
+extern const std::string_view kMd5OptionHelp;
+
+// Takes one --md5 value into keys with the semantics of TCP_MD5SIG on one socket: a key for a
+// peer and prefix given again replaces the earlier one, an empty key deletes it (an error
+// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key. Errors
+// never show the key.
+void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys);
+
+// ", TCP-MD5 keys for 198.18.0.1 and 198.18.1.0/24", or "" without keys: for status lines.
+std::string md5_keys_text(const std::vector<Md5KeyOption>& keys);
+
 // `tapstack up`: run the stack until SIGINT or SIGTERM.
 struct UpOptions {
   CommonOptions common;
@@ -110,6 +136,7 @@ struct ServeOptions {
   ServeMode mode = ServeMode::Print;  // --mode print|echo|discard
   bool once = false;                  // --once: exit after the first connection closed
   std::string output_path;            // --output FILE (print mode); empty or "-": stdout
+  std::vector<Md5KeyOption> md5_keys;  // --md5 PEER[/PREFIX]=KEY...: on the listener
 };
 Parsed<ServeOptions> parse_serve(std::span<const std::string_view> args);
 
@@ -122,6 +149,7 @@ struct ConnectOptions {
   std::string input_path;           // --input FILE; empty or "-": stdin
   std::string output_path;          // --output FILE; empty or "-": stdout
   std::optional<Duration> timeout;  // --timeout SECONDS: limit on the whole run
+  std::vector<Md5KeyOption> md5_keys;  // --md5 PEER[/PREFIX]=KEY...: on the socket
 };
 Parsed<ConnectOptions> parse_connect(std::span<const std::string_view> args);
 

@@ -50,11 +50,29 @@ class Client {
         timeout_(options.timeout) {}
 
   void start(const ConnectOptions& options, Instant now) {
-    auto socket = tcp_.connect(options.remote, options.remote_port, now);
+    auto socket = tcp_.open();
     if (!socket) {
       return fail(fmt::format("cannot connect to {}: {}", peer_, socket.error().message));
     }
     socket_ = *socket;
+    // Linux: setsockopt(TCP_MD5SIG) before connect(), as the seed's client.c does, so that
+    // the SYN is signed already.
+    for (const Md5KeyOption& key : options.md5_keys) {
+      const Status set = tcp_.set_md5_key(socket_, key.peer, key.prefix_length, key.key);
+      if (!set) {
+        return fail(fmt::format("setting the TCP-MD5 key for {}: {}", key.peer_text(),
+                                set.error().message));
+      }
+    }
+    signed_ = std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
+                          [&](const Md5KeyOption& key) {
+                            return Ipv4Interface{key.peer, key.prefix_length}.on_link(
+                                options.remote);
+                          });
+    if (const Status connected = tcp_.connect(socket_, options.remote, options.remote_port, now);
+        !connected) {
+      fail(fmt::format("cannot connect to {}: {}", peer_, connected.error().message));
+    }
   }
 
   // One turn; nullopt once the connection has finished or failed.
@@ -185,8 +203,8 @@ class Client {
 
   void check_deadlines(Instant now) {
     if (!connected_ && now >= connect_deadline_) {
-      fail(fmt::format("connecting to {} timed out after {}", peer_,
-                       seconds_text(handshake_limit_)));
+      fail(fmt::format("connecting to {} timed out after {}{}", peer_,
+                       seconds_text(handshake_limit_), unanswered_hint()));
     } else if (connected_ && now >= run_deadline_) {
       fail(fmt::format("connection to {} did not finish within --timeout {}", peer_,
                        seconds_text(*timeout_)));
@@ -213,12 +231,21 @@ class Client {
       case ETIMEDOUT:
         return connected_
                    ? fmt::format("connection to {} timed out: the peer stopped answering", peer_)
-                   : fmt::format("connecting to {} timed out: no answer to SYN", peer_);
+                   : fmt::format("connecting to {} timed out: no answer to SYN{}", peer_,
+                                 unanswered_hint());
       case 0:
         return fmt::format("connection to {} closed before it was established", peer_);
       default:
         return fmt::format("connection to {} failed: {}", peer_, std::strerror(error));
     }
+  }
+
+  // RFC 2385 §2.0: a host drops, without a word, a segment that fails its MD5 check, so a
+  // key mismatch looks like a peer that is not there.
+  std::string unanswered_hint() const {
+    return signed_ ? " (our SYNs are signed with --md5: a peer without that key drops them "
+                     "unanswered)"
+                   : "";
   }
 
   // Records the first failure; the connection, if any, ends with a reset.
@@ -240,6 +267,7 @@ class Client {
   Instant run_deadline_;
   std::optional<Duration> timeout_;
   bool connected_ = false;
+  bool signed_ = false;  // a --md5 key covers the peer
   bool shut_down_ = false;      // our FIN is queued
   bool end_of_stream_ = false;  // the peer's FIN was read
   bool waiting_ = false;        // on an input or output that is not ready: poll again soon

@@ -266,10 +266,20 @@ int run_serve(const ServeOptions& options) {
   Session& session = **opened;
   auto listener = session.stack().tcp().listen(options.port, kBacklog);
   if (!listener) return runtime_failure(listener.error().message);
+  // Linux: setsockopt(TCP_MD5SIG) on the listening socket, as the seed's server.c does; each
+  // accepted connection takes the key for its peer.
+  for (const Md5KeyOption& key : options.md5_keys) {
+    const Status set =
+        session.stack().tcp().set_md5_key(*listener, key.peer, key.prefix_length, key.key);
+    if (!set) {
+      return runtime_failure(
+          fmt::format("setting the TCP-MD5 key for {}: {}", key.peer_text(), set.error().message));
+    }
+  }
 
   report("{}", session.describe());
-  report("listening on {}:{} ({}); stop with Ctrl-C", options.common.addr.address, options.port,
-         serve_mode_name(options.mode));
+  report("listening on {}:{} ({}){}; stop with Ctrl-C", options.common.addr.address, options.port,
+         serve_mode_name(options.mode), md5_keys_text(options.md5_keys));
   Server server(session.stack().tcp(), options, std::move(*output), *listener);
   const Status run = session.run([&](Instant now) { return server.step(now); });
   server.abort_all(monotonic_now());

@@ -141,12 +141,44 @@ Status Session::run_until_signal() {
 Status Session::run(const Step& step) {
   Status status = Ok{};
   while (status && !loop_->stop_requested()) {
-    const std::optional<Duration> sleep = step(monotonic_now());
+    const Instant now = monotonic_now();
+    report_md5_drops(now, false);
+    const std::optional<Duration> sleep = step(now);
     if (!sleep) break;
     status = loop_->run_once(*sleep);
   }
+  report_md5_drops(monotonic_now(), true);
   stopped_by_ = signals_->received();
   return status;
+}
+
+void Session::report_md5_drops(Instant now, bool final) {
+  constexpr Duration kInterval = Duration::seconds(1);
+  struct Kind {
+    Counter counter;
+    std::string_view meaning;
+  };
+  static constexpr std::array<Kind, 3> kKinds = {{
+      {Counter::TcpExtTCPMD5NotFound, "unsigned, from a peer we have a key for"},
+      {Counter::TcpExtTCPMD5Unexpected, "signed, from a peer we have no key for"},
+      {Counter::TcpExtTCPMD5Failure, "signed with another key (wrong digest)"},
+  }};
+  if (!final && !md5_report_time_.is_never() && now < md5_report_time_ + kInterval) return;
+  std::string parts;
+  uint64_t total = 0;
+  for (size_t i = 0; i < kKinds.size(); ++i) {
+    const uint64_t value = stack_->counters().get(kKinds[i].counter);
+    const uint64_t fresh = value - md5_drops_reported_[i];
+    md5_drops_reported_[i] = value;
+    if (fresh == 0) continue;
+    total += fresh;
+    parts += fmt::format("{}{} {} ({})", parts.empty() ? "" : "; ", fresh, kKinds[i].meaning,
+                         counter_name(kKinds[i].counter));
+  }
+  if (total == 0) return;
+  md5_report_time_ = now;
+  fmt::print(stderr, "{}: dropped {} segment{} failing RFC 2385 TCP-MD5: {}\n", kProgram, total,
+             total == 1 ? "" : "s", parts);
 }
 
 std::string Session::summary() const {

@@ -2,6 +2,7 @@
 // TAP, the kernel side's address, the stack, the event loop, pcap, stats and trace output.
 #pragma once
 
+#include <array>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -60,6 +61,10 @@ class Session {
 
   Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap, TapDevice tap);
   Status configure_host();
+  // RFC 2385 drops are silent on the wire by design, so a key that does not match looks like
+  // a peer that does not answer: say them on stderr, at most once a second (and what is left
+  // when final), as Linux's "MD5 Hash failed" log lines do.
+  void report_md5_drops(Instant now, bool final);
   Status create_stack();
   void attach_outputs();
 
@@ -70,6 +75,8 @@ class Session {
   MacAddress kernel_mac_;
   uint32_t mtu_ = 0;
   int stopped_by_ = 0;
+  std::array<uint64_t, 3> md5_drops_reported_{};  // NotFound, Unexpected, Failure
+  Instant md5_report_time_ = Instant::never();
   std::optional<Error> pcap_error_;
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<EventLoop> loop_;

@@ -92,13 +92,17 @@ void print_serve_help() {
       "  --once                 exit after the first connection has closed\n"
       "  --output FILE          print mode: write the data to FILE ('-': stdout)\n"
       "{}"
+      "{}"
       "\n"
       "example (as root, in a network namespace of its own):\n"
       "  unshare -n bash -c 'ip link set lo up\n"
       "    tapstack serve --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
       "        --port 5000 --once & sleep 1\n"
-      "    echo hello > /dev/tcp/198.18.0.2/5000; wait'\n",
-      kCommonOptionsHelp);
+      "    echo hello > /dev/tcp/198.18.0.2/5000; wait'\n"
+      "with TCP-MD5, the kernel's client signing with the key \"12345\" as the seed's does:\n"
+      "    tapstack serve ... --port 6666 --md5 198.18.0.1=12345 --once &\n"
+      "    echo hello | kernel-peer client --to 198.18.0.2:6666 --md5 198.18.0.2=12345\n",
+      kMd5OptionHelp, kCommonOptionsHelp);
 }
 
 int run_serve_command(std::span<const std::string_view> args) {
@@ -132,14 +136,16 @@ void print_connect_help() {
       "  --timeout SECONDS      give up when the whole run takes longer (0.5 and the like\n"
       "                         allowed); the handshake alone is always limited to 30 s\n"
       "{}"
+      "{}"
       "\n"
       "example (as root, in a network namespace of its own):\n"
       "  unshare -n bash -c 'ip link set lo up\n"
-      "    python3 -m http.server 8000 & sleep 1\n"
-      "    printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | tapstack connect --tap tap0 \\\n"
-      "        --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 --to 198.18.0.1:8000\n"
-      "    kill %1'\n",
-      kCommonOptionsHelp);
+      "    kernel-peer server --port 6666 --reply \"hello from the kernel\" &\n"
+      "    echo hello | tapstack connect --tap tap0 \\\n"
+      "        --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 --to 198.18.0.1:6666; wait'\n"
+      "(kernel-peer is bazel-bin/tools/kernel-peer; add --md5 198.18.0.2=12345 to it and\n"
+      "--md5 198.18.0.1=12345 to tapstack for a signed connection.)\n",
+      kMd5OptionHelp, kCommonOptionsHelp);
 }
 
 int run_connect_command(std::span<const std::string_view> args) {

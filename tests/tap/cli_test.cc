@@ -1,6 +1,7 @@
 // The tapstack argument parser and the default MAC, without running anything.
 #include <doctest/doctest.h>
 
+#include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
@@ -122,6 +123,114 @@ TEST_CASE("the common options parse inside another command's loop") {
   CHECK_FALSE(line.error());
   CHECK(port == "179");
   CHECK(options.tap == "tap0");
+}
+
+// --md5 values walked as serve and connect walk them; keys, or the usage error.
+struct Md5Parse {
+  std::vector<Md5KeyOption> keys;
+  std::string error;
+};
+Md5Parse parse_md5(const std::vector<std::string>& values) {
+  std::vector<std::string_view> args;
+  for (const auto& value : values) args.insert(args.end(), {"--md5", value});
+  CommandLine line(args);
+  Md5Parse result;
+  while (line.next()) {
+    if (line.is_repeatable("--md5")) {
+      parse_md5_option(line, line.value(), result.keys);
+    } else {
+      line.reject();
+    }
+  }
+  if (line.error()) result.error = line.error()->message;
+  return result;
+}
+
+std::string key_text(const Md5KeyOption& key) {
+  return std::string(key.key.begin(), key.key.end());
+}
+
+TEST_CASE("--md5: the seed's key, hex keys and prefixes, repeatable") {
+  const auto parsed = parse_md5({"198.18.0.1=12345", "198.18.1.0/24=hex:3132333435",
+                                 "198.18.2.7=a=b c", "198.18.3.0/0=hex:00FF"});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 4);
+  CHECK(parsed.keys[0].peer == *Ipv4Address::parse("198.18.0.1"));
+  CHECK(parsed.keys[0].prefix_length == 32);
+  CHECK(key_text(parsed.keys[0]) == "12345");
+  CHECK(parsed.keys[0].peer_text() == "198.18.0.1");
+  CHECK(parsed.keys[1].prefix_length == 24);
+  CHECK(key_text(parsed.keys[1]) == "12345");  // hex 31..35 is "12345"
+  CHECK(parsed.keys[1].peer_text() == "198.18.1.0/24");
+  CHECK(key_text(parsed.keys[2]) == "a=b c");  // the key is all after the first '='
+  CHECK(parsed.keys[3].prefix_length == 0);
+  CHECK(parsed.keys[3].key == std::vector<uint8_t>{0x00, 0xff});
+  CHECK(md5_keys_text(parsed.keys) ==
+        ", TCP-MD5 keys for 198.18.0.1, 198.18.1.0/24, 198.18.2.7 and 198.18.3.0/0");
+}
+
+TEST_CASE("--md5: again replaces, empty deletes, as TCP_MD5SIG does on one socket") {
+  auto parsed = parse_md5({"198.18.0.1=old", "198.18.0.1/24=wide", "198.18.0.1=new"});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 2);  // /32 and /24 of the same address are two keys
+  CHECK(key_text(parsed.keys[0]) == "new");
+  CHECK(key_text(parsed.keys[1]) == "wide");
+
+  parsed = parse_md5({"198.18.0.1=old", "198.18.0.1/24=wide", "198.18.0.1="});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 1);
+  CHECK(parsed.keys[0].prefix_length == 24);
+
+  parsed = parse_md5({"198.18.0.1=old", "198.18.0.1=hex:"});  // an empty hex key deletes too
+  CHECK(parsed.error == "");
+  CHECK(parsed.keys.empty());
+}
+
+TEST_CASE("--md5: bad values are one-line usage errors that never show the key") {
+  const std::string eighty(80, 'k');
+  const std::string eighty_one(81, 'k');
+  CHECK(parse_md5({"198.18.0.1=" + eighty}).error == "");
+  CHECK(parse_md5({"198.18.0.1=hex:" + std::string(160, 'a')}).error == "");
+  struct Case {
+    std::vector<std::string> values;
+    std::string_view expected;
+  };
+  const std::vector<Case> cases = {
+      {{"198.18.0.1=" + eighty_one}, "81 bytes; TCP-MD5 keys are 1 to 80 bytes"},
+      {{"198.18.0.1=hex:" + std::string(162, 'a')}, "81 bytes"},
+      {{"198.18.0.1="}, "no earlier --md5 set one for 198.18.0.1"},
+      {{"198.18.0.1=x", "198.18.0.1/24="}, "no earlier --md5 set one for 198.18.0.1/24"},
+      {{"198.18.0.1"}, "expected PEER[/PREFIX]=KEY"},
+      {{"=12345"}, "bad --md5 peer ''"},
+      {{"peer=12345"}, "bad --md5 peer 'peer'"},
+      {{"2001:db8::1=12345"}, "expected an IPv4 address"},
+      {{"198.18.0.1/33=12345"}, "bad --md5 prefix '33'"},
+      {{"198.18.0.1/=12345"}, "bad --md5 prefix ''"},
+      {{"198.18.0.1/x=12345"}, "bad --md5 prefix 'x'"},
+      {{"198.18.0.1=hex:123"}, "pairs of hex digits"},
+      {{"198.18.0.1=hex:zz12secret"}, "pairs of hex digits"},
+  };
+  for (const Case& c : cases) {
+    const auto parsed = parse_md5(c.values);
+    CAPTURE(fmt::format("{}", fmt::join(c.values, " ")));
+    CHECK(parsed.error.find(c.expected) != std::string::npos);
+    CHECK(parsed.error.find('\n') == std::string::npos);
+    CHECK(parsed.error.find("secret") == std::string::npos);
+    CHECK(parsed.error.find(eighty_one) == std::string::npos);
+  }
+}
+
+TEST_CASE("--md5 on serve and connect") {
+  const auto serve = parse_serve(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "6666", "--md5", "198.18.0.1=12345",
+      "--md5=198.18.1.0/24=other"});
+  REQUIRE(std::holds_alternative<ServeOptions>(serve));
+  CHECK(std::get<ServeOptions>(serve).md5_keys.size() == 2);
+  const auto connect = parse_connect(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--to", "198.18.0.1:6666", "--md5",
+      "198.18.0.1=12345"});
+  REQUIRE(std::holds_alternative<ConnectOptions>(connect));
+  CHECK(key_text(std::get<ConnectOptions>(connect).md5_keys.at(0)) == "12345");
 }
 
 TEST_CASE("derive_mac: locally administered unicast made of the IPv4 address") {

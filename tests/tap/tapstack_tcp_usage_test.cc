@@ -49,6 +49,8 @@ TEST_CASE("serve and connect --help: on stdout, exit 0, with their options and t
       {{"connect", "--help"}, "usage: tapstack connect", "--to IP:PORT"},
       {{"help", "connect"}, "usage: tapstack connect", "--timeout SECONDS"},
       {{"connect", "-h"}, "usage: tapstack connect", "--pcap FILE"},
+      {{"serve", "--help"}, "usage: tapstack serve", "--md5 PEER[/PREFIX]=KEY"},
+      {{"connect", "--help"}, "usage: tapstack connect", "--md5 PEER[/PREFIX]=KEY"},
   };
   for (const auto& [args, start, option] : cases) {
     CAPTURE(fmt::format("tapstack {}", fmt::join(args, " ")));
@@ -74,6 +76,12 @@ TEST_CASE("bad arguments: exit 2, one line on stderr that points to the help") {
       command("connect", {"--to", "nowhere:80"}),
       command("connect", {"--to", "198.18.0.1:80", "--timeout", "never"}),
       {"connect", "--to", "198.18.0.1:80"},
+      command("serve", {"--port", "6666", "--md5", "198.18.0.1=" + std::string(81, 'k')}),
+      command("serve", {"--port", "6666", "--md5", "198.18.0.1="}),
+      command("serve", {"--port", "6666", "--md5", "198.18.0.1"}),
+      command("connect", {"--to", "198.18.0.1:6666", "--md5", "198.18.0.1=hex:xyz"}),
+      command("connect", {"--to", "198.18.0.1:6666", "--md5", "198.18.0.1/40=12345"}),
+      command("connect", {"--to", "198.18.0.1:6666", "--md5"}),
   };
   for (const auto& args : cases) {
     CAPTURE(fmt::format("tapstack {}", fmt::join(args, " ")));

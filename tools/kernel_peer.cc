@@ -1,0 +1,318 @@
+// `kernel-peer`: the other end for trying tapstack by hand, with the kernel's own TCP and
+// TCP_MD5SIG, in the spirit of the seed's server.c and client.c.
+//
+//   kernel-peer server --port P [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT] [--timeout S]
+//   kernel-peer client --to IP:PORT [--md5 PEER[/PREFIX]=KEY]... [--timeout S]
+//
+// The server accepts one connection, writes what it receives to stdout until the peer shuts
+// down its side, then sends --reply and closes. The client sends stdin, shuts down its side
+// and writes what comes back to stdout. Both wait at most --timeout seconds for anything
+// (default 30), so an example never hangs. Status lines go to stderr as "kernel-peer: ...".
+// --md5 takes the same forms as tapstack's, and sets the keys with setsockopt(TCP_MD5SIG)
+// (TCP_MD5SIG_EXT for a prefix) before listen() or connect(), as the seed's programs do.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tools/cli.h"
+
+namespace tapstack::cli {
+namespace {
+
+constexpr std::string_view kName = "kernel-peer";
+
+struct PeerOptions {
+  bool server = false;
+  uint16_t port = 0;        // server: --port
+  Ipv4Address to;           // client: --to
+  uint16_t to_port = 0;
+  std::string reply;        // server: --reply
+  int timeout_ms = 30'000;  // --timeout
+  std::vector<Md5KeyOption> md5_keys;
+};
+
+template <typename... Args>
+void say(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "{}: {}\n", kName, fmt::format(format, std::forward<Args>(args)...));
+}
+
+int failure(std::string_view what) {
+  say("{}: {}", what, std::strerror(errno));
+  return kExitFailure;
+}
+
+void print_help() {
+  fmt::print(
+      "usage: kernel-peer server --port P [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT]\n"
+      "       kernel-peer client --to IP:PORT [--md5 PEER[/PREFIX]=KEY]...\n"
+      "\n"
+      "The kernel's TCP, as a peer for tapstack: the server accepts one connection on any\n"
+      "address, writes what it receives to stdout until the peer shuts down its side, then\n"
+      "sends TEXT and closes; the client sends stdin, shuts down its side and writes what\n"
+      "comes back to stdout. Keys are set with setsockopt(TCP_MD5SIG) before listen() or\n"
+      "connect(), as the seed's server.c and client.c do.\n"
+      "Exit status: 0 when the exchange finished, 1 when it failed or timed out, 2 for bad\n"
+      "arguments.\n"
+      "\n"
+      "options:\n"
+      "  --port P               server: the port to listen on\n"
+      "  --to IP:PORT           client: the peer to connect to\n"
+      "  --reply TEXT           server: what to send back at the end (default: nothing)\n"
+      "  --timeout SECONDS      give up when nothing happens for this long (default 30)\n"
+      "{}"
+      "  -h, --help             show this help\n",
+      kMd5OptionHelp);
+}
+
+std::optional<uint16_t> parse_port_text(std::string_view text) {
+  unsigned port = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(port);
+}
+
+std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& exit_code) {
+  PeerOptions options;
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    print_help();
+    exit_code = args.empty() ? kExitUsage : kExitSuccess;
+    return std::nullopt;
+  }
+  if (args[0] != "server" && args[0] != "client") {
+    say("unknown mode '{}': expected server or client (see kernel-peer --help)", args[0]);
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  options.server = args[0] == "server";
+  CommandLine line(args.subspan(1));
+  while (line.next()) {
+    if (line.is_help()) {
+      print_help();
+      exit_code = kExitSuccess;
+      return std::nullopt;
+    }
+    if (options.server && line.is("--port")) {
+      const std::string_view text = line.value();
+      const auto port = parse_port_text(text);
+      if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
+      options.port = port.value_or(0);
+    } else if (!options.server && line.is("--to")) {
+      const std::string_view text = line.value();
+      const size_t colon = text.rfind(':');
+      const auto address = colon == std::string_view::npos
+                               ? std::nullopt
+                               : Ipv4Address::parse(text.substr(0, colon));
+      const auto port =
+          colon == std::string_view::npos ? std::nullopt : parse_port_text(text.substr(colon + 1));
+      if (!address || !port) {
+        line.fail(fmt::format("bad --to '{}': expected IPV4-ADDRESS:PORT, like 198.18.0.2:6666",
+                              text));
+      }
+      options.to = address.value_or(Ipv4Address{});
+      options.to_port = port.value_or(0);
+    } else if (options.server && line.is("--reply")) {
+      options.reply = std::string(line.value());
+    } else if (line.is("--timeout")) {
+      const std::string text(line.value());
+      double seconds = 0;
+      char extra = 0;
+      if (std::sscanf(text.c_str(), "%lf%c", &seconds, &extra) != 1 || !(seconds > 0) ||
+          seconds > 86400) {
+        line.fail(fmt::format("bad --timeout '{}': expected seconds above 0, up to 86400", text));
+      }
+      options.timeout_ms = static_cast<int>(seconds * 1000);
+    } else if (line.is_repeatable("--md5")) {
+      parse_md5_option(line, line.value(), options.md5_keys);
+    } else {
+      line.reject();
+    }
+  }
+  if (!line.error() && options.server && !line.seen("--port")) line.fail("missing --port P");
+  if (!line.error() && !options.server && !line.seen("--to")) line.fail("missing --to IP:PORT");
+  if (line.error()) {
+    say("{} (see kernel-peer --help)", line.error()->message);
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  return options;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
+  sockaddr_in result{};
+  result.sin_family = AF_INET;
+  result.sin_port = htons(port);
+  result.sin_addr.s_addr = htonl(address.value);
+  return result;
+}
+
+// Linux: tcp_v4_parse_md5_keys() is what this call reaches in the kernel.
+bool set_keys(int fd, const std::vector<Md5KeyOption>& keys) {
+  for (const Md5KeyOption& key : keys) {
+    tcp_md5sig md5{};
+    const sockaddr_in address = socket_address(key.peer, 0);
+    std::memcpy(&md5.tcpm_addr, &address, sizeof address);
+    md5.tcpm_keylen = static_cast<uint16_t>(key.key.size());
+    std::memcpy(md5.tcpm_key, key.key.data(), key.key.size());
+    int option = TCP_MD5SIG;
+    if (key.prefix_length != 32) {
+      option = TCP_MD5SIG_EXT;
+      md5.tcpm_flags = TCP_MD5SIG_FLAG_PREFIX;
+      md5.tcpm_prefixlen = key.prefix_length;
+    }
+    if (setsockopt(fd, IPPROTO_TCP, option, &md5, sizeof md5) != 0) {
+      failure(fmt::format("setsockopt(TCP_MD5SIG) for {}", key.peer_text()));
+      return false;
+    }
+  }
+  return true;
+}
+
+// Waits for fd to be ready for events; false (with errno ETIMEDOUT) when the timeout passed.
+bool wait_for(int fd, short events, int timeout_ms) {
+  pollfd entry{fd, events, 0};
+  for (;;) {
+    const int ready = ::poll(&entry, 1, timeout_ms);
+    if (ready > 0) return true;
+    if (ready == 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    if (errno != EINTR) return false;
+  }
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Copies from the connection to stdout until the peer's FIN; false on error or timeout.
+bool receive_to_stdout(int fd, int timeout_ms, uint64_t& total) {
+  char buffer[65536];
+  for (;;) {
+    if (!wait_for(fd, POLLIN, timeout_ms)) return false;
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    total += static_cast<uint64_t>(n);
+    if (!write_all(STDOUT_FILENO, std::string_view(buffer, static_cast<size_t>(n)))) return false;
+  }
+}
+
+int run_server(const PeerOptions& options) {
+  Fd listener(::socket(AF_INET, SOCK_STREAM, 0));
+  if (listener.get() < 0) return failure("socket");
+  const int on = 1;
+  setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  const sockaddr_in any = socket_address(Ipv4Address{}, options.port);
+  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) {
+    return failure(fmt::format("bind to port {}", options.port));
+  }
+  if (!set_keys(listener.get(), options.md5_keys)) return kExitFailure;
+  if (::listen(listener.get(), 10) != 0) return failure("listen");
+  say("listening on port {}{}", options.port, md5_keys_text(options.md5_keys));
+  if (!wait_for(listener.get(), POLLIN, options.timeout_ms)) {
+    return failure(fmt::format("waiting for a connection on port {}", options.port));
+  }
+  sockaddr_in from{};
+  socklen_t length = sizeof from;
+  Fd connection(::accept(listener.get(), reinterpret_cast<sockaddr*>(&from), &length));
+  if (connection.get() < 0) return failure("accept");
+  const std::string peer = fmt::format("{}:{}", Ipv4Address{ntohl(from.sin_addr.s_addr)},
+                                       ntohs(from.sin_port));
+  say("connection from {}", peer);
+  uint64_t received = 0;
+  if (!receive_to_stdout(connection.get(), options.timeout_ms, received)) {
+    return failure(fmt::format("receiving from {}", peer));
+  }
+  if (!write_all(connection.get(), options.reply)) {
+    return failure(fmt::format("sending to {}", peer));
+  }
+  say("{} bytes from {}, {} bytes back; closed", received, peer, options.reply.size());
+  return kExitSuccess;
+}
+
+int run_client(const PeerOptions& options) {
+  Fd socket(::socket(AF_INET, SOCK_STREAM, 0));
+  if (socket.get() < 0) return failure("socket");
+  if (!set_keys(socket.get(), options.md5_keys)) return kExitFailure;
+  const std::string peer = fmt::format("{}:{}", options.to, options.to_port);
+  // connect() with the timeout: non-blocking, then wait for writability.
+  const timeval limit{options.timeout_ms / 1000, (options.timeout_ms % 1000) * 1000};
+  setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  const sockaddr_in to = socket_address(options.to, options.to_port);
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+    if (errno == EINPROGRESS || errno == EAGAIN) errno = ETIMEDOUT;
+    return failure(fmt::format("connecting to {}", peer));
+  }
+  say("connected to {}{}", peer, md5_keys_text(options.md5_keys));
+  char buffer[65536];
+  uint64_t sent = 0;
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failure("reading stdin");
+    if (n == 0) break;
+    if (!write_all(socket.get(), std::string_view(buffer, static_cast<size_t>(n)))) {
+      return failure(fmt::format("sending to {}", peer));
+    }
+    sent += static_cast<uint64_t>(n);
+  }
+  ::shutdown(socket.get(), SHUT_WR);
+  uint64_t received = 0;
+  if (!receive_to_stdout(socket.get(), options.timeout_ms, received)) {
+    return failure(fmt::format("receiving from {}", peer));
+  }
+  say("{} bytes to {}, {} bytes back; closed", sent, peer, received);
+  return kExitSuccess;
+}
+
+}  // namespace
+}  // namespace tapstack::cli
+
+int main(int argc, char** argv) {
+  using namespace tapstack::cli;
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  int exit_code = kExitSuccess;
+  const auto options = parse(args, exit_code);
+  if (!options) return exit_code;
+  return options->server ? run_server(*options) : run_client(*options);
+}
