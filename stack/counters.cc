@@ -44,6 +44,12 @@ std::string_view drop_reason_text(DropReason reason) {
   return kDropReasons[static_cast<size_t>(reason)].text;
 }
 
+std::string drop_reason_counters(DropReason reason) {
+  const DropReasonInfo& info = kDropReasons[static_cast<size_t>(reason)];
+  if (!info.has_second) return std::string(counter_name(info.counter));
+  return fmt::format("{}, {}", counter_name(info.counter), counter_name(info.second));
+}
+
 void Counters::drop(DropReason reason) {
   const DropReasonInfo& info = kDropReasons[static_cast<size_t>(reason)];
   ++drops_[static_cast<size_t>(reason)];

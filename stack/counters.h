@@ -122,6 +122,8 @@ constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kCount);
 std::string_view counter_name(Counter counter);
 std::string_view drop_reason_name(DropReason reason);
 std::string_view drop_reason_text(DropReason reason);
+// The counter(s) a drop moves: "TcpInErrs, TcpInCsumErrors".
+std::string drop_reason_counters(DropReason reason);
 
 class Counters {
  public:

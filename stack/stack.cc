@@ -132,7 +132,10 @@ size_t Stack::reassembly_bytes() const { return reassembler_->bytes(); }
 
 void Stack::drop(DropReason reason) {
   counters_.drop(reason);
-  trace_.step("dropped: {}", drop_reason_text(reason));
+  if (trace_.enabled()) {
+    trace_.step("dropped: {} [counted: {}]", drop_reason_text(reason),
+                drop_reason_counters(reason));
+  }
 }
 
 // Linux: ip_rcv() → ip_rcv_finish() → ip_local_deliver()

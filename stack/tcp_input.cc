@@ -152,7 +152,7 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   flows_.emplace(c.flow(), c.id);
   ++listener.half_open;
   stack_.counters_.add(Counter::TcpPassiveOpens);
-  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED", c.id);
+  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
   send_syn(c, now);
   reschedule(c);
 }

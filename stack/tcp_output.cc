@@ -2,6 +2,10 @@
 // RFC 9293 §3.8.6 (window management: Nagle, silly-window avoidance), RFC 6298 (the timer).
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "md5opt/option.h"
 #include "stack/checksum.h"
@@ -292,6 +296,65 @@ void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt
   }
 }
 
+namespace {
+
+// " | options: md5 reserved 20 bytes first, then mss 1460, sack-ok, wscale 7
+// (tcp_synack_options) | option written, ... | checksum": the trace of what emit() did with
+// the options, named as the Linux function that chose them would be.
+std::string options_trace(uint8_t flags, ByteView options, bool md5) {
+  if (options.empty()) return " | checksum";
+  const bool syn = (flags & kSyn) != 0;
+  const char* chooser = !syn ? "tcp_established_options"
+                        : (flags & kAck) ? "tcp_synack_options"
+                                         : "tcp_syn_options";
+  std::vector<std::string> names;
+  size_t i = md5 ? md5opt::kMd5OptionSpace : 0;
+  while (i < options.size()) {
+    const uint8_t kind = options[i];
+    if (kind == tcp_option::kNop) {
+      ++i;
+      continue;
+    }
+    if (kind == tcp_option::kEnd || i + 1 >= options.size() || options[i + 1] < 2) break;
+    const uint8_t length = options[i + 1];
+    switch (kind) {
+      case tcp_option::kMss:
+        names.push_back(fmt::format("mss {}", load_be16(options.data() + i + 2)));
+        break;
+      case tcp_option::kWindowScale:
+        names.push_back(fmt::format("wscale {}", options[i + 2]));
+        break;
+      case tcp_option::kSackPermitted:
+        names.emplace_back("sack-ok");
+        break;
+      case tcp_option::kTimestamps:
+        names.emplace_back("timestamps");
+        break;
+      case tcp_option::kSack:
+        names.push_back(fmt::format("sack {} block{}", (length - 2) / 8, length > 10 ? "s" : ""));
+        break;
+      default:
+        names.push_back(fmt::format("kind {}", kind));
+    }
+    i += length;
+  }
+  std::string text = " | options: ";
+  if (md5) {
+    text += fmt::format("md5 reserved {} bytes first{}", md5opt::kMd5OptionSpace,
+                        names.empty() ? "" : ", then ");
+  }
+  text += fmt::format("{} ({})", fmt::join(names, ", "), chooser);
+  if (md5) {
+    text += fmt::format(
+        " | md5 option written, digest slot at +{} (tcp_options_write) | digest filled late "
+        "(tcp_v4_md5_hash_skb)",
+        kTcpMinHeaderSize + 4);
+  }
+  return text + " | checksum";
+}
+
+}  // namespace
+
 void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
                Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
                const md5opt::Md5Key* key, Instant now) {
@@ -327,16 +390,10 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
   store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
   stack_.counters_.add(Counter::TcpOutSegs);
   if (stack_.trace_.enabled()) {
-    stack_.trace_.line(
-        "tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}", stack_.config_.ipv4.address,
-        source_port, destination, destination_port, tcp_flags_text(flags), seq.value(),
-        ack.value(), window, payload.size(),
-        key ? fmt::format(" | options: md5 reserved {} bytes first (tcp_syn_options, "
-                          "tcp_established_options) | option written, digest slot at +{} "
-                          "(tcp_options_write) | digest filled late (tcp_v4_md5_hash_skb) | "
-                          "checksum",
-                          md5opt::kMd5OptionSpace, kTcpMinHeaderSize + 4)
-            : std::string());
+    stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
+                       stack_.config_.ipv4.address, source_port, destination, destination_port,
+                       tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size(),
+                       options_trace(flags, options, key != nullptr));
   }
   stack_.ipv4_output(destination, kProtocolTcp, segment, now);
 }

@@ -2,6 +2,11 @@
 // and with which key, resets for no connection, TIME-WAIT.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
 #include "md5opt/option.h"
 #include "md5opt/signer.h"
 #include "md5opt/verdict.h"
@@ -134,6 +139,43 @@ TEST_CASE("a wrong digest, a missing option, an unexpected one: dropped before a
   CHECK(u.send_signed("12345", SYN, 1000, 0).empty());
   CHECK(u.drops(DropReason::Md5Unexpected) == 1);
   CHECK(u.count(Counter::TcpExtTCPMD5Unexpected) == 1);
+}
+
+// Trace mode speaks the seed's words: each step names the Linux function that does it.
+TEST_CASE("trace: a signed handshake and a wrong digest, step by step in Linux's names") {
+  SignedScript t;
+  std::vector<std::string> lines;
+  t.stack.trace().set_sink([&](std::string_view line) { lines.emplace_back(line); });
+  const SocketId l = *t.tcp().listen(TcpScript::kOurPort, 4);
+  REQUIRE(t.tcp().set_md5_key(l, ip(kPeerIp), 32, key("12345")));
+  lines.clear();
+  const auto synack = t.send_signed("12345", SYN, TcpScript::kPeerIss, 0);
+  REQUIRE(synack.size() == 1);
+  const std::string all = fmt::format("{}", fmt::join(lines, "\n"));
+  CAPTURE(all);
+  REQUIRE(lines.size() == 2);
+  const std::string& rx = lines[0];
+  const std::string& tx = lines[1];
+  for (const char* step :
+       {" S seq=", "checksum ok", "lookup: listener :",
+        "md5: key for 198.18.0.1 expected, option found, digest ok (tcp_v4_inbound_md5_hash)",
+        "syn → new connection", "(tcp_conn_request)"}) {
+    CHECK(rx.find(step) != std::string::npos);
+  }
+  CHECK(tx.starts_with("tx "));
+  for (const char* step : {" S. seq=", "options: md5 reserved 20 bytes first, then mss 1460",
+                           "(tcp_synack_options)", "digest slot at +24 (tcp_options_write)",
+                           "digest filled late (tcp_v4_md5_hash_skb)", "| checksum"}) {
+    CHECK(tx.find(step) != std::string::npos);
+  }
+  // The digest slot is where the trace says: after NOP NOP kind length.
+  CHECK(md5opt::find_md5_option(tcp_of(synack[0])) == 24u);
+  lines.clear();
+  CHECK(t.send_signed("wrong", ACK, TcpScript::kPeerIss + 1, 1).empty());
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("dropped") != std::string::npos);
+  CAPTURE(lines[0]);
+  CHECK(lines[0].find("TcpExtTCPMD5Failure") != std::string::npos);
 }
 
 TEST_CASE("TIME-WAIT answers a retransmitted FIN with a signed ACK") {
