@@ -95,7 +95,8 @@ struct TcpInfo {
   Duration rto;
   uint32_t cwnd = 0;  // bytes
   uint32_t ssthresh = 0;
-  uint16_t mss = 0;
+  uint16_t mss = 0;      // the MSS the peer announced (or 536)
+  uint16_t snd_mss = 0;  // payload per full segment after our options (Linux: tcpi_snd_mss)
   uint32_t retransmits = 0;
   uint32_t unacked = 0;      // bytes sent and not yet acknowledged (snd_max - snd_una)
   uint32_t sacked = 0;       // of those, bytes the peer SACKed

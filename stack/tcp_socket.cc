@@ -411,6 +411,9 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
   info.cwnd = c.cwnd;
   info.ssthresh = c.ssthresh;
   info.mss = c.mss;
+  if (c.state != TcpState::Listen && c.state != TcpState::Closed && c.mss > 0) {
+    info.snd_mss = static_cast<uint16_t>(send_mss(c));
+  }
   info.retransmits = c.total_retransmits;
   info.unacked = static_cast<uint32_t>(c.snd_max - c.snd_una);
   for (const SackBlock& b : c.scoreboard) info.sacked += static_cast<uint32_t>(b.right - b.left);

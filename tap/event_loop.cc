@@ -28,6 +28,16 @@ std::atomic<int> g_received_signal{0};
 static_assert(std::atomic<EventLoop*>::is_always_lock_free);
 static_assert(std::atomic<int>::is_always_lock_free);
 
+std::atomic<EventLoop*> g_request_loop{nullptr};
+std::atomic<bool> g_usr1{false};
+std::atomic<bool> g_usr2{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void note_request(int signal_number) {
+  (signal_number == SIGUSR1 ? g_usr1 : g_usr2).store(true);
+  if (EventLoop* loop = g_request_loop.load()) loop->wake();
+}
+
 void stop_on_signal(int signal_number) {
   g_received_signal.store(signal_number);
   if (EventLoop* loop = g_signal_loop.load()) loop->request_stop();
@@ -158,6 +168,28 @@ StopOnSignals::~StopOnSignals() {
 
 int StopOnSignals::received() const {
   return g_received_signal.load();
+}
+
+RequestSignals::RequestSignals(EventLoop& loop) {
+  g_usr1.store(false);
+  g_usr2.store(false);
+  g_request_loop.store(&loop);
+  struct sigaction action {};
+  action.sa_handler = note_request;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &action, &previous_usr1_);
+  sigaction(SIGUSR2, &action, &previous_usr2_);
+}
+
+RequestSignals::~RequestSignals() {
+  sigaction(SIGUSR1, &previous_usr1_, nullptr);
+  sigaction(SIGUSR2, &previous_usr2_, nullptr);
+  g_request_loop.store(nullptr);
+}
+
+bool RequestSignals::take(int signal_number) {
+  return (signal_number == SIGUSR1 ? g_usr1 : g_usr2).exchange(false);
 }
 
 }  // namespace tapstack

@@ -110,4 +110,22 @@ class StopOnSignals {
   struct sigaction previous_term_ {};
 };
 
+// While alive, SIGUSR1 and SIGUSR2 are requests to the loop's owner, who carries on running
+// (tapstack: SIGUSR1 writes the stats, SIGUSR2 prints the connection table): each sets a flag
+// and wakes the loop. The previous handlers come back afterwards. One instance at a time.
+class RequestSignals {
+ public:
+  explicit RequestSignals(EventLoop& loop);
+  RequestSignals(const RequestSignals&) = delete;
+  RequestSignals& operator=(const RequestSignals&) = delete;
+  ~RequestSignals();
+
+  // Whether signal_number (SIGUSR1 or SIGUSR2) came since the last call for it.
+  bool take(int signal_number);
+
+ private:
+  struct sigaction previous_usr1_ {};
+  struct sigaction previous_usr2_ {};
+};
+
 }  // namespace tapstack

@@ -177,7 +177,11 @@ const std::string_view kCommonOptionsHelp =
   --mac MAC              the stack's MAC address (default: 02:00 followed by the four
                          bytes of --addr, never the kernel side's MAC)
   --pcap FILE            write every frame in and out to FILE (pcap, Ethernet)
-  --stats FILE           write the stack's counters to FILE as JSON at exit
+  --stats FILE           write the stack's counters to FILE as JSON at exit and on
+                         SIGUSR1 (without --stats, SIGUSR1 prints them on stderr);
+                         at exit also print the sockets left, as SIGUSR2 does:
+                         SIGUSR2 prints a table like `ss -ti` (state, queues, rtt,
+                         rto, mss, cwnd, md5) on stderr at any time
   --trace                print the path of each frame through the stack on stderr
   -h, --help             show this help
 )";

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <exception>
@@ -13,6 +14,7 @@
 #include "tap/clock.h"
 #include "tap/netlink.h"
 #include "tap/system_error.h"
+#include "tools/connection_table.h"
 #include "tools/report.h"
 
 namespace tapstack::cli {
@@ -56,6 +58,7 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
   if (auto status = session->create_stack(); !status) return status.error();
   session->attach_outputs();
   session->signals_ = std::make_unique<StopOnSignals>(*session->loop_);
+  session->requests_ = std::make_unique<RequestSignals>(*session->loop_);
   session->stack_->start(monotonic_now());
   return session;
 }
@@ -133,9 +136,7 @@ std::string Session::describe() const {
 }
 
 Status Session::run_until_signal() {
-  auto status = loop_->run();
-  stopped_by_ = signals_->received();
-  return status;
+  return run([](Instant) { return Duration::max(); });
 }
 
 Status Session::run(const Step& step) {
@@ -143,6 +144,7 @@ Status Session::run(const Step& step) {
   while (status && !loop_->stop_requested()) {
     const Instant now = monotonic_now();
     report_md5_drops(now, false);
+    handle_requests();
     const std::optional<Duration> sleep = step(now);
     if (!sleep) break;
     status = loop_->run_once(*sleep);
@@ -196,14 +198,37 @@ std::string Session::summary() const {
   return line;
 }
 
+void Session::handle_requests() {
+  if (requests_->take(SIGUSR1)) {
+    if (const Status written = write_stats(); !written) report("{}", written.error().message);
+  }
+  if (requests_->take(SIGUSR2)) {
+    fmt::print(stderr, "{}", connection_table(stack_->tcp()));
+    std::fflush(stderr);
+  }
+}
+
+Status Session::write_stats() {
+  const std::string json = stack_->counters().to_json();
+  if (!stats_file_) {
+    fmt::print(stderr, "{}", json);
+    return Ok{};
+  }
+  std::FILE* file = stats_file_.get();
+  std::rewind(file);
+  if (ftruncate(fileno(file), 0) != 0 || std::fputs(json.c_str(), file) < 0 ||
+      std::fflush(file) != 0) {
+    return errno_error(errno, fmt::format("writing the stats file '{}'", options_.stats_path));
+  }
+  return Ok{};
+}
+
 Status Session::finish() {
   if (stats_file_) {
-    try {
-      fmt::print(stats_file_.get(), "{}", stack_->counters().to_json());
-    } catch (const std::exception& e) {
-      return Error{EIO,
-                   fmt::format("writing the stats file '{}': {}", options_.stats_path, e.what())};
+    if (!stack_->tcp().sockets().empty()) {
+      fmt::print(stderr, "{}: sockets at exit:\n{}", kProgram, connection_table(stack_->tcp()));
     }
+    if (const Status written = write_stats(); !written) return written;
     if (std::fclose(stats_file_.release()) != 0) {
       return errno_error(errno, fmt::format("writing the stats file '{}'", options_.stats_path));
     }

@@ -45,9 +45,13 @@ class Session {
   int stopped_by_signal() const { return stopped_by_; }
   // One line on how the run ended: the signal, frames in and out.
   std::string summary() const;
-  // Writes the counters to the --stats file, and reports a pcap write failure if there was
-  // one. Call once, after the loop has stopped.
+  // Writes the counters to the --stats file (and, when there are sockets left, prints the
+  // connection table on stderr), and reports a pcap write failure if there was one. Call
+  // once, after the loop has stopped.
   Status finish();
+  // The counters as JSON, to the --stats file (replacing what it held) or, without --stats,
+  // to stderr. What SIGUSR1 asks for while the loop runs.
+  Status write_stats();
 
   Stack& stack() { return *stack_; }
   EventLoop& loop() { return *loop_; }
@@ -67,6 +71,8 @@ class Session {
   void report_md5_drops(Instant now, bool final);
   Status create_stack();
   void attach_outputs();
+  // SIGUSR1: write the stats; SIGUSR2: the connection table on stderr. Between two turns.
+  void handle_requests();
 
   CommonOptions options_;
   File stats_file_;
@@ -81,6 +87,7 @@ class Session {
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<StopOnSignals> signals_;
+  std::unique_ptr<RequestSignals> requests_;
 };
 
 }  // namespace tapstack::cli

@@ -332,5 +332,50 @@ TEST_CASE("keys that do not match: tapstack serve drops, counts and says so on s
   CHECK(stats_value(stats, "TcpPassiveOpens") == 0);
 }
 
+TEST_CASE("serve: SIGUSR1 writes --stats and SIGUSR2 prints the connection table, running on") {
+  testing::enter_private_netns_or_skip();
+  const std::string stats = temporary_path("serve_signal_stats.json");
+  auto serve = start_serve({"--port", "6666", "--md5", "198.18.0.1=12345", "--mode", "discard",
+                            "--stats", stats});
+  REQUIRE_MESSAGE(static_cast<bool>(serve), (serve ? "" : serve.error().message));
+  CHECK(read_file(stats).empty());  // written on request or at exit, not before
+
+  const std::vector<PeerKey> keys = {{kStack, 32, kSeedKey}};
+  auto client = value_or_throw(kernel_start_connect(kKernel, kStack, kSeedPort, keys), "connect");
+  const auto deadline = steady_clock::now() + kLimit;
+  REQUIRE(wait_connected(client.get(), deadline) == 0);
+  REQUIRE(serve->wait_for_stderr("connection 1 from", kLimit));
+
+  serve->send_signal(SIGUSR1);
+  std::optional<uint64_t> opens;
+  while (!(opens = stats_counter(stats, "TcpPassiveOpens")) && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  CHECK(opens == 1u);
+
+  serve->send_signal(SIGUSR2);
+  REQUIRE(serve->wait_for_stderr("198.18.0.1:", kLimit));
+  REQUIRE(serve->wait_for_stderr("md5:yes\n", kLimit));
+
+  client = Fd();  // close: FIN
+  serve->send_signal(SIGTERM);
+  const ProcessResult result = serve->wait(kLimit);
+  CAPTURE(result.err);
+  CHECK(result.describe() == "exit 0");
+  // The table: the listener, and the connection with its TCP internals.
+  CHECK(result.err.find("State ") != std::string::npos);
+  const size_t established = result.err.find("ESTABLISHED");
+  REQUIRE(established != std::string::npos);
+  const std::string row = result.err.substr(established, result.err.find('\n', established) -
+                                                             established);
+  CAPTURE(row);
+  for (const char* field : {"198.18.0.2:6666", "198.18.0.1:", "rtt:", "rto:", "cwnd:",
+                            "mss:1440", "md5:yes"}) {
+    CHECK(row.find(field) != std::string::npos);
+  }
+  CHECK(result.err.find("LISTEN") != std::string::npos);
+  CHECK(stats_value(stats, "TcpPassiveOpens") == 1);  // rewritten at exit, still valid JSON
+}
+
 }  // namespace
 }  // namespace tapstack::md5kernel
