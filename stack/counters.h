@@ -38,6 +38,8 @@ namespace tapstack {
   X(TcpExtTCPOFOQueue) X(TcpExtTCPOFODrop) X(TcpExtTCPRcvQDrop) X(TcpExtTCPZeroWindowDrop)   \
   X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
   X(TcpExtTCPPureAcks) X(TcpExtTWRecycled) X(TcpExtPAWSEstab)                                 \
+  X(TcpExtSyncookiesSent) X(TcpExtSyncookiesRecv) X(TcpExtSyncookiesFailed)                   \
+  X(TcpExtTCPReqQFullDoCookies) X(TcpExtTCPReqQFullDrop)                                      \
   X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \
   /* RFC 2385, as Linux counts it */                                                          \
   X(TcpExtTCPMD5NotFound) X(TcpExtTCPMD5Unexpected) X(TcpExtTCPMD5Failure)                    \

@@ -79,6 +79,9 @@ struct TcpConfig {
   bool window_scaling = true;  // RFC 7323 §2 (Linux: tcp_window_scaling)
   bool timestamps = true;      // RFC 7323 §3-5 (Linux: tcp_timestamps); never with MD5, as Linux
   bool sack = true;            // RFC 2018 (Linux: tcp_sack)
+  // RFC 4987 §3.6: when a listener's queue of half-open connections is full, answer SYNs
+  // with a SYN cookie instead of dropping them (Linux: tcp_syncookies = 1, the default).
+  bool syn_cookies = true;
   SocketOptions defaults;
 };
 

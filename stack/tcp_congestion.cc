@@ -23,7 +23,7 @@ void reno_avoidance(Connection& c, uint32_t acked) {
   }
 }
 
-// RFC 9438 §4.2-4.5. Linux: bictcp_cong_avoid(), bictcp_update()
+// RFC 9438 §4.2-4.5. Linux: cubictcp_cong_avoid(), bictcp_update() (tcp_cubic.c)
 void cubic_avoidance(Connection& c, uint32_t acked, Instant now) {
   CubicState& s = c.cubic;
   if (!s.in_epoch) {

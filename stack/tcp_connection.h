@@ -54,6 +54,7 @@ struct Connection {
   md5opt::KeyTable md5_keys;         // RFC 2385 keys by peer (setsockopt TCP_MD5SIG)
   bool passive = false;              // made by a listener
   std::optional<SocketId> listener;  // while not yet accepted
+  bool in_syn_queue = false;  // counted in the listener's half_open
   bool in_accept_queue = false;
   bool user_closed = false;          // the application let go of its handle
   bool read_shutdown = false;
@@ -142,7 +143,8 @@ struct Connection {
   // Listener
   int backlog = 0;
   std::deque<SocketId> accept_queue;
-  size_t half_open = 0;
+  size_t half_open = 0;  // connections of this listener in in_syn_queue
+  Instant synq_overflow_at = Instant::never();  // the last SYN answered with a cookie
 
   FlowKey flow() const { return {remote_address.value, remote_port, local_port}; }
   bool synchronized() const {

@@ -126,14 +126,30 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
                        Instant now) {
   if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
   if (seg.has(kAck)) {
+    // The ACK that completes a handshake answered with a SYN cookie. Linux:
+    // tcp_v4_cookie_check() from tcp_v4_rcv()
+    if (!seg.has(kSyn) && cookie_ack(listener, seg, source, key_for(listener, source), now)) {
+      return;
+    }
     stack_.drop(DropReason::TcpListenNotSyn);
     return send_reset_for(seg, source, key_for(listener, source), now);
   }
   if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
-  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog) ||
-      listener.half_open >= static_cast<size_t>(listener.backlog) ||
-      connections_.size() >= config_.max_connections) {
+  // A full accept queue drops the SYN, cookies or not: the application is not keeping up.
+  // Linux: sk_acceptq_is_full() in tcp_conn_request()
+  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog)) {
     return stack_.drop(DropReason::TcpListenOverflow);
+  }
+  // A full queue of half-open connections (or no room for one more connection): answer
+  // with a cookie, keeping nothing. Linux: tcp_syn_flood_action() in tcp_conn_request()
+  if (listener.half_open >= static_cast<size_t>(listener.backlog) ||
+      connections_.size() >= config_.max_connections) {
+    if (!config_.syn_cookies) {
+      stack_.counters_.add(Counter::TcpExtTCPReqQFullDrop);
+      return stack_.drop(DropReason::TcpListenOverflow);
+    }
+    stack_.counters_.add(Counter::TcpExtTCPReqQFullDoCookies);
+    return send_cookie_synack(listener, seg, source, key_for(listener, source), now);
   }
   Connection& c = create(TcpState::SynReceived, now);
   c.remote_address = source;
@@ -151,6 +167,7 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   take_syn(c, seg);
   flows_.emplace(c.flow(), c.id);
   ++listener.half_open;
+  c.in_syn_queue = true;
   stack_.counters_.add(Counter::TcpPassiveOpens);
   stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
   send_syn(c, now);
@@ -159,6 +176,7 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
 
 // What the peer's SYN tells: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it gives none),
 // its window.
+// Linux: part of tcp_openreq_init() and tcp_rcv_synsent_state_process()
 void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
   c.irs = seg.seq;
   c.rcv_nxt = seg.seq + 1;
@@ -572,6 +590,7 @@ bool Tcp::drain_out_of_order(Connection& c) {
   return false;
 }
 
+// Linux: tcp_fin()
 void Tcp::fin_received(Connection& c, Instant now) {
   c.rcv_nxt += 1;
   c.fin_received = true;
@@ -606,7 +625,8 @@ void Tcp::established(Connection& c, Instant now) {
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {
       Connection& l = *it->second;
-      --l.half_open;
+      if (c.in_syn_queue) --l.half_open;
+      c.in_syn_queue = false;
       l.accept_queue.push_back(c.id);
       c.in_accept_queue = true;
     }

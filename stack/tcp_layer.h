@@ -85,6 +85,13 @@ class Tcp {
   void no_socket(const TcpSegment& seg, Ipv4Address source, Instant now);
   void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
   void take_syn(Connection& c, const TcpSegment& seg);
+  // SYN cookies (tcp_cookie.cc)
+  void send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+                          const md5opt::Md5Key* key, Instant now);
+  bool cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+                  const md5opt::Md5Key* key, Instant now);
+  uint32_t cookie_hash(Ipv4Address source, uint16_t source_port, uint16_t port, Seq peer_isn,
+                       uint32_t tick) const;
   void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
   void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
   void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
@@ -151,8 +158,10 @@ class Tcp {
   std::unordered_map<uint16_t, SocketId> listeners_;
   std::set<std::pair<Instant, SocketId>> timers_;
   uint64_t isn_secret_[2];
+  uint64_t cookie_secret_[2];
   uint16_t next_ephemeral_;
-  // RFC 5961 §7: challenge ACKs limited per second, for the whole stack (Linux's default).
+  // RFC 5961 §7: challenge ACKs limited per second, for the whole stack (Linux's limit
+  // before 6.0, which made it per network namespace and off by default).
   Instant challenge_window_start_;
   uint32_t challenge_acks_in_window_ = 0;
   std::vector<uint8_t> segment_buffer_;
@@ -161,5 +170,7 @@ class Tcp {
 };
 
 md5opt::IpAddress md5_address(Ipv4Address address);
+// SipHash-2-4 of one 64-bit word under a 128-bit key: ISNs (RFC 6528) and SYN cookies.
+uint64_t siphash_word(const uint64_t key[2], uint64_t message);
 
 }  // namespace tapstack

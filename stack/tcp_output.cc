@@ -238,6 +238,7 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
   return static_cast<uint32_t>(now.ns() / 1'000'000) + c.ts_offset;
 }
 
+// Linux: tcp_v4_md5_lookup()
 const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
   if (c.md5_keys.empty()) return nullptr;  // the common case costs one branch
   return c.md5_keys.lookup(md5_address(c.remote_address));
@@ -279,10 +280,9 @@ void Tcp::send_reset(Connection& c, Instant now) {
        {}, md5_key(c), now);
 }
 
-// The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1).
-// Linux: tcp_v4_send_reset()
-// Signed with `key` when one is given (Linux signs with the key of the socket or listener
-// that matched). Linux: tcp_v4_send_reset()
+// The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1), signed
+// with `key` when one is given (Linux signs with the key of the socket or listener that
+// matched). Linux: tcp_v4_send_reset()
 void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
                          Instant now) {
   if (seg.has(kRst)) return;

@@ -8,7 +8,6 @@
 #include "stack/tcp_layer.h"
 
 namespace tapstack {
-namespace {
 
 // SipHash-2-4 (Aumasson and Bernstein, public domain) of one 64-bit word: the keyed hash
 // behind initial sequence numbers (RFC 6528 §3 asks for a PRF of the 4-tuple and a secret).
@@ -29,6 +28,8 @@ uint64_t siphash_word(const uint64_t key[2], uint64_t message) {
   round(); round(); round(); round();
   return v0 ^ v1 ^ v2 ^ v3;
 }
+
+namespace {
 
 constexpr uint16_t kEphemeralFirst = 32768;  // Linux: ip_local_port_range
 constexpr uint16_t kEphemeralLast = 60999;
@@ -52,6 +53,8 @@ Tcp::Tcp(Stack& stack, const TcpConfig& config)
     : stack_(stack), config_(config), segment_buffer_(kIpv4MaxDatagramSize) {
   isn_secret_[0] = stack_.random_.next_u64();
   isn_secret_[1] = stack_.random_.next_u64();
+  cookie_secret_[0] = stack_.random_.next_u64();
+  cookie_secret_[1] = stack_.random_.next_u64();
   next_ephemeral_ = static_cast<uint16_t>(
       kEphemeralFirst + stack_.random_.below(kEphemeralLast - kEphemeralFirst + 1));
 }
@@ -85,7 +88,7 @@ void Tcp::destroy(Connection& c) {
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {
       Connection& l = *it->second;
-      if (c.state == TcpState::SynReceived) --l.half_open;
+      if (c.in_syn_queue) --l.half_open;
       if (c.in_accept_queue) std::erase(l.accept_queue, c.id);
     }
   }
@@ -112,6 +115,7 @@ Instant Tcp::next_deadline() const {
 }
 
 // RFC 6528: ISN = M + F(4-tuple, secret), M a clock ticking every 4 µs.
+// Linux: secure_tcp_seq()
 Seq Tcp::initial_sequence(const FlowKey& flow, Instant now) const {
   const uint64_t tuple = (uint64_t{flow.remote_address} << 32) ^
                          (uint64_t{flow.remote_port} << 16) ^ flow.local_port ^
@@ -228,6 +232,7 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
   return Ok{};
 }
 
+// Linux: tcp_v4_parse_md5_keys()
 Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key) {
   auto found = find_or_error(id);
   if (!found) return found.error();

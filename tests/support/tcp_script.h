@@ -79,8 +79,8 @@ class TcpScript : public Harness {
   // The same, with the peer's options set by `options` (libtins' TCP PDU).
   std::vector<Segment> send_with(uint8_t flags, uint32_t seq, uint32_t ack,
                                  const std::function<void(Tins::TCP&)>& options,
-                                 const Bytes& payload = {}) {
-    Tins::TCP tcp(kOurPort, kPeerPort);
+                                 const Bytes& payload = {}, uint16_t from_port = kPeerPort) {
+    Tins::TCP tcp(kOurPort, from_port);
     tcp.flags(static_cast<Tins::small_uint<12>>(flags));
     tcp.seq(seq);
     tcp.ack_seq(ack);

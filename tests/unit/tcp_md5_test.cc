@@ -178,6 +178,40 @@ TEST_CASE("trace: a signed handshake and a wrong digest, step by step in Linux's
   CHECK(lines[0].find("TcpExtTCPMD5Failure") != std::string::npos);
 }
 
+TEST_CASE("SYN cookies under a key: the cookie SYN-ACK is signed, and only a signed ACK redeems it") {
+  SignedScript t;
+  const SocketId l = *t.tcp().listen(TcpScript::kOurPort, 1);
+  REQUIRE(t.tcp().set_md5_key(l, ip(kPeerIp), 32, key("12345")));
+  REQUIRE(t.send_signed("12345", SYN, 5000, 0, 50001).size() == 1);  // fills the SYN queue
+  const auto cookie_synack = t.send_signed("12345", SYN, 6000, 0, 50002);
+  REQUIRE(cookie_synack.size() == 1);
+  CHECK(t.stack.counters()[Counter::TcpExtSyncookiesSent] == 1);
+  CHECK(t.verifies(cookie_synack[0], "12345"));
+  const auto synack = TcpScript::segments(cookie_synack)[0];
+  CHECK(synack.options.size() == 24);  // NOP NOP MD5 first, then MSS alone
+  CHECK(synack.options[2] == 19);
+  CHECK(synack.mss.has_value());
+  const size_t connections = t.tcp().connection_count();
+  // The right cookie without a signature, or signed with another key: dropped before the
+  // cookie is even looked at, unanswered.
+  CHECK(t.send(ACK, 6001, synack.seq + 1, {}, 65535, std::nullopt, 50002).empty());
+  CHECK(t.drops(DropReason::Md5NotFound) == 1);
+  CHECK(t.send_signed("54321", ACK, 6001, synack.seq + 1, 50002).empty());
+  CHECK(t.drops(DropReason::Md5Failure) == 1);
+  CHECK(t.tcp().connection_count() == connections);
+  CHECK(t.stack.counters()[Counter::TcpExtSyncookiesRecv] == 0);
+  // Signed with the key: the connection, which keeps signing with it.
+  CHECK(t.send_signed("12345", ACK, 6001, synack.seq + 1, 50002).empty());
+  CHECK(t.stack.counters()[Counter::TcpExtSyncookiesRecv] == 1);
+  const auto accepted = t.tcp().accept(l);
+  REQUIRE(accepted);
+  CHECK(t.tcp().info(*accepted)->md5);
+  REQUIRE(t.tcp().send(*accepted, text("signed"), t.now));
+  const auto data = t.drain();
+  REQUIRE(data.size() == 1);
+  CHECK(t.verifies(data[0], "12345"));
+}
+
 TEST_CASE("TIME-WAIT answers a retransmitted FIN with a signed ACK") {
   SignedScript t;
   const SocketId id = t.establish_signed("12345");

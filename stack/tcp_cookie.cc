@@ -1,0 +1,155 @@
+// SYN cookies (RFC 4987 §3.6), in the manner of Linux's net/ipv4/syncookies.c: when a
+// listener's queue of half-open connections is full, the SYN-ACK's sequence number carries
+// all the listener needs to build the connection later — a keyed hash of the 4-tuple and the
+// peer's ISN, a coarse clock, and the peer's MSS as an index into a table — and nothing is
+// kept. The ACK that completes the handshake is checked against the hash; a valid one makes
+// the connection at once.
+//
+// Our ISN from a cookie, 32 bits:
+//   bits 31..27  the clock: minutes of 64 s, modulo 32
+//   bits 26..0   hash(secret, 4-tuple, peer ISN, clock) + MSS index, modulo 2^27
+// A cookie is good for two ticks after the one it was made in (two to three minutes), like
+// Linux's MAX_SYNCOOKIE_AGE. A blind guess succeeds with probability about 4 / 2^27 per ACK.
+//
+// What a cookie cannot carry is lost, as in Linux without timestamps: the SYN-ACK offers no
+// window scaling, SACK or timestamps, and the connection goes without them. With RFC 2385
+// the SYN-ACK is signed with the listener's key for the peer, and the ACK has passed the
+// listener's MD5 check before it gets here (Linux: tcp_v4_send_synack() signs with the
+// listener's key; tcp_v4_rcv() checks before cookie_v4_check()).
+#include <algorithm>
+
+#include "md5opt/option.h"
+#include "stack/stack.h"
+#include "stack/tcp_layer.h"
+
+namespace tapstack {
+namespace {
+
+using namespace tcp_flags;
+
+// Linux: msstab[] in syncookies.c — the common MSS values; a cookie says which is the
+// largest not above the peer's.
+constexpr uint16_t kCookieMss[] = {536, 1300, 1440, 1460};
+constexpr Duration kCookieTick = Duration::seconds(64);
+constexpr uint32_t kCookieMaxAge = 2;  // ticks
+constexpr uint32_t kHashBits = 27;
+constexpr uint32_t kHashMask = (uint32_t{1} << kHashBits) - 1;
+// Cookies are checked only this long after the last one was sent, so that an idle listener
+// does not take ACKs as guesses at all. Linux: TCP_SYNCOOKIE_VALID
+constexpr Duration kCookieValid = Duration::seconds(120);
+
+// The window of a cookie's SYN-ACK: unscaled, since the option that would scale it is not
+// offered.
+uint16_t cookie_window(const Connection& listener) {
+  return static_cast<uint16_t>(std::min<uint32_t>(listener.options.receive_buffer, 65535));
+}
+
+uint32_t tick_at(Instant now) { return static_cast<uint32_t>(now.ns() / kCookieTick.ns()); }
+
+}  // namespace
+
+uint32_t Tcp::cookie_hash(Ipv4Address source, uint16_t source_port, uint16_t port, Seq peer_isn,
+                          uint32_t tick) const {
+  const uint64_t tuple = (uint64_t{source.value} << 32) | (uint64_t{source_port} << 16) | port;
+  const uint64_t first = siphash_word(cookie_secret_, tuple);
+  return static_cast<uint32_t>(
+      siphash_word(cookie_secret_, first ^ ((uint64_t{tick} << 32) | peer_isn.value())));
+}
+
+// Linux: cookie_v4_init_sequence() and tcp_v4_send_synack() with no request kept
+void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+                             const md5opt::Md5Key* key, Instant now) {
+  const uint16_t peer_mss = seg.options.mss.value_or(536);
+  uint32_t index = 0;
+  while (index + 1 < std::size(kCookieMss) && kCookieMss[index + 1] <= peer_mss) ++index;
+  const uint32_t tick = tick_at(now);
+  const uint32_t hash =
+      cookie_hash(source, seg.source_port, listener.local_port, seg.seq, tick) + index;
+  const Seq cookie((tick % 32) << kHashBits | (hash & kHashMask));
+
+  // Options: MD5 reserved first when there is a key (written by emit()), then MSS.
+  uint8_t options[md5opt::kMd5OptionSpace + 4];
+  size_t n = key ? md5opt::kMd5OptionSpace : 0;
+  options[n] = tcp_option::kMss;
+  options[n + 1] = 4;
+  store_be16(options + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
+  n += 4;
+  const uint16_t window = cookie_window(listener);
+  listener.synq_overflow_at = now;
+  stack_.counters_.add(Counter::TcpExtSyncookiesSent);
+  stack_.trace_.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
+                     listener.half_open);
+  emit(source, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
+       ByteView(options, n), {}, key, now);
+}
+
+// Linux: cookie_v4_check(), then tcp_get_cookie_sock() making the connection.
+bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+                     const md5opt::Md5Key* key, Instant now) {
+  if (!config_.syn_cookies || listener.synq_overflow_at.is_never() ||
+      now - listener.synq_overflow_at > kCookieValid) {
+    return false;
+  }
+  const uint32_t cookie = (seg.ack - 1).value();
+  const Seq peer_isn = seg.seq - 1;
+  const uint32_t tick_now = tick_at(now);
+  std::optional<uint32_t> index;
+  for (uint32_t age = 0; age <= kCookieMaxAge && age <= tick_now && !index; ++age) {
+    const uint32_t tick = tick_now - age;
+    if ((cookie >> kHashBits) != tick % 32) continue;
+    const uint32_t hash =
+        cookie_hash(source, seg.source_port, listener.local_port, peer_isn, tick);
+    const uint32_t candidate = ((cookie & kHashMask) - hash) & kHashMask;
+    if (candidate < std::size(kCookieMss)) index = candidate;
+  }
+  if (!index) {
+    stack_.counters_.add(Counter::TcpExtSyncookiesFailed);
+    stack_.trace_.step("ack to listener: not a valid SYN cookie");
+    return false;
+  }
+  stack_.counters_.add(Counter::TcpExtSyncookiesRecv);
+  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog) ||
+      connections_.size() >= config_.max_connections) {
+    stack_.drop(DropReason::TcpListenOverflow);
+    return true;  // dropped without a reset, as Linux does with a full accept queue
+  }
+  Connection& c = create(TcpState::SynReceived, now);
+  c.remote_address = source;
+  c.remote_port = seg.source_port;
+  c.local_port = listener.local_port;
+  c.passive = true;
+  c.listener = listener.id;
+  c.options = listener.options;
+  if (key) c.md5_keys.add(md5_address(source), 32, key->bytes());
+  init_connection(c, now);
+  // The handshake as the cookie remembers it: our SYN-ACK, their SYN, MSS only.
+  c.iss = Seq(cookie);
+  c.snd_una = c.iss;
+  c.snd_nxt = c.iss + 1;
+  c.snd_max = c.iss + 1;
+  c.send_buffer_seq = c.iss + 1;
+  c.irs = peer_isn;
+  c.rcv_nxt = seg.seq;
+  c.rcv_adv = c.rcv_nxt + cookie_window(listener);
+  c.mss = std::min<uint16_t>(kCookieMss[*index], static_cast<uint16_t>(stack_.config_.mtu - 40));
+  c.snd_wnd = seg.window;
+  c.max_snd_wnd = seg.window;
+  c.snd_wl1 = peer_isn;
+  c.snd_wl2 = c.iss;
+  c.window_scaling = false;
+  c.snd_wscale = 0;
+  c.rcv_wscale = 0;
+  c.sack = false;
+  c.timestamps = false;
+  flows_.emplace(c.flow(), c.id);
+  ++listener.half_open;
+  c.in_syn_queue = true;
+  stack_.counters_.add(Counter::TcpPassiveOpens);
+  stack_.trace_.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
+                     c.mss);
+  synchronized_input(c, seg, now);
+  if (const auto it = connections_.find(c.id); it != connections_.end()) reschedule(*it->second);
+  return true;
+}
+
+}  // namespace tapstack
