@@ -38,6 +38,7 @@ namespace tapstack {
   X(TcpExtTCPOFOQueue) X(TcpExtTCPOFODrop) X(TcpExtTCPRcvQDrop) X(TcpExtTCPZeroWindowDrop)   \
   X(TcpExtTW) X(TcpExtTCPChallengeACK) X(TcpExtTCPWinProbe) X(TcpExtTCPKeepAlive)            \
   X(TcpExtTCPPureAcks) X(TcpExtTWRecycled) X(TcpExtPAWSEstab)                                 \
+  X(TcpExtTCPDSACKOldSent) X(TcpExtTCPDSACKRecv)                                              \
   X(TcpExtSyncookiesSent) X(TcpExtSyncookiesRecv) X(TcpExtSyncookiesFailed)                   \
   X(TcpExtTCPReqQFullDoCookies) X(TcpExtTCPReqQFullDrop)                                      \
   X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \

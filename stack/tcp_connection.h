@@ -83,6 +83,8 @@ struct Connection {
   std::vector<OutOfOrderSegment> out_of_order;  // sorted, disjoint
   size_t out_of_order_bytes = 0;
   Seq latest_out_of_order;  // a byte of the segment queued last: its SACK block goes first
+  // RFC 2883: a duplicate segment to report as the first SACK block of the next ACK.
+  std::optional<SackBlock> dsack;
   Seq fin_seq;       // where the peer's FIN is, once seen in order
   bool fin_received = false;
 

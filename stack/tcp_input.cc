@@ -272,12 +272,17 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
   if (c.timestamps && seg.options.ts_value && !seg.has(kRst) &&
       static_cast<int32_t>(*seg.options.ts_value - c.ts_recent) < 0) {
     stack_.drop(DropReason::TcpPawsRejected);
+    note_duplicate(c, seg);
     return send_ack(c, now);
   }
   // Step 1: check the sequence number.
   if (!sequence_acceptable(c, seg)) {
     if (seg.has(kRst)) return stack_.drop(DropReason::TcpRstOutOfWindow);
     stack_.drop(DropReason::TcpOutOfWindow);
+    // RFC 5961 §4.2: a SYN anywhere gets a challenge ACK, as Linux's syn_challenge path in
+    // tcp_validate_incoming() does for out-of-window ones too.
+    if (seg.has(kSyn)) return challenge_ack(c, now);
+    note_duplicate(c, seg);
     return send_ack(c, now);
   }
   // RFC 7323 §4.3: remember the timestamp to echo, from segments at the left window edge.
@@ -314,6 +319,19 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
   if (!connections_.contains(id)) return;
   write_xmit(c, now);  // the ACK may have opened the window; data carries the ACK too
   if (c.ack_now) send_ack(c, now);
+}
+
+// RFC 2883 §4: data we had already is reported in the next ACK as a D-SACK block, the part
+// of the segment below rcv_nxt, so the sender learns its retransmission was needless.
+// Linux: tcp_dsack_set() from tcp_send_dupack() and tcp_data_queue()
+void Tcp::note_duplicate(Connection& c, const TcpSegment& seg) {
+  if (!c.sack || seg.payload.empty() || !(seg.seq < c.rcv_nxt)) return;
+  const Seq end = seg.seq + static_cast<uint32_t>(seg.payload.size());
+  c.dsack = SackBlock{seg.seq, seq_min(end, c.rcv_nxt)};
+  c.ack_now = true;
+  stack_.counters_.add(Counter::TcpExtTCPDSACKOldSent);
+  stack_.trace_.step("duplicate data: D-SACK {}-{}", c.dsack->left.value(),
+                     c.dsack->right.value());
 }
 
 // RFC 9293 §3.10.7.4, first table: is any of the segment inside the receive window?
@@ -353,9 +371,13 @@ void Tcp::reset_received(Connection& c) {
 // Linux: tcp_ack()
 bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   const uint32_t window = uint32_t{seg.window} << (c.window_scaling ? c.snd_wscale : 0);
-  if (seg.ack > c.snd_max) {
+  // RFC 5961 §5.2: acceptable is SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT; outside it,
+  // a challenge ACK (rate-limited) and the segment is dropped, so a blind attacker's ACKs
+  // and data cannot get in by guessing. Linux: the checks at the top of tcp_ack()
+  if (seg.ack > c.snd_max || seg.ack < c.snd_una - c.max_snd_wnd) {
     stack_.drop(DropReason::TcpAckNotAcceptable);
-    send_ack(c, now);
+    stack_.trace_.step("ack outside the acceptable range: challenge ACK");
+    challenge_ack(c, now);
     return false;
   }
   const bool newly_sacked = c.sack && update_scoreboard(c, seg);
@@ -486,6 +508,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   if (!may_receive || (seg.payload.empty() && !fin)) return;
   Seq seq = seg.seq;
   ByteView data = seg.payload;
+  if (seq < c.rcv_nxt && !data.empty()) note_duplicate(c, seg);
   if (seq < c.rcv_nxt) {
     // Trim what we already have.
     const uint32_t old = static_cast<uint32_t>(c.rcv_nxt - seq);

@@ -96,6 +96,7 @@ class Tcp {
   void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
   void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
   bool sequence_acceptable(const Connection& c, const TcpSegment& seg) const;
+  void note_duplicate(Connection& c, const TcpSegment& seg);
   void reset_received(Connection& c);
   bool process_ack(Connection& c, const TcpSegment& seg, Instant now);
   void process_data(Connection& c, TcpSegment seg, Instant now);

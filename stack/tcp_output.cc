@@ -55,13 +55,22 @@ void Tcp::write_xmit(Connection& c, Instant now) {
   }
 }
 
+namespace {
+bool resending_any(const Connection& c) { return c.snd_nxt < c.snd_max; }
+}  // namespace
+
 // The RFC 5681 send loop: new data, or after a timeout data again from snd_nxt (skipping what
 // the peer SACKed), as far as min(cwnd, the peer's window) reaches.
 void Tcp::send_in_window(Connection& c, Instant now) {
   const uint32_t mss = send_mss(c);
   for (;;) {
     const Seq end = c.buffered_end();
-    const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd);
+    // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
+    // beyond cwnd, so that a small window still gets the third. Linux: tcp_cwnd_test() with
+    // the dupack allowance of tcp_fastretrans_alert()
+    const uint32_t limited =
+        !c.in_recovery && !resending_any(c) ? std::min<uint32_t>(c.dup_acks, 2) * mss : 0;
+    const Seq window_end = c.snd_una + std::min(c.snd_wnd, c.cwnd + limited);
     const bool resending = c.snd_nxt < c.snd_max;
     const uint32_t before_sacked = resending ? skip_sacked(c) : UINT32_MAX;
     if (c.snd_nxt < end) {
@@ -212,7 +221,14 @@ size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_
       n += 8;
     };
     size_t written = 0;
-    if (latest != queue.end()) {
+    if (c.dsack) {  // RFC 2883 §4: the duplicate first, reported once
+      store_be32(out + n, c.dsack->left.value());
+      store_be32(out + n + 4, c.dsack->right.value());
+      n += 8;
+      ++written;
+      c.dsack.reset();
+    }
+    if (latest != queue.end() && written < blocks) {
       put(*latest);
       ++written;
     }
@@ -228,9 +244,10 @@ size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_
 // How many SACK blocks fit after `used` bytes of other options (RFC 2018 §3: 4 bytes of
 // NOP NOP kind length, 8 per block).
 size_t Tcp::sack_blocks(const Connection& c, size_t used) const {
-  if (!c.sack || c.out_of_order.empty()) return 0;
+  const size_t wanted = c.out_of_order.size() + (c.dsack ? 1 : 0);
+  if (!c.sack || wanted == 0) return 0;
   const size_t space = kTcpMaxHeaderSize - kTcpMinHeaderSize - used;
-  return space < 12 ? 0 : std::min((space - 4) / 8, c.out_of_order.size());
+  return space < 12 ? 0 : std::min((space - 4) / 8, wanted);
 }
 
 // Our RFC 7323 clock: milliseconds, offset per connection so that TSval reveals no uptime.

@@ -23,6 +23,16 @@ constexpr uint32_t kDupThresh = 3;
 // Linux: tcp_sacktag_write_queue()
 bool Tcp::update_scoreboard(Connection& c, const TcpSegment& seg) {
   bool news = false;
+  // RFC 2883 §4.1: a first block below the cumulative ACK, or inside the second block, reports
+  // a duplicate the peer received: nothing to mark. (Linux also undoes a needless window
+  // reduction with it, tcp_check_dsack(); we only count it.)
+  if (seg.options.sack_count > 0) {
+    const SackBlock& first = seg.options.sack[0];
+    const bool below = first.right <= seg.ack;
+    const bool inside = seg.options.sack_count > 1 && seg.options.sack[1].left <= first.left &&
+                        first.right <= seg.options.sack[1].right;
+    if (below || inside) stack_.counters_.add(Counter::TcpExtTCPDSACKRecv);
+  }
   for (size_t i = 0; i < seg.options.sack_count; ++i) {
     SackBlock block = seg.options.sack[i];
     if (!(block.left < block.right) || block.right > c.snd_max || block.right <= c.snd_una) continue;

@@ -263,5 +263,27 @@ TEST_CASE("three duplicate ACKs trigger a fast retransmit without waiting for th
   CHECK(t.count(Counter::TcpExtTCPTimeouts) == 0);
 }
 
+TEST_CASE("limited transmit (RFC 3042): the first two duplicate ACKs each send a new segment") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  // More than the initial window of ten segments.
+  REQUIRE(t.tcp().send(id, Bytes(1460 * 14, 'q'), t.now));
+  const auto flight = t.sent();
+  REQUIRE(flight.size() == 10);
+  const uint32_t next = t.iss + 1 + 10 * 1460;
+  // The first segment is lost; the peer acknowledges what came before it, again and again.
+  for (uint32_t i = 0; i < 2; ++i) {
+    const auto out = t.send(ACK, P, t.iss + 1);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].seq == next + i * 1460);  // new data, beyond cwnd
+    CHECK(out[0].payload.size() == 1460);
+  }
+  const auto third = t.send(ACK, P, t.iss + 1);
+  REQUIRE_FALSE(third.empty());
+  CHECK(third[0].seq == t.iss + 1);  // now the fast retransmit
+  CHECK(t.count(Counter::TcpExtTCPFastRetrans) == 1);
+  CHECK(t.count(Counter::TcpExtTCPTimeouts) == 0);
+}
+
 }  // namespace
 }  // namespace tapstack::test

@@ -141,6 +141,52 @@ TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
   CHECK(t.read_all(id) == "aaaaaaaaaabbbbbdddddccccc");
 }
 
+TEST_CASE("D-SACK (RFC 2883): a duplicate is reported once, as the first block, before the others") {
+  TcpScript t;
+  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
+  const auto synack = t.send_with(SYN, 1000, 0, [](Tins::TCP& tcp) {
+    tcp.mss(1460);
+    tcp.sack_permitted();
+  });
+  t.iss = synack[0].seq;
+  t.send(ACK, P, t.iss + 1);
+  const SocketId id = *t.tcp().accept(t.listener);
+  t.send(ACK, P, t.iss + 1, text("aaaaa"));
+  t.wait(Duration::seconds(1));  // the delayed ACK
+
+  // A whole duplicate: answered at once, the duplicate range as the only block.
+  auto answer = t.send(ACK, P, t.iss + 1, text("aaaaa"));
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0].ack == P + 5);
+  REQUIRE(answer[0].sack.size() == 1);
+  CHECK(answer[0].sack[0] == std::pair<uint32_t, uint32_t>{P, P + 5});
+  CHECK(t.stack.counters()[Counter::TcpExtTCPDSACKOldSent] == 1);
+
+  // Reported once: the next ACK carries no block.
+  answer = t.send(ACK, P + 5, t.iss + 1, text("bbbbb"));
+  t.wait(Duration::seconds(1));
+  for (const auto& s : answer) CHECK(s.sack.empty());
+
+  // With a hole: the D-SACK first, then the out-of-order block.
+  REQUIRE(t.send(ACK, P + 30, t.iss + 1, text("zzzzz")).size() == 1);
+  answer = t.send(ACK, P + 2, t.iss + 1, text("aaabbbbbccc"));  // partly old, partly new
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0].ack == P + 13);
+  REQUIRE(answer[0].sack.size() == 2);
+  CHECK(answer[0].sack[0] == std::pair<uint32_t, uint32_t>{P + 2, P + 10});
+  CHECK(answer[0].sack[1] == std::pair<uint32_t, uint32_t>{P + 30, P + 35});
+  CHECK(t.read_all(id) == "aaaaabbbbbccc");
+
+  // Our side: a D-SACK from the peer is recognised, counted, and marks nothing.
+  REQUIRE(t.tcp().send(id, text("0123456789"), t.now));
+  REQUIRE(t.sent().size() == 1);
+  t.send_with(ACK, P + 13, t.iss + 11, [&](Tins::TCP& tcp) {
+    tcp.sack({t.iss + 1, t.iss + 11});
+  });
+  CHECK(t.stack.counters()[Counter::TcpExtTCPDSACKRecv] == 1);
+  CHECK(t.tcp().info(id)->sacked == 0);
+}
+
 TEST_CASE("several losses in one window: SACK recovery resends every hole without a timeout") {
   TcpScript t;
   t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);

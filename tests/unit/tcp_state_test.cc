@@ -2,6 +2,9 @@
 // the peer sends, we assert what the stack answers and the state it reaches.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include <functional>
 
 #include "tests/support/tcp_script.h"
@@ -122,7 +125,8 @@ TEST_CASE("every transition of RFC 9293's state diagram") {
        {}},
   };
   for (const Row& row : rows) {
-    CAPTURE(row.name);
+    const std::string name = row.name;
+    CAPTURE(name);
     TcpScript t;
     const SocketId id = row.setup(t);
     REQUIRE(t.state(id) == row.from);
@@ -271,6 +275,81 @@ TEST_CASE("a SYN on an established connection gets a challenge ACK (RFC 5961 §4
   REQUIRE(challenge.size() == 1);
   CHECK(challenge[0].flags == ACK);
   CHECK(t.state(id) == TcpState::Established);
+}
+
+// RFC 5961 as a table: what an attacker's blind segment at an established connection gets.
+TEST_CASE("RFC 5961 challenge ACKs, table-driven: RST, SYN and ACK at every place in the window") {
+  enum class Outcome { ChallengeAck, Reset, Dropped, Accepted };
+  struct Row {
+    const char* name;
+    uint8_t flags;
+    int64_t seq;  // relative to rcv_nxt
+    int64_t ack;  // relative to snd_nxt (our data: 100 bytes in flight, snd_una = snd_nxt - 100)
+    Outcome outcome;
+  };
+  const std::vector<Row> rows = {
+      {"RST at rcv_nxt", RST, 0, 0, Outcome::Reset},                              // §3.2 1)
+      {"RST in the window, not at rcv_nxt", RST, 1000, 0, Outcome::ChallengeAck},  // §3.2 3)
+      {"RST at the window's last byte", RST, 65534, 0, Outcome::ChallengeAck},
+      {"RST beyond the window", RST, 70000, 0, Outcome::Dropped},                 // §3.2 2)
+      {"RST before the window", RST, -1, 0, Outcome::Dropped},
+      {"SYN at rcv_nxt", SYN, 0, 0, Outcome::ChallengeAck},                       // §4.2
+      {"SYN in the window", SYN, 5000, 0, Outcome::ChallengeAck},
+      {"SYN beyond the window", SYN, 70000, 0, Outcome::ChallengeAck},  // RFC 9293 §3.10.7.4
+      {"SYN-ACK in the window", SYN | ACK, 10, 0, Outcome::ChallengeAck},
+      {"ACK of data not sent", ACK, 0, 1, Outcome::ChallengeAck},                 // §5.2
+      {"ACK far ahead", ACK, 0, 1 << 20, Outcome::ChallengeAck},
+      {"ACK older than the largest window", ACK, 0, -100 - 70000, Outcome::ChallengeAck},
+      {"old ACK inside the window", ACK, 0, -100 - 1000, Outcome::Accepted},
+      {"ACK of what is in flight", ACK, 0, 0, Outcome::Accepted},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.name);
+    TcpScript t;
+    const SocketId id = t.establish_passive();
+    REQUIRE(t.tcp().send(id, Bytes(100, 'x'), t.now));
+    REQUIRE(t.sent().size() == 1);
+    const uint32_t snd_nxt = t.iss + 101;
+    const auto before = t.count(Counter::TcpExtTCPChallengeACK);
+    const auto out = t.send(row.flags, static_cast<uint32_t>(P + row.seq),
+                            static_cast<uint32_t>(snd_nxt + row.ack));
+    const bool challenged = t.count(Counter::TcpExtTCPChallengeACK) == before + 1;
+    switch (row.outcome) {
+      case Outcome::ChallengeAck:
+        CHECK(challenged);
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].flags == ACK);
+        CHECK(out[0].seq == snd_nxt);
+        CHECK(out[0].ack == P);
+        CHECK(t.state(id) == TcpState::Established);
+        break;
+      case Outcome::Reset:
+        CHECK(out.empty());
+        CHECK((t.tcp().events(id) & socket_event::kError) != 0);
+        break;
+      case Outcome::Dropped:
+        CHECK(out.empty());
+        CHECK_FALSE(challenged);
+        CHECK(t.state(id) == TcpState::Established);
+        break;
+      case Outcome::Accepted:
+        CHECK_FALSE(challenged);
+        CHECK(t.state(id) == TcpState::Established);
+        break;
+    }
+  }
+}
+
+TEST_CASE("challenge ACKs are limited to 1000 a second for the stack (RFC 5961 §7)") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  size_t answered = 0;
+  for (int i = 0; i < 1500; ++i) answered += t.send(RST, P + 1000, 0).size();
+  CHECK(answered == 1000);
+  CHECK(t.count(Counter::TcpExtTCPChallengeACK) == 1000);
+  CHECK(t.state(id) == TcpState::Established);
+  t.wait(Duration::seconds(1));
+  CHECK(t.send(RST, P + 1000, 0).size() == 1);  // a new second, a new allowance
 }
 
 TEST_CASE("TIME-WAIT acknowledges a retransmitted FIN and restarts 2 MSL") {
