@@ -72,6 +72,9 @@ struct TcpConfig {
   int syn_retries = 6;                          // Linux: tcp_syn_retries
   int synack_retries = 5;                       // Linux: tcp_synack_retries
   int retries2 = 15;                            // Linux: tcp_retries2
+  // RFC 6928's initial window, in segments (Linux: TCP_INIT_CWND, `ip route ... initcwnd`);
+  // 10 gives RFC 6928's min(10·MSS, max(2·MSS, 14600 bytes)).
+  uint32_t initial_window_segments = 10;
   Duration delayed_ack = Duration::milliseconds(40);  // RFC 1122: at most 500 ms; Linux's minimum
   Duration fin_wait2_timeout = Duration::seconds(60);  // Linux: tcp_fin_timeout
   uint32_t max_out_of_order_bytes = 1 << 20;  // per connection, on top of the receive buffer

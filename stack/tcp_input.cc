@@ -383,6 +383,7 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   const bool newly_sacked = c.sack && update_scoreboard(c, seg);
   if (seg.ack > c.snd_una) {
     const uint32_t acked = static_cast<uint32_t>(seg.ack - c.snd_una);
+    const bool acks_syn = c.snd_una == c.iss;
     if (seg.ack > c.send_buffer_seq) {
       const size_t n = std::min<size_t>(static_cast<uint32_t>(seg.ack - c.send_buffer_seq),
                                         c.send_buffer.size());
@@ -403,7 +404,8 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
       c.timed_seq.reset();
     }
     c.retries = 0;
-    on_new_ack(c, acked, now);
+    // The SYN's sequence number is no data: it does not grow the window.
+    on_new_ack(c, acked - (acks_syn ? 1 : 0), now);
     if (c.in_flight() > 0) {
       arm_retransmit(c, now);
     } else {
@@ -642,8 +644,9 @@ void Tcp::established(Connection& c, Instant now) {
   c.was_established = true;
   c.retries = 0;
   c.retransmit_at = Instant::never();
-  // RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)).
-  c.cwnd = std::min(10u * c.mss, std::max(2u * c.mss, 14600u));
+  // RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)), for any number of segments configured.
+  const uint32_t segments = std::max<uint32_t>(config_.initial_window_segments, 1);
+  c.cwnd = std::min(segments * c.mss, std::max(2u * c.mss, segments * 1460u));
   if (c.options.keepalive) c.keepalive_at = now + c.options.keepalive_idle;
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {

@@ -285,5 +285,18 @@ TEST_CASE("limited transmit (RFC 3042): the first two duplicate ACKs each send a
   CHECK(t.count(Counter::TcpExtTCPTimeouts) == 0);
 }
 
+TEST_CASE("the initial window: ten segments by default (RFC 6928), or as configured") {
+  for (const uint32_t segments : {10u, 4u, 1u}) {
+    CAPTURE(segments);
+    StackConfig config = TcpScript::script_config();
+    config.tcp.initial_window_segments = segments;
+    TcpScript t(config);
+    const SocketId id = t.establish_passive();
+    REQUIRE(t.tcp().send(id, Bytes(1460 * 20, 'w'), t.now));
+    CHECK(t.sent().size() == segments);
+    CHECK(t.tcp().info(id)->cwnd == segments * 1460);
+  }
+}
+
 }  // namespace
 }  // namespace tapstack::test
