@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "stack/bytes.h"
 
@@ -19,52 +19,56 @@ class ByteRing {
   size_t free() const { return limit_ - size_; }
   bool empty() const { return size_ == 0; }
   void set_limit(size_t limit) { limit_ = std::max(limit, size_); }
-  size_t allocated() const { return buffer_.capacity(); }
+  size_t allocated() const { return capacity_; }
 
   // Appends as much of data as fits under the limit; returns how much.
   size_t append(ByteView data) {
     const size_t n = std::min(data.size(), free());
     if (n == 0) return 0;
     reserve(size_ + n);
-    const size_t tail = (head_ + size_) % buffer_.size();
-    const size_t first = std::min(n, buffer_.size() - tail);
-    std::copy_n(data.data(), first, buffer_.data() + tail);
-    std::copy_n(data.data() + first, n - first, buffer_.data());
+    const size_t tail = (head_ + size_) % capacity_;
+    const size_t first = std::min(n, capacity_ - tail);
+    std::copy_n(data.data(), first, buffer_.get() + tail);
+    std::copy_n(data.data() + first, n - first, buffer_.get());
     size_ += n;
     return n;
   }
   // Copies out.size() bytes starting `offset` bytes from the front; offset + out.size() <= size().
   void copy_out(size_t offset, MutableByteView out) const {
     if (out.empty()) return;
-    const size_t start = (head_ + offset) % buffer_.size();
-    const size_t first = std::min(out.size(), buffer_.size() - start);
-    std::copy_n(buffer_.data() + start, first, out.data());
-    std::copy_n(buffer_.data(), out.size() - first, out.data() + first);
+    const size_t start = (head_ + offset) % capacity_;
+    const size_t first = std::min(out.size(), capacity_ - start);
+    std::copy_n(buffer_.get() + start, first, out.data());
+    std::copy_n(buffer_.get(), out.size() - first, out.data() + first);
   }
   // Drops n bytes from the front.
   void consume(size_t n) {
     n = std::min(n, size_);
     size_ -= n;
-    head_ = size_ == 0 ? 0 : (head_ + n) % buffer_.size();
-    if (size_ == 0 && buffer_.size() > kKeepWhenEmpty) {
-      std::vector<uint8_t>().swap(buffer_);
+    head_ = size_ == 0 ? 0 : (head_ + n) % capacity_;
+    if (size_ == 0 && capacity_ > kKeepWhenEmpty) {
+      buffer_.reset();
+      capacity_ = 0;
     }
   }
 
  private:
   static constexpr size_t kKeepWhenEmpty = 16 * 1024;
 
+  // Memory is not zeroed: every byte is written by append() before it is read.
   void reserve(size_t needed) {
-    if (needed <= buffer_.size()) return;
-    size_t capacity = std::max<size_t>(buffer_.size() * 2, 4096);
+    if (needed <= capacity_) return;
+    size_t capacity = std::max<size_t>(capacity_ * 2, 4096);
     capacity = std::min(std::max(capacity, needed), std::max(limit_, needed));
-    std::vector<uint8_t> bigger(capacity);
-    if (size_ > 0) copy_out(0, {bigger.data(), size_});
-    buffer_.swap(bigger);
+    std::unique_ptr<uint8_t[]> bigger(new uint8_t[capacity]);
+    if (size_ > 0) copy_out(0, {bigger.get(), size_});
+    buffer_ = std::move(bigger);
+    capacity_ = capacity;
     head_ = 0;
   }
 
-  std::vector<uint8_t> buffer_;
+  std::unique_ptr<uint8_t[]> buffer_;
+  size_t capacity_ = 0;
   size_t head_ = 0;
   size_t size_ = 0;
   size_t limit_;

@@ -4,8 +4,8 @@
 //   over TAP:   the stack (on an EventLoop, this thread) and a kernel socket (a thread of its
 //               own), kernel -> stack and stack -> kernel, with the seed's key "12345" on both
 //               sides and with no key;
-//   over veth:  two kernel sockets in two network namespaces joined by a veth pair, with
-//               TCP_MD5SIG on both sockets and without.
+//   over veth:  two kernel sockets in two network namespaces joined by a veth pair with
+//               offloads off (TSO, GSO, GRO), with TCP_MD5SIG on both sockets and without.
 //
 // The sender sends for the given time and then shuts down writing; the receiver counts from
 // its first byte to the end of stream. Everything runs in private network namespaces, on
@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <charconv>
 #include <chrono>
 #include <future>
@@ -183,6 +186,16 @@ Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t 
   return receiver.get();
 }
 
+// TSO, GSO and GRO off, so that the kernel pays per segment on both ends, as a TAP makes the
+// stack pay and as MD5 makes the kernel pay anyway (no GSO for signed segments).
+void offloads_off(const char* device) {
+  const std::string command = fmt::format(
+      "/usr/sbin/ethtool -K {} tso off gso off gro off >/dev/null 2>&1", device);
+  if (std::system(command.c_str()) != 0) {
+    throw std::runtime_error(fmt::format("ethtool -K {}: failed", device));
+  }
+}
+
 // md5a here (198.18.1.1/24), md5b in a namespace of its own (198.18.1.2/24).
 Fd make_veth_pair() {
   Fd other = value_or_throw(new_network_namespace(), "second namespace");
@@ -190,11 +203,13 @@ Fd make_veth_pair() {
   auto here = value_or_throw(Rtnetlink::open(), "rtnetlink");
   ok_or_throw(here.add_ipv4_address("md5a", kVethA), "md5a address");
   ok_or_throw(here.set_link_up("md5a"), "md5a up");
+  offloads_off("md5a");
   std::thread([&] {
     ok_or_throw(enter_network_namespace(other), "setns");
     auto there = value_or_throw(Rtnetlink::open(), "rtnetlink");
     ok_or_throw(there.add_ipv4_address("md5b", kVethB), "md5b address");
     ok_or_throw(there.set_link_up("md5b"), "md5b up");
+    offloads_off("md5b");  // a child forked from this thread starts in this namespace
   }).join();
   return other;
 }
