@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "stack/ipv4.h"
+#include "stack/tcp_layer.h"
 
 namespace tapstack {
 namespace {
@@ -102,13 +103,18 @@ void ArpTable::on_timer(Instant now) {
       ++it;
       continue;
     }
-    if (!entry.mac) {
+    const bool failed = !entry.mac;
+    const Ipv4Address address{it->first};
+    if (failed) {
       stack_.counters_.add(Counter::ArpResolveFailures);
       for (size_t i = 0; i < entry.queue.size(); ++i) {
         stack_.counters_.drop(DropReason::ArpResolveFailed);
       }
     }
     it = entries_.erase(it);
+    // Linux: neigh_invalidate() → ipv4_link_failure() sends the host an ICMP host
+    // unreachable, which fails a connection still in SYN-SENT (tcp_v4_err()).
+    if (failed) stack_.tcp().host_unreachable(address);
   }
 }
 

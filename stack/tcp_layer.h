@@ -69,6 +69,9 @@ class Tcp {
   void input(const Ipv4Datagram& datagram, Instant now);
   void on_timer(Instant now);
   Instant next_deadline() const;
+  // The neighbour did not answer ARP: connections to it still in SYN-SENT fail with
+  // EHOSTUNREACH, as Linux's tcp_v4_err() fails them on the ICMP host unreachable.
+  void host_unreachable(Ipv4Address remote);
 
  private:
   Connection* find(SocketId id) const;

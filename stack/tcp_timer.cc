@@ -45,6 +45,20 @@ void Tcp::on_timer(Instant now) {
   }
 }
 
+void Tcp::host_unreachable(Ipv4Address remote) {
+  std::vector<SocketId> failing;
+  for (const auto& [id, c] : connections_) {
+    if (c->state == TcpState::SynSent && c->remote_address == remote) failing.push_back(id);
+  }
+  for (const SocketId id : failing) {
+    Connection& c = *connections_.at(id);
+    stack_.trace_.begin("arp: no answer from {}: socket {} fails", remote, id);
+    connection_failed(c, EHOSTUNREACH);
+    if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
+    stack_.trace_.flush();
+  }
+}
+
 // Linux: tcp_retransmit_timer(), tcp_write_timeout()
 void Tcp::retransmit_timeout(Connection& c, Instant now) {
   c.rto = std::min(c.rto * 2, config_.max_rto);  // back off (RFC 6298 §5.5)

@@ -233,6 +233,9 @@ class Client {
                    ? fmt::format("connection to {} timed out: the peer stopped answering", peer_)
                    : fmt::format("connecting to {} timed out: no answer to SYN{}", peer_,
                                  unanswered_hint());
+      case EHOSTUNREACH:
+        return fmt::format("cannot reach {}: no answer to ARP (is the host up, on this link?)",
+                           peer_);
       case 0:
         return fmt::format("connection to {} closed before it was established", peer_);
       default:

@@ -212,6 +212,18 @@ TEST_CASE("connect: no answer to SYN (no such host): exit 1 after --timeout") {
   CHECK(elapsed < 10);
 }
 
+TEST_CASE("connect: no such host on the link: ARP fails in about 3 s, exit 1 (EHOSTUNREACH)") {
+  enter_private_netns_or_skip();
+  const auto start = steady_clock::now();
+  const ProcessResult result = run_process(
+      tapstack_command("connect", {"--to", "198.18.0.9:5000"}, HostSide::Configured), kRunLimit,
+      ProcessOptions{.stdin_path = "/dev/null"});
+  const double elapsed = std::chrono::duration<double>(steady_clock::now() - start).count();
+  check_one_error_line(result, "cannot reach 198.18.0.9:5000: no answer to ARP");
+  CHECK(elapsed >= 2);
+  CHECK(elapsed < 15);  // well before the 30 s handshake limit
+}
+
 TEST_CASE("connect: a peer that never closes runs into --timeout: exit 1, one line") {
   enter_private_netns_or_skip();
   KernelServer server(5006, deadline_in(kTransferLimit), [](KernelSocket&) {

@@ -2,6 +2,8 @@
 // the peer sends, we assert what the stack answers and the state it reaches.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include <string>
 #include <vector>
 
@@ -350,6 +352,24 @@ TEST_CASE("challenge ACKs are limited to 1000 a second for the stack (RFC 5961 Â
   CHECK(t.state(id) == TcpState::Established);
   t.wait(Duration::seconds(1));
   CHECK(t.send(RST, P + 1000, 0).size() == 1);  // a new second, a new allowance
+}
+
+TEST_CASE("connecting to a neighbour that never answers ARP fails with EHOSTUNREACH, as Linux") {
+  TcpScript t;
+  const Ipv4Address silent = ip("198.18.0.9");
+  auto id = t.tcp().connect(silent, 80, t.now);
+  REQUIRE(id);
+  t.wait(Duration::seconds(2));
+  CHECK(t.state(*id) == TcpState::SynSent);
+  t.wait(Duration::seconds(3));  // three requests a second apart, then the neighbour fails
+  CHECK(t.count(Counter::ArpResolveFailures) == 1);
+  CHECK((t.tcp().events(*id) & socket_event::kError) != 0);
+  const auto error = t.tcp().receive(*id, MutableByteView(), t.now);
+  REQUIRE_FALSE(error);
+  CHECK(error.error().code == EHOSTUNREACH);
+  // A connection to a neighbour that answers is not touched.
+  const SocketId other = t.establish_active();
+  CHECK(t.state(other) == TcpState::Established);
 }
 
 TEST_CASE("TIME-WAIT acknowledges a retransmitted FIN and restarts 2 MSL") {
