@@ -67,7 +67,8 @@ class Bird {
         "  password \"{}\";\n"
         "  passive {};\n"
         "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
-        "  ipv4 {{ import all; export all; }};\n"
+        "  ipv4 {{ import all; export filter {{ bgp_community.add((65001, 7)); bgp_med = 5; "
+        "accept; }}; }};\n"
         "}}\n",
         temporary_path("bird.log"), kBirdRoute, config.password, config.passive ? "on" : "off");
     auto child = ChildProcess::start(
@@ -154,7 +155,10 @@ TEST_CASE("tapstack bgp and BIRD over TCP-MD5: routes both ways, withdrawals, a 
 
   // BIRD's static route reaches tapstack, with BIRD's AS and next hop; ours reaches BIRD.
   CHECK(tapstack.wait_for_stdout(
-      fmt::format("route {} next-hop 198.18.0.1 as-path 65001", kBirdRoute), kLimit));
+      fmt::format("route {} next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp "
+                  "med 5",
+                  kBirdRoute),
+      kLimit));
   CHECK(Bird::wait_until([&] { return bird->has_route(kOurRoute); }));
   const std::string detail = bird->birdc({"show", "route", kOurRoute, "all"});
   CHECK(detail.find("BGP.as_path: 65002") != std::string::npos);
@@ -176,6 +180,22 @@ TEST_CASE("tapstack bgp and BIRD over TCP-MD5: routes both ways, withdrawals, a 
   CHECK(Bird::log().find("Received: Administrative shutdown") != std::string::npos);
   CHECK(tapstack::testing::count_lines_with(result.out, fmt::format("route {}", kBirdRoute)) == 2);
   CHECK(tapstack::testing::stats_counter(stats, "TcpExtTCPMD5Failure") == 0u);
+}
+
+TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines") {
+  skip_without_bird();
+  tapstack::testing::enter_private_netns_or_skip();
+  ChildProcess tapstack =
+      start_tapstack({"--passive", "--json", "--announce", "198.18.101.0/24,next-hop=198.18.0.9"});
+  Bird bird(BirdConfig{.passive = false});
+  CHECK_MESSAGE(tapstack.wait_for_stdout(R"("to": "Established")", kLimit), Bird::log());
+  CHECK(tapstack.wait_for_stdout(
+      R"({"type": "route", "prefix": "198.18.200.0/24", "next_hop": "198.18.0.1", )"
+      R"("as_path": [65001], "communities": ["65001:7"], "origin": "igp", "med": 5})",
+      kLimit));
+  CHECK(Bird::wait_until([&] { return bird.has_route("198.18.101.0/24"); }));
+  CHECK(bird.birdc({"show", "route", "198.18.101.0/24", "all"}).find("BGP.next_hop: 198.18.0.9") !=
+        std::string::npos);
 }
 
 TEST_CASE("a wrong password keeps the session down; tapstack counts TcpExtTCPMD5Failure") {
