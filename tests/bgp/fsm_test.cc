@@ -379,5 +379,77 @@ TEST_CASE("OpenSent: no OPEN within the large hold time (240 s) → 4/0") {
   CHECK(r.out().notification()->code == 4);
 }
 
+TEST_CASE("ManualStop before a connection is up: Idle, no NOTIFICATION, no restart") {
+  for (const bool passive : {false, true}) {
+    CAPTURE(passive);
+    Rig r(config(passive));
+    r.fsm.start(r.now);
+    r.out();
+    r.fsm.stop(r.now);
+    const Seen s = r.out();
+    CHECK(s.sent.empty());
+    CHECK(s.close_tcp == (passive ? 0 : 1));  // the connection being made is dropped
+    CHECK(s.states == std::vector{State::Idle});
+    r.advance(Duration::seconds(3600));
+    CHECK(r.out().nothing());
+  }
+}
+
+TEST_CASE("OpenConfirm: keepalives while waiting, hold timer expiry → 4/0") {
+  Rig r;
+  r.fsm.start(r.now);
+  r.fsm.tcp_connected(r.now);
+  r.peer(Open::make(kPeerAs, 9, ip(198, 18, 0, 1)));
+  r.out();
+  r.advance(Duration::seconds(3));
+  CHECK(r.out().count_sent<Keepalive>() == 1);
+  CHECK(r.fsm.state() == State::OpenConfirm);
+  r.advance(Duration::seconds(6));
+  const Seen s = r.out();
+  CHECK(s.notification()->code == 4);
+  CHECK(s.states == std::vector{State::Idle});
+}
+
+TEST_CASE("a NOTIFICATION in OpenSent or OpenConfirm ends the attempt without an answer") {
+  Rig r;
+  r.fsm.start(r.now);
+  r.fsm.tcp_connected(r.now);
+  r.out();
+  r.peer(Notification{2, open_error::kBadPeerAs, {}});
+  Seen s = r.out();
+  CHECK(s.sent.empty());
+  CHECK(s.close_tcp == 1);
+  CHECK(s.states == std::vector{State::Idle});
+
+  Rig confirm;
+  confirm.fsm.start(confirm.now);
+  confirm.fsm.tcp_connected(confirm.now);
+  confirm.peer(Open::make(kPeerAs, 90, ip(198, 18, 0, 1)));
+  confirm.out();
+  confirm.fsm.tcp_failed(confirm.now);
+  s = confirm.out();
+  CHECK(s.close_tcp == 1);
+  CHECK(s.states == std::vector{State::Idle});
+}
+
+TEST_CASE("iBGP: LOCAL_PREF is read and no leftmost-AS check applies") {
+  PeerConfig c = config();
+  c.peer_as = kLocalAs;
+  Fsm fsm(c);
+  const Instant now = Instant::from_ns(0);
+  const CodecOptions internal{.four_octet_as = true, .external = false};
+  fsm.start(now);
+  fsm.tcp_connected(now);
+  fsm.receive(encode(Open::make(kLocalAs, 90, ip(198, 18, 0, 1)), internal), now);
+  fsm.receive(encode(Keepalive{}, internal), now);
+  REQUIRE(fsm.state() == State::Established);
+  Update update = route(5);
+  update.attributes.as_path = std::vector<AsPathSegment>{};
+  update.attributes.local_pref = 250;
+  fsm.receive(encode(update, internal), now);
+  REQUIRE(fsm.routes().size() == 1);
+  CHECK(fsm.routes().begin()->second.local_pref == 250u);
+}
+
 }  // namespace
 }  // namespace tapstack::bgp
