@@ -93,7 +93,10 @@ void Fsm::stop(Instant now) {
 }
 
 void Fsm::fail(std::string why, std::optional<Notification> notification, Instant now) {
-  if (notification) send(*notification, now);
+  if (notification) {
+    send(*notification, now);
+    outputs_.push_back(Note{fmt::format("sent NOTIFICATION {}", notification->describe())});
+  }
   if (state_ != State::Idle && state_ != State::Active) outputs_.push_back(CloseTcp{});
   for (const auto& [prefix, attributes] : routes_) outputs_.push_back(RouteWithdrawn{prefix});
   routes_.clear();
@@ -272,6 +275,7 @@ void Fsm::on_update(Update update, Instant now) {
     return fail("AS_PATH does not begin with the peer's AS",
                 notification(ErrorCode::UpdateMessage, update_error::kMalformedAsPath), now);
   }
+  for (std::string& note : update.notes) outputs_.push_back(Note{std::move(note)});
   std::vector<Prefix> gone = std::move(update.withdrawn);
   if (update.treat_as_withdraw) gone.insert(gone.end(), update.nlri.begin(), update.nlri.end());
   for (const Prefix& prefix : gone) {

@@ -51,8 +51,13 @@ struct RouteLearned {
 struct RouteWithdrawn {
   Prefix prefix;
 };
+// Something to log: an UPDATE error handled without a reset (RFC 7606 §2 asks that it be
+// logged), or a NOTIFICATION we sent.
+struct Note {
+  std::string text;
+};
 using Output =
-    std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned, RouteWithdrawn>;
+    std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned, RouteWithdrawn, Note>;
 
 class Fsm {
  public:

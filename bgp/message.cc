@@ -250,10 +250,10 @@ class AttributeParser {
   const CodecOptions& options_;
   Update& u_;
   std::optional<uint32_t> mp_next_hop_;
+  std::set<uint8_t> seen_;  // attribute types met, malformed or not
 };
 
 std::optional<DecodeError> AttributeParser::parse(ByteView attributes) {
-  std::set<uint8_t> seen;
   Reader reader(attributes);
   while (!reader.at_end()) {
     const size_t start = attributes.size() - reader.left();
@@ -277,7 +277,7 @@ std::optional<DecodeError> AttributeParser::parse(ByteView attributes) {
       break;
     }
     const ByteView whole = attributes.subspan(start, attributes.size() - reader.left() - start);
-    if (!seen.insert(type).second) {
+    if (!seen_.insert(type).second) {
       // RFC 7606 §3(g): a repeated MP_(UN)REACH_NLRI resets; any other repeat is discarded.
       if (type == attribute::kMpReachNlri || type == attribute::kMpUnreachNlri) {
         return error(ErrorCode::UpdateMessage, update_error::kMalformedAttributeList,
@@ -495,9 +495,12 @@ void AttributeParser::check_mandatory(bool classic_nlri) {
   if (!u_.attributes.next_hop && mp_next_hop_) u_.attributes.next_hop = mp_next_hop_;
   const PathAttributes& a = u_.attributes;
   // RFC 7606 §3(d) replaces RFC 4271's Missing Well-known Attribute (3/3) reset.
-  if (!a.origin) withdraw("ORIGIN missing");
-  if (!a.as_path) withdraw("AS_PATH missing");
-  if (!a.next_hop && classic_nlri) withdraw("NEXT_HOP missing");
+  // One that was there but malformed has been withdrawn already.
+  if (!seen_.contains(attribute::kOrigin)) withdraw("ORIGIN missing");
+  if (!seen_.contains(attribute::kAsPath)) withdraw("AS_PATH missing");
+  if (!a.next_hop && classic_nlri && !seen_.contains(attribute::kNextHop)) {
+    withdraw("NEXT_HOP missing");
+  }
 }
 
 Decoded decode_update(ByteView body, const CodecOptions& options) {

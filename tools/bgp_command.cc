@@ -383,6 +383,8 @@ class Speaker {
       } else if (auto* learned = std::get_if<bgp::RouteLearned>(&output)) {
         print_line(options_.json ? route_json(learned->prefix, learned->attributes)
                                  : route_text(learned->prefix, learned->attributes));
+      } else if (auto* note = std::get_if<bgp::Note>(&output)) {
+        report("bgp {}: {}", options_.peer, note->text);
       } else if (auto* withdrawn = std::get_if<bgp::RouteWithdrawn>(&output)) {
         print_line(options_.json ? fmt::format(R"({{"type": "withdraw", "prefix": "{}"}})",
                                                withdrawn->prefix.to_string())

@@ -49,6 +49,7 @@ struct Seen {
   std::vector<State> states;
   std::vector<Prefix> learned;
   std::vector<Prefix> withdrawn;
+  std::vector<std::string> notes;
 
   template <typename T>
   int count_sent() const {
@@ -63,7 +64,7 @@ struct Seen {
   }
   bool nothing() const {
     return open_tcp == 0 && close_tcp == 0 && sent.empty() && states.empty() && learned.empty() &&
-           withdrawn.empty();
+           withdrawn.empty() && notes.empty();
   }
 };
 
@@ -84,6 +85,7 @@ struct Rig {
       if (auto* s = std::get_if<StateChanged>(&o)) seen.states.push_back(s->to);
       if (auto* r = std::get_if<RouteLearned>(&o)) seen.learned.push_back(r->prefix);
       if (auto* r = std::get_if<RouteWithdrawn>(&o)) seen.withdrawn.push_back(r->prefix);
+      if (auto* n = std::get_if<Note>(&o)) seen.notes.push_back(n->text);
     }
     return seen;
   }
@@ -288,6 +290,9 @@ TEST_CASE("a malformed message in Established: its NOTIFICATION, close, Idle") {
   r.fsm.receive(bad, r.now);
   const Seen s = r.out();
   CHECK(*s.notification() == Notification{1, header_error::kConnectionNotSynchronized, {}});
+  CHECK(s.notes ==
+        std::vector<std::string>{
+            "sent NOTIFICATION Message Header Error / Connection Not Synchronized (1/1)"});
   CHECK(s.close_tcp == 1);
   CHECK(s.states == std::vector{State::Idle});
 }
@@ -312,6 +317,8 @@ TEST_CASE("routes: learned, withdrawn, treat-as-withdraw, and all withdrawn when
   Seen s = r.out();
   CHECK(s.withdrawn == std::vector<Prefix>{{ip(198, 18, 6, 0), 24}});
   CHECK(s.sent.empty());
+  REQUIRE(s.notes.size() == 1);
+  CHECK(s.notes[0] == "treat-as-withdraw: malformed ORIGIN");
   CHECK(r.fsm.state() == State::Established);
 
   r.peer(route(8));
