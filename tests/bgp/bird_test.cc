@@ -50,6 +50,8 @@ std::string socket_path() {
 struct BirdConfig {
   std::string password = kKey;
   bool passive = true;  // wait for tapstack to connect
+  std::string as = "65001";
+  std::string peer_as = "65002";
 };
 
 class Bird {
@@ -60,17 +62,18 @@ class Bird {
         "router id 198.18.0.1;\n"
         "log \"{}\" all;\n"
         "protocol device {{ scan time 1; }}\n"
-        "protocol static {{ ipv4; route {} blackhole; }}\n"
+        "protocol static birdstatic {{ ipv4; route {} blackhole; }}\n"
         "protocol bgp tapstack {{\n"
-        "  local 198.18.0.1 as 65001;\n"
-        "  neighbor 198.18.0.2 as 65002;\n"
+        "  local 198.18.0.1 as {};\n"
+        "  neighbor 198.18.0.2 as {};\n"
         "  password \"{}\";\n"
         "  passive {};\n"
         "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
         "  ipv4 {{ import all; export filter {{ bgp_community.add((65001, 7)); bgp_med = 5; "
         "accept; }}; }};\n"
         "}}\n",
-        temporary_path("bird.log"), kBirdRoute, config.password, config.passive ? "on" : "off");
+        temporary_path("bird.log"), kBirdRoute, config.as, config.peer_as, config.password,
+        config.passive ? "on" : "off");
     auto child = ChildProcess::start(
         {kBird, "-f", "-c", conf, "-s", socket_, "-P", temporary_path("bird.pid")});
     REQUIRE_MESSAGE(static_cast<bool>(child), (child ? "" : child.error().message));
@@ -128,14 +131,16 @@ void skip_without_bird() {
   }
 }
 
-ChildProcess start_tapstack(const std::vector<std::string>& extra) {
-  std::vector<std::string> options = {"--peer",          "198.18.0.1", "--local-as", "65002",
-                                      "--peer-as",       "65001",      "--md5-key",  kKey,
+ChildProcess start_tapstack(const std::vector<std::string>& extra,
+                            const std::string& local_as = "65002",
+                            const std::string& peer_as = "65001") {
+  std::vector<std::string> options = {"--peer",          "198.18.0.1", "--local-as", local_as,
+                                      "--peer-as",       peer_as,      "--md5-key",  kKey,
                                       "--connect-retry", "1",          "--hold",     "9"};
   options.insert(options.end(), extra.begin(), extra.end());
   auto child = ChildProcess::start(tapstack::testing::tapstack_command("bgp", options));
   REQUIRE_MESSAGE(static_cast<bool>(child), (child ? "" : child.error().message));
-  REQUIRE_MESSAGE(child->wait_for_stderr("bgp: AS 65002", milliseconds(10'000)),
+  REQUIRE_MESSAGE(child->wait_for_stderr(fmt::format("bgp: AS {}", local_as), milliseconds(10'000)),
                   "tapstack bgp did not start");
   return std::move(*child);
 }
@@ -195,6 +200,25 @@ TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines"
       kLimit));
   CHECK(Bird::wait_until([&] { return bird.has_route("198.18.101.0/24"); }));
   CHECK(bird.birdc({"show", "route", "198.18.101.0/24", "all"}).find("BGP.next_hop: 198.18.0.9") !=
+        std::string::npos);
+
+  // BIRD withdraws its route in an UPDATE; the session stays up.
+  bird.birdc({"disable", "birdstatic"});
+  CHECK(tapstack.wait_for_stdout(R"({"type": "withdraw", "prefix": "198.18.200.0/24"})", kLimit));
+  CHECK(bird.established());
+}
+
+TEST_CASE("4-octet AS numbers on both sides (RFC 6793): AS_TRANS in OPEN, full ASNs in paths") {
+  skip_without_bird();
+  tapstack::testing::enter_private_netns_or_skip();
+  ChildProcess tapstack = start_tapstack({"--announce", kOurRoute}, "4200000002", "4200000001");
+  Bird bird(BirdConfig{.as = "4200000001", .peer_as = "4200000002"});
+  CHECK_MESSAGE(
+      tapstack.wait_for_stdout(
+          fmt::format("route {} next-hop 198.18.0.1 as-path 4200000001 ", kBirdRoute), kLimit),
+      Bird::log());
+  CHECK(Bird::wait_until([&] { return bird.has_route(kOurRoute); }));
+  CHECK(bird.birdc({"show", "route", kOurRoute, "all"}).find("BGP.as_path: 4200000002") !=
         std::string::npos);
 }
 
