@@ -208,6 +208,22 @@ std::string route_json(const bgp::Prefix& prefix, const bgp::PathAttributes& a) 
   return line + "}";
 }
 
+// The text of a JSON string: quotes, backslashes and control characters escaped.
+std::string json_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 void print_line(const std::string& line) {
   fmt::print("{}\n", line);
   std::fflush(stdout);
@@ -310,9 +326,8 @@ class Speaker {
     if (!options_.md5_key) return std::nullopt;
     // Linux: setsockopt(TCP_MD5SIG) for the peer, before connect() or on the listener.
     const Status set = tcp_.set_md5_key(id, options_.peer, 32, *options_.md5_key);
-    if (!set)
-      return fmt::format("setting the TCP-MD5 key for {}: {}", options_.peer, set.error().message);
-    return std::nullopt;
+    if (set) return std::nullopt;
+    return fmt::format("setting the TCP-MD5 key for {}: {}", options_.peer, set.error().message);
   }
 
   void accept_new(Instant now) {
@@ -404,7 +419,8 @@ class Speaker {
     report("{}", line);
     if (options_.json) {
       print_line(fmt::format(R"({{"type": "state", "from": "{}", "to": "{}", "why": "{}"}})",
-                             bgp::state_name(change.from), bgp::state_name(change.to), change.why));
+                             bgp::state_name(change.from), bgp::state_name(change.to),
+                             json_escape(change.why)));
     }
   }
 
