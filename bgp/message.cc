@@ -233,6 +233,8 @@ class AttributeParser {
 
   // nullopt, or the error that resets the session.
   std::optional<DecodeError> parse(ByteView attributes);
+  // RFC 6793 §4.2.3: AS_PATH and AS4_PATH from a 2-octet speaker made one path.
+  void merge_as4_path();
   // RFC 7606 §3(d): after the NLRI is known, a route without ORIGIN, AS_PATH or NEXT_HOP.
   void check_mandatory(bool classic_nlri);
 
@@ -240,7 +242,7 @@ class AttributeParser {
   std::optional<DecodeError> attribute(uint8_t flags, uint8_t type, ByteView value, ByteView whole);
   std::optional<DecodeError> mp_reach(ByteView value, ByteView whole);
   std::optional<DecodeError> mp_unreach(ByteView value, ByteView whole);
-  bool as_path(ByteView value);
+  std::optional<std::vector<AsPathSegment>> as_path(ByteView value, size_t as_size) const;
   void withdraw(std::string why) {
     u_.treat_as_withdraw = true;
     u_.notes.push_back(fmt::format("treat-as-withdraw: {}", why));
@@ -250,6 +252,7 @@ class AttributeParser {
   const CodecOptions& options_;
   Update& u_;
   std::optional<uint32_t> mp_next_hop_;
+  std::optional<std::vector<AsPathSegment>> as4_path_;
   std::set<uint8_t> seen_;  // attribute types met, malformed or not
 };
 
@@ -307,6 +310,7 @@ std::optional<uint8_t> expected_flags(uint8_t type) {
       return kOptional;
     case attribute::kAggregator:
     case attribute::kCommunities:
+    case attribute::kAs4Path:
       return kOptional | kTransitive;
     default:
       return std::nullopt;
@@ -339,7 +343,11 @@ std::optional<DecodeError> AttributeParser::attribute(uint8_t flags, uint8_t typ
                    fmt::format("attribute {} with flags {:#04x}", type, flags),
                    std::vector<uint8_t>(whole.begin(), whole.end()));
     }
-    withdraw(fmt::format("attribute {} with flags {:#04x}", type, flags));
+    if (type == attribute::kAs4Path) {
+      discard(fmt::format("AS4_PATH with flags {:#04x}", flags));
+    } else {
+      withdraw(fmt::format("attribute {} with flags {:#04x}", type, flags));
+    }
     return std::nullopt;
   }
   Reader reader(value);
@@ -354,7 +362,15 @@ std::optional<DecodeError> AttributeParser::attribute(uint8_t flags, uint8_t typ
       return std::nullopt;
     }
     case attribute::kAsPath:  // RFC 7606 §7.2
-      if (!as_path(value)) withdraw("malformed AS_PATH");
+      u_.attributes.as_path = as_path(value, options_.four_octet_as ? 4 : 2);
+      if (!u_.attributes.as_path) withdraw("malformed AS_PATH");
+      return std::nullopt;
+    case attribute::kAs4Path:  // RFC 6793 §4.1, §4.2.3, §6: never a reason to withdraw
+      if (options_.four_octet_as) {
+        discard("AS4_PATH from a 4-octet speaker");
+      } else if (!(as4_path_ = as_path(value, 4))) {
+        discard("malformed AS4_PATH");
+      }
       return std::nullopt;
     case attribute::kNextHop: {  // RFC 7606 §7.3; RFC 4271 §6.3 on its semantics
       uint32_t next_hop = 0;
@@ -420,26 +436,68 @@ std::optional<DecodeError> AttributeParser::attribute(uint8_t flags, uint8_t typ
   return std::nullopt;
 }
 
-// RFC 4271 §4.3 path segments; false when malformed as RFC 7606 §7.2 defines it.
-bool AttributeParser::as_path(ByteView value) {
-  const size_t as_size = options_.four_octet_as ? 4 : 2;
+// RFC 4271 §4.3 path segments of as_size-octet ASNs; nullopt when malformed as RFC 7606
+// §7.2 defines it.
+std::optional<std::vector<AsPathSegment>> AttributeParser::as_path(ByteView value,
+                                                                   size_t as_size) const {
   std::vector<AsPathSegment> path;
   Reader reader(value);
   while (!reader.at_end()) {
     uint8_t type = 0;
     uint8_t count = 0;
     ByteView asns;
-    if (!reader.u8(type) || !reader.u8(count)) return false;
-    if (type != AsPathSegment::AsSet && type != AsPathSegment::AsSequence) return false;
-    if (count == 0 || !reader.bytes(count * as_size, asns)) return false;
+    if (!reader.u8(type) || !reader.u8(count)) return std::nullopt;
+    if (type != AsPathSegment::AsSet && type != AsPathSegment::AsSequence) return std::nullopt;
+    if (count == 0 || !reader.bytes(count * as_size, asns)) return std::nullopt;
     AsPathSegment segment{static_cast<AsPathSegment::Type>(type), {}};
     for (size_t i = 0; i < asns.size(); i += as_size) {
       segment.asns.push_back(as_size == 4 ? load_be32(&asns[i]) : load_be16(&asns[i]));
     }
     path.push_back(std::move(segment));
   }
-  u_.attributes.as_path = std::move(path);
-  return true;
+  return path;
+}
+
+// RFC 6793 §4.2.3: an AS_SET counts as one AS.
+size_t path_length(const std::vector<AsPathSegment>& path) {
+  size_t length = 0;
+  for (const AsPathSegment& segment : path) {
+    length += segment.type == AsPathSegment::AsSet ? 1 : segment.asns.size();
+  }
+  return length;
+}
+
+void AttributeParser::merge_as4_path() {
+  if (!as4_path_ || !u_.attributes.as_path) return;
+  std::vector<AsPathSegment>& path = *u_.attributes.as_path;
+  // §4.2.3: an AGGREGATOR with a real AS comes from a 2-octet speaker that aggregated after
+  // the AS4_PATH was made: the AS4_PATH is stale.
+  for (const RawAttribute& raw : u_.attributes.transitive) {
+    if (raw.type == attribute::kAggregator && load_be16(raw.value.data()) != kAsTrans) {
+      return discard("AS4_PATH older than an AGGREGATOR");
+    }
+  }
+  const size_t length = path_length(path);
+  const size_t as4_length = path_length(*as4_path_);
+  if (length < as4_length) return discard("AS4_PATH longer than AS_PATH");
+  // The leading length - as4_length ASes of AS_PATH, then AS4_PATH.
+  std::vector<AsPathSegment> merged;
+  size_t keep = length - as4_length;
+  for (const AsPathSegment& segment : path) {
+    if (keep == 0) break;
+    if (segment.type == AsPathSegment::AsSet) {
+      merged.push_back(segment);
+      --keep;
+      continue;
+    }
+    const size_t take = std::min(keep, segment.asns.size());
+    merged.push_back(
+        {AsPathSegment::AsSequence,
+         {segment.asns.begin(), segment.asns.begin() + static_cast<std::ptrdiff_t>(take)}});
+    keep -= take;
+  }
+  merged.insert(merged.end(), as4_path_->begin(), as4_path_->end());
+  path = std::move(merged);
 }
 
 // RFC 4760 §3; RFC 7606 §7.11: a malformed one cannot be withdrawn from, so it resets.
@@ -528,6 +586,7 @@ Decoded decode_update(ByteView body, const CodecOptions& options) {
   const bool classic_nlri = !update.nlri.empty();
   AttributeParser parser(options, update);
   if (auto failed = parser.parse(attribute_bytes)) return *failed;
+  parser.merge_as4_path();
   parser.check_mandatory(classic_nlri);
   return Message{std::move(update)};
 }
@@ -597,6 +656,16 @@ void encode_update(std::vector<uint8_t>& out, const Update& update, const CodecO
     std::vector<uint8_t> value;
     for (const uint32_t community : *a.communities) put32(value, community);
     put_attribute(attributes, kOptional | kTransitive, attribute::kCommunities, value);
+  }
+  // RFC 6793 §4.2.2: to a 2-octet speaker, the real path as well when AS_TRANS stands in it.
+  const auto large = [](const AsPathSegment& segment) {
+    return std::any_of(segment.asns.begin(), segment.asns.end(),
+                       [](uint32_t as) { return as > 0xffff; });
+  };
+  if (a.as_path && !options.four_octet_as &&
+      std::any_of(a.as_path->begin(), a.as_path->end(), large)) {
+    put_attribute(attributes, kOptional | kTransitive, attribute::kAs4Path,
+                  encode_as_path(*a.as_path, true));
   }
   for (const RawAttribute& raw : a.transitive)
     put_attribute(attributes, raw.flags, raw.type, raw.value);

@@ -92,6 +92,7 @@ inline constexpr uint8_t kAggregator = 7;
 inline constexpr uint8_t kCommunities = 8;
 inline constexpr uint8_t kMpReachNlri = 14;
 inline constexpr uint8_t kMpUnreachNlri = 15;
+inline constexpr uint8_t kAs4Path = 17;  // RFC 6793 §3
 }  // namespace attribute
 
 // RFC 4271 §4.3: the Attribute Flags octet.
@@ -178,7 +179,8 @@ struct PathAttributes {
   std::optional<uint32_t> local_pref;
   std::optional<std::vector<uint32_t>> communities;  // RFC 1997: AS << 16 | value
   // Optional transitive attributes not known here: passed on with the Partial bit set
-  // (RFC 4271 §5); ATOMIC_AGGREGATE and AGGREGATOR are among them.
+  // (RFC 4271 §5); ATOMIC_AGGREGATE and AGGREGATOR are among them. (AS4_PATH is not: between
+  // 2-octet speakers it is made from and merged into as_path, RFC 6793 §4.2.)
   std::vector<RawAttribute> transitive;
 
   bool operator==(const PathAttributes&) const = default;
@@ -215,8 +217,10 @@ using Message = std::variant<Open, Update, Notification, Keepalive, RouteRefresh
 
 // What the two sides agreed on in their OPENs, which changes how UPDATEs are read.
 struct CodecOptions {
-  bool four_octet_as = false;  // both sent the capability (RFC 6793 §4)
-  bool external = true;        // eBGP: LOCAL_PREF is discarded (RFC 7606 §7.5)
+  // Both sent the capability (RFC 6793 §4): AS_PATH carries 4-octet ASNs. Without it AS_PATH
+  // has 2-octet ones, AS_TRANS for larger, and AS4_PATH the whole path (§4.2.2, §4.2.3).
+  bool four_octet_as = false;
+  bool external = true;  // eBGP: LOCAL_PREF is discarded (RFC 7606 §7.5)
 };
 
 // A message that cannot be accepted, and the NOTIFICATION that says why (RFC 4271 §6).

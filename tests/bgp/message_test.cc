@@ -130,15 +130,58 @@ TEST_CASE("an attribute longer than 255 bytes uses the Extended Length bit") {
   CHECK(back.attributes.as_path->at(1).asns.back() == 300);
 }
 
-TEST_CASE("with 2-octet ASNs a large AS becomes AS_TRANS in AS_PATH (RFC 6793 §4.2.2)") {
+TEST_CASE("to a 2-octet speaker: AS_TRANS in AS_PATH, the real path in AS4_PATH (RFC 6793)") {
   Update update;
   update.attributes.origin = Origin::Igp;
   update.attributes.as_path =
       std::vector<AsPathSegment>{{AsPathSegment::AsSequence, {4200000000, 65001}}};
   update.attributes.next_hop = ip(198, 18, 0, 2);
   update.nlri = {Prefix{ip(198, 18, 5, 0), 24}};
-  const Update back = update_ok(encode(update, kTwoOctet), kTwoOctet);
-  CHECK(back.attributes.as_path->front().asns == std::vector<uint32_t>{kAsTrans, 65001});
+  const auto bytes = encode(update, kTwoOctet);
+  // AS_PATH: SEQUENCE of 2 with AS_TRANS; AS4_PATH (17, optional transitive) with both.
+  CHECK(bytes == update_message("40010100 400206 0202 5ba0 fde9 400304c6120002"
+                                "c0110a 0202 fa56ea00 0000fde9",
+                                "18c61205"));
+  CHECK(update_ok(bytes, kTwoOctet) == update);  // merged back (§4.2.3)
+  // Without a large AS there is no AS4_PATH.
+  update.attributes.as_path->front().asns = {65002, 65001};
+  CHECK(encode(update, kTwoOctet).size() == bytes.size() - 13);
+}
+
+TEST_CASE("AS4_PATH merge from a 2-octet speaker (RFC 6793 §4.2.3)") {
+  const std::string head = "40010100 400304c6120002 ";
+  // AS_PATH 65010 {65011 65012} 23456 65001; AS4_PATH 4200000000 65001: the leading two
+  // "ASes" (a set counts as one) stay.
+  const Update merged = update_ok(
+      update_message(head + "400210 0201 fdf2 0102 fdf3 fdf4 0202 5ba0 fde9 c0110a 0202 fa56ea00 "
+                            "0000fde9",
+                     "18c61205"),
+      kTwoOctet);
+  CHECK(merged.attributes.as_path ==
+        std::vector<AsPathSegment>{{AsPathSegment::AsSequence, {65010}},
+                                   {AsPathSegment::AsSet, {65011, 65012}},
+                                   {AsPathSegment::AsSequence, {4200000000, 65001}}});
+  CHECK(merged.notes.empty());
+  CHECK_FALSE(merged.treat_as_withdraw);
+
+  // Longer than AS_PATH: ignored, with a note. Malformed: discarded, AS_PATH stands.
+  const std::string as_path = "400206 0202 5ba0 fde9 ";
+  for (const std::string& as4 :
+       {std::string("c0110e 0203 fa56ea00 0000fde9 0000fdea"), std::string("c01106 0302 fa56ea00"),
+        std::string("401106 0201 fa56ea00")}) {
+    CAPTURE(as4);
+    const Update kept = update_ok(update_message(head + as_path + as4, "18c61205"), kTwoOctet);
+    CHECK(kept.attributes.as_path ==
+          std::vector<AsPathSegment>{{AsPathSegment::AsSequence, {kAsTrans, 65001}}});
+    CHECK_FALSE(kept.treat_as_withdraw);
+    CHECK(kept.notes.size() == 1);
+  }
+  // Between 4-octet speakers an AS4_PATH is discarded (§4.1).
+  const Update four =
+      update_ok(update_message(head + "400206 0201 0000fde9 c01106 0201 fa56ea00", "18c61205"));
+  CHECK(four.attributes.as_path ==
+        std::vector<AsPathSegment>{{AsPathSegment::AsSequence, {65001}}});
+  CHECK(four.notes == std::vector<std::string>{"discarded AS4_PATH from a 4-octet speaker"});
 }
 
 TEST_CASE("an unknown optional transitive attribute is carried on with Partial set (§5)") {
