@@ -294,6 +294,11 @@ std::optional<DecodeError> AttributeParser::parse(ByteView attributes) {
   return std::nullopt;
 }
 
+// RFC 4271 §6.3: a next hop must be a host's address: not 0.0.0.0, broadcast or multicast.
+bool is_host(uint32_t address) {
+  return address != 0 && address != 0xffffffff && (address >> 28) != 0xe;
+}
+
 // The Optional and Transitive bits each known attribute must carry (RFC 4271 §5, RFC 1997).
 std::optional<uint8_t> expected_flags(uint8_t type) {
   using namespace attribute_flag;
@@ -376,9 +381,8 @@ std::optional<DecodeError> AttributeParser::attribute(uint8_t flags, uint8_t typ
       uint32_t next_hop = 0;
       if (value.size() != 4 || !reader.u32(next_hop)) {
         withdraw("NEXT_HOP of length other than 4");
-      } else if (next_hop == 0 || next_hop == 0xffffffff || (next_hop >> 28) == 0xe) {
-        withdraw(fmt::format("NEXT_HOP {}.{}.{}.{} is not a host", next_hop >> 24,
-                             (next_hop >> 16) & 0xff, (next_hop >> 8) & 0xff, next_hop & 0xff));
+      } else if (!is_host(next_hop)) {
+        withdraw(fmt::format("NEXT_HOP {} is not a host", Ipv4Address{next_hop}));
       } else {
         u_.attributes.next_hop = next_hop;
       }
@@ -525,6 +529,9 @@ std::optional<DecodeError> AttributeParser::mp_reach(ByteView value, ByteView wh
   auto prefixes = parse_prefixes(reader.rest());
   if (!prefixes) return malformed("bad NLRI");
   mp_next_hop_ = load_be32(next_hop.data());
+  if (!is_host(*mp_next_hop_)) {
+    withdraw(fmt::format("MP_REACH_NLRI next hop {} is not a host", Ipv4Address{*mp_next_hop_}));
+  }
   u_.nlri.insert(u_.nlri.end(), prefixes->begin(), prefixes->end());
   return std::nullopt;
 }

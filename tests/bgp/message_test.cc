@@ -199,6 +199,10 @@ TEST_CASE("MP_REACH_NLRI / MP_UNREACH_NLRI for IPv4 unicast are read as routes (
   CHECK(reach.nlri == std::vector<Prefix>{{ip(198, 18, 6, 0), 24}});
   CHECK(reach.attributes.next_hop == ip(198, 18, 0, 1));
   CHECK_FALSE(reach.treat_as_withdraw);
+  // Its next hop is checked as NEXT_HOP's is (found by the fuzz target: 0.0.0.0 got through).
+  const Update zero = update_ok(
+      update_message("40010100 4002060201 0000fde9 800e0d 0001 01 04 00000000 00 18c61206", ""));
+  CHECK(zero.treat_as_withdraw);
   const Update unreach = update_ok(update_message("800f07 0001 01 18c61206", ""));
   CHECK(unreach.withdrawn == std::vector<Prefix>{{ip(198, 18, 6, 0), 24}});
 }
