@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "tools/bgp_command.h"
 #include "tools/cli.h"
 #include "tools/connect.h"
 #include "tools/report.h"
@@ -166,6 +167,8 @@ const CommandSpec kCommands[] = {
      print_serve_help, run_serve_command},
     {"connect", "open a TCP connection from the stack; stream stdin to it, its data to stdout",
      print_connect_help, run_connect_command},
+    {"bgp", "run a BGP-4 speaker for one peer on the stack, TCP-MD5 signed if asked",
+     print_bgp_help, run_bgp_command},
 };
 
 void print_help() {

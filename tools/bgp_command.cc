@@ -1,0 +1,607 @@
+// `tapstack bgp`. The state machine (bgp/fsm.h) decides; this file carries out what it asks on
+// the stack's sockets (connect or accept, send, close), feeds it what they report, and prints
+// routes on stdout and state changes on stderr.
+#include "tools/bgp_command.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "bgp/fsm.h"
+#include "stack/tcp_layer.h"
+#include "tap/clock.h"
+#include "tools/report.h"
+#include "tools/session.h"
+
+namespace tapstack::cli {
+namespace {
+
+constexpr int kBacklog = 4;
+// Prefixes per UPDATE we build: 500 /32s are 2500 bytes of NLRI, well under 4096.
+constexpr size_t kPrefixesPerUpdate = 500;
+// How long a stop waits for our NOTIFICATION and FIN to be acknowledged.
+constexpr Duration kGoodbyeTime = Duration::seconds(2);
+constexpr Duration kPollInterval = Duration::milliseconds(20);
+
+// --- Parsing ---
+
+std::optional<uint32_t> parse_number(std::string_view text, uint64_t max) {
+  uint64_t value = 0;
+  const auto [end, failed] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || failed != std::errc{} || end != text.data() + text.size() || value > max) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(value);
+}
+
+uint32_t parse_as(CommandLine& line, std::string_view option, std::string_view text) {
+  const auto as = parse_number(text, 0xffffffff);
+  if (!as || *as == 0 || *as == bgp::kAsTrans) {
+    line.fail(
+        fmt::format("bad {} '{}': expected an AS number from 1 to 4294967295 (not 23456, "
+                    "AS_TRANS)",
+                    option, text));
+    return 0;
+  }
+  return *as;
+}
+
+Ipv4Address parse_address(CommandLine& line, std::string_view option, std::string_view text) {
+  const auto address = Ipv4Address::parse(text);
+  if (!address) {
+    line.fail(fmt::format("bad {} '{}': expected an IPv4 address, like 198.18.0.1", option, text));
+  }
+  return address.value_or(Ipv4Address{});
+}
+
+// --md5-key takes a key as --md5 PEER=KEY does: text, or hex:..., 1 to 80 bytes.
+void parse_md5_key(CommandLine& line, std::string_view text, BgpOptions& options) {
+  if (text.empty()) {
+    return line.fail("bad --md5-key: empty; a key is text, or hex:HEXDIGITS, 1 to 80 bytes");
+  }
+  const std::vector<std::string_view> none;
+  CommandLine scratch(none);
+  std::vector<Md5KeyOption> keys;
+  parse_md5_option(scratch, fmt::format("0.0.0.0={}", text), keys);
+  if (scratch.error()) {
+    std::string message = scratch.error()->message;
+    const std::string_view prefix = "bad --md5 key for 0.0.0.0";
+    if (message.starts_with(prefix)) message.replace(0, prefix.size(), "bad --md5-key");
+    return line.fail(message);
+  }
+  options.md5_key = keys.front().key;
+}
+
+// PREFIX[,next-hop=IP]
+void parse_announcement(CommandLine& line, std::string_view text, BgpOptions& options) {
+  const size_t comma = text.find(',');
+  const auto prefix = bgp::Prefix::parse(text.substr(0, comma));
+  if (!prefix) {
+    return line.fail(
+        fmt::format("bad --announce '{}': expected PREFIX[,next-hop=IP] with a "
+                    "prefix like 198.18.5.0/24 (no host bits set)",
+                    text));
+  }
+  BgpAnnouncement announcement{*prefix, std::nullopt};
+  if (comma != std::string_view::npos) {
+    const std::string_view rest = text.substr(comma + 1);
+    constexpr std::string_view kNextHop = "next-hop=";
+    const auto next_hop = rest.starts_with(kNextHop)
+                              ? Ipv4Address::parse(rest.substr(kNextHop.size()))
+                              : std::nullopt;
+    if (!next_hop || next_hop->is_zero() || next_hop->is_multicast() ||
+        next_hop->is_limited_broadcast()) {
+      return line.fail(
+          fmt::format("bad --announce '{}': after the prefix expected "
+                      ",next-hop=IP with a unicast address",
+                      text));
+    }
+    announcement.next_hop = next_hop;
+  }
+  options.announce.push_back(announcement);
+}
+
+uint16_t parse_hold(CommandLine& line, std::string_view text) {
+  const auto hold = parse_number(text, 65535);
+  if (!hold || *hold == 1 || *hold == 2) {
+    line.fail(
+        fmt::format("bad --hold '{}': expected 0 (no keepalives) or 3 to 65535 seconds "
+                    "(RFC 4271 §4.2)",
+                    text));
+    return 0;
+  }
+  return static_cast<uint16_t>(*hold);
+}
+
+Duration parse_connect_retry(CommandLine& line, std::string_view text) {
+  double seconds = 0;
+  const auto [end, failed] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (failed != std::errc{} || end != text.data() + text.size() || !std::isfinite(seconds) ||
+      seconds < 0.1 || seconds > 86400) {
+    line.fail(fmt::format("bad --connect-retry '{}': expected seconds from 0.1 to 86400", text));
+    return Duration::zero();
+  }
+  return Duration::nanoseconds(std::llround(seconds * 1e9));
+}
+
+void check_peer(CommandLine& line, const BgpOptions& options) {
+  const Ipv4Interface& ours = options.common.addr;
+  if (options.peer == ours.address) {
+    return line.fail(fmt::format("--peer {} is the stack's own address (--addr)", options.peer));
+  }
+  if (!ours.on_link(options.peer)) {
+    line.fail(
+        fmt::format("--peer {} is not in the subnet of --addr {}; the stack reaches only "
+                    "hosts on its own link",
+                    options.peer, ours.to_string()));
+  }
+}
+
+// --- Output ---
+
+std::string_view origin_name(bgp::Origin origin) {
+  switch (origin) {
+    case bgp::Origin::Igp:
+      return "igp";
+    case bgp::Origin::Egp:
+      return "egp";
+    case bgp::Origin::Incomplete:
+      return "incomplete";
+  }
+  return "?";
+}
+
+// [65001, [65002, 65003]]: sequences flat, sets as nested arrays.
+std::string as_path_json(const std::vector<bgp::AsPathSegment>& path) {
+  std::vector<std::string> parts;
+  for (const bgp::AsPathSegment& segment : path) {
+    if (segment.type == bgp::AsPathSegment::AsSet) {
+      parts.push_back(fmt::format("[{}]", fmt::join(segment.asns, ", ")));
+    } else {
+      for (const uint32_t as : segment.asns) parts.push_back(fmt::format("{}", as));
+    }
+  }
+  return fmt::format("[{}]", fmt::join(parts, ", "));
+}
+
+std::vector<std::string> communities_of(const bgp::PathAttributes& attributes) {
+  std::vector<std::string> texts;
+  for (const uint32_t c : attributes.communities.value_or(std::vector<uint32_t>{})) {
+    texts.push_back(bgp::community_text(c));
+  }
+  return texts;
+}
+
+// "route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp"
+std::string route_text(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
+  std::string line = fmt::format("route {} next-hop {} as-path {}", prefix.to_string(),
+                                 Ipv4Address{a.next_hop.value_or(0)},
+                                 a.as_path ? bgp::as_path_text(*a.as_path) : std::string());
+  if (a.as_path && a.as_path->empty()) line += "(empty)";
+  const auto communities = communities_of(a);
+  if (!communities.empty()) line += fmt::format(" communities {}", fmt::join(communities, " "));
+  if (a.origin) line += fmt::format(" origin {}", origin_name(*a.origin));
+  if (a.multi_exit_disc) line += fmt::format(" med {}", *a.multi_exit_disc);
+  if (a.local_pref) line += fmt::format(" local-pref {}", *a.local_pref);
+  return line;
+}
+
+std::string route_json(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
+  std::vector<std::string> communities;
+  for (const std::string& c : communities_of(a)) communities.push_back(fmt::format("\"{}\"", c));
+  std::string line = fmt::format(
+      R"({{"type": "route", "prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])",
+      prefix.to_string(), Ipv4Address{a.next_hop.value_or(0)},
+      as_path_json(a.as_path.value_or(std::vector<bgp::AsPathSegment>{})),
+      fmt::join(communities, ", "));
+  if (a.origin) line += fmt::format(R"(, "origin": "{}")", origin_name(*a.origin));
+  if (a.multi_exit_disc) line += fmt::format(R"(, "med": {})", *a.multi_exit_disc);
+  if (a.local_pref) line += fmt::format(R"(, "local_pref": {})", *a.local_pref);
+  return line + "}";
+}
+
+// The text of a JSON string: quotes, backslashes and control characters escaped.
+std::string json_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void print_line(const std::string& line) {
+  fmt::print("{}\n", line);
+  std::fflush(stdout);
+}
+
+// --- The speaker ---
+
+std::vector<bgp::Update> announcements(const BgpOptions& options) {
+  std::map<uint32_t, std::vector<bgp::Prefix>> by_next_hop;
+  for (const BgpAnnouncement& a : options.announce) {
+    by_next_hop[a.next_hop.value_or(options.common.addr.address).value].push_back(a.prefix);
+  }
+  const bool external = options.local_as != options.peer_as;
+  std::vector<bgp::Update> updates;
+  for (const auto& [next_hop, prefixes] : by_next_hop) {
+    for (size_t begin = 0; begin < prefixes.size(); begin += kPrefixesPerUpdate) {
+      bgp::Update update;
+      update.attributes.origin = bgp::Origin::Igp;
+      // RFC 4271 §5.1.2: to an external peer our AS leads the path; to an internal one, empty.
+      update.attributes.as_path = std::vector<bgp::AsPathSegment>{};
+      if (external) {
+        update.attributes.as_path->push_back({bgp::AsPathSegment::AsSequence, {options.local_as}});
+      } else {
+        update.attributes.local_pref = 100;  // §5.1.5
+      }
+      update.attributes.next_hop = next_hop;
+      const size_t end = std::min(prefixes.size(), begin + kPrefixesPerUpdate);
+      update.nlri.assign(prefixes.begin() + static_cast<std::ptrdiff_t>(begin),
+                         prefixes.begin() + static_cast<std::ptrdiff_t>(end));
+      updates.push_back(std::move(update));
+    }
+  }
+  return updates;
+}
+
+bgp::PeerConfig peer_config(const BgpOptions& options) {
+  bgp::PeerConfig config;
+  config.local_as = options.local_as;
+  config.peer_as = options.peer_as;
+  config.router_id = options.router_id.value_or(options.common.addr.address).value;
+  config.hold_time = options.hold_time;
+  config.passive = options.passive;
+  config.connect_retry = options.connect_retry;
+  config.idle_hold = std::min(options.connect_retry, Duration::seconds(5));
+  return config;
+}
+
+class Speaker {
+ public:
+  Speaker(Tcp& tcp, const BgpOptions& options, Instant start)
+      : tcp_(tcp), options_(options), fsm_(peer_config(options)), start_(start) {
+    fsm_.set_announcements(announcements(options));
+  }
+
+  // Listens (passive), then ManualStart. An error that ends the run, or nullopt.
+  std::optional<std::string> start(Instant now) {
+    if (options_.passive) {
+      auto listener = tcp_.listen(bgp::kBgpPort, kBacklog);
+      if (!listener) return fmt::format("cannot listen on port 179: {}", listener.error().message);
+      listener_ = *listener;
+      if (auto failed = set_key(listener_)) return failed;
+    }
+    fsm_.start(now);
+    carry_out(now);
+    return std::nullopt;
+  }
+
+  std::optional<Duration> step(Instant now) {
+    if (failure_) return std::nullopt;
+    if (listener_ != 0) accept_new(now);
+    if (socket_ != 0) poll_socket(now);
+    fsm_.on_timer(now);
+    carry_out(now);
+    if (failure_) return std::nullopt;
+    const Instant deadline = fsm_.next_deadline();
+    Duration sleep =
+        deadline.is_never() ? Duration::max() : std::max(deadline - now, Duration::zero());
+    if (!pending_.empty()) sleep = std::min(sleep, kPollInterval);
+    return sleep;
+  }
+
+  // ManualStop, then a short wait for the NOTIFICATION and FIN to reach the peer.
+  void stop(Session& session) {
+    fsm_.stop(monotonic_now());
+    carry_out(monotonic_now());
+    const Instant limit = monotonic_now() + kGoodbyeTime;
+    while (!closing_.empty() && monotonic_now() < limit) {
+      std::erase_if(closing_, [&](SocketId id) {
+        if (tcp_.events(id) & socket_event::kClosed) return true;
+        return tcp_.info(id) && tcp_.info(id)->send_queue == 0;
+      });
+      if (!session.loop().run_once(kPollInterval)) break;
+    }
+  }
+
+  const std::optional<std::string>& failure() const { return failure_; }
+
+ private:
+  std::optional<std::string> set_key(SocketId id) {
+    if (!options_.md5_key) return std::nullopt;
+    // Linux: setsockopt(TCP_MD5SIG) for the peer, before connect() or on the listener.
+    const Status set = tcp_.set_md5_key(id, options_.peer, 32, *options_.md5_key);
+    if (set) return std::nullopt;
+    return fmt::format("setting the TCP-MD5 key for {}: {}", options_.peer, set.error().message);
+  }
+
+  void accept_new(Instant now) {
+    for (;;) {
+      auto accepted = tcp_.accept(listener_);
+      if (!accepted) return;
+      const auto info = tcp_.info(*accepted);
+      const bool from_peer = info && info->remote_address == options_.peer;
+      if (from_peer && socket_ == 0 && fsm_.state() == bgp::State::Active) {
+        socket_ = *accepted;
+        connected_ = true;
+        fsm_.tcp_connected(now);
+      } else {
+        report("bgp: refused a connection from {}{}", info ? info->remote_address : Ipv4Address{},
+               from_peer ? " (a session is already in progress)" : " (not --peer)");
+        tcp_.abort(*accepted, now);
+      }
+    }
+  }
+
+  void poll_socket(Instant now) {
+    const uint32_t events = tcp_.events(socket_);
+    if (!connected_) {
+      if (events & socket_event::kConnected) {
+        connected_ = true;
+        fsm_.tcp_connected(now);
+        carry_out(now);
+      } else if (events & socket_event::kError) {
+        auto error = tcp_.receive(socket_, MutableByteView(), now);
+        return connection_lost(fmt::format("cannot connect: {}",
+                                           error ? std::string("closed") : error.error().message),
+                               now);
+      } else {
+        return;  // still connecting
+      }
+    }
+    uint8_t buffer[8192];
+    while (socket_ != 0) {
+      auto received = tcp_.receive(socket_, MutableByteView(buffer), now);
+      if (!received) {
+        if (received.error().code != EAGAIN) connection_lost(received.error().message, now);
+        return;
+      }
+      if (*received == 0) return connection_lost("the peer closed the connection", now);
+      fsm_.receive(ByteView(buffer, *received), now);
+      carry_out(now);
+    }
+  }
+
+  void connection_lost(const std::string& why, Instant now) {
+    report("bgp: connection to {}: {}", options_.peer, why);
+    fsm_.tcp_failed(now);
+    carry_out(now);
+  }
+
+  // Does what the state machine asked, in order.
+  void carry_out(Instant now) {
+    for (bgp::Output& output : fsm_.take_outputs()) {
+      if (std::holds_alternative<bgp::OpenTcp>(output)) {
+        open_connection(now);
+      } else if (std::holds_alternative<bgp::CloseTcp>(output)) {
+        close_connection(now);
+      } else if (auto* send = std::get_if<bgp::SendBytes>(&output)) {
+        pending_.insert(pending_.end(), send->bytes.begin(), send->bytes.end());
+        flush(now);
+      } else if (auto* change = std::get_if<bgp::StateChanged>(&output)) {
+        state_changed(*change, now);
+      } else if (auto* learned = std::get_if<bgp::RouteLearned>(&output)) {
+        print_line(options_.json ? route_json(learned->prefix, learned->attributes)
+                                 : route_text(learned->prefix, learned->attributes));
+      } else if (auto* note = std::get_if<bgp::Note>(&output)) {
+        report("bgp {}: {}", options_.peer, note->text);
+      } else if (auto* withdrawn = std::get_if<bgp::RouteWithdrawn>(&output)) {
+        print_line(options_.json ? fmt::format(R"({{"type": "withdraw", "prefix": "{}"}})",
+                                               withdrawn->prefix.to_string())
+                                 : fmt::format("withdraw {}", withdrawn->prefix.to_string()));
+      }
+    }
+  }
+
+  void state_changed(const bgp::StateChanged& change, Instant now) {
+    std::string line =
+        fmt::format("bgp {}: {} -> {}: {}", options_.peer, bgp::state_name(change.from),
+                    bgp::state_name(change.to), change.why);
+    if (change.to == bgp::State::Established) {
+      line += fmt::format(" (session {}, {:.3f} s after start)", ++sessions_,
+                          (now - start_).seconds_f());
+    }
+    report("{}", line);
+    if (options_.json) {
+      print_line(fmt::format(R"({{"type": "state", "from": "{}", "to": "{}", "why": "{}"}})",
+                             bgp::state_name(change.from), bgp::state_name(change.to),
+                             json_escape(change.why)));
+    }
+  }
+
+  void open_connection(Instant now) {
+    if (socket_ != 0) close_connection(now);
+    auto socket = tcp_.open();
+    if (!socket) {
+      failure_ = fmt::format("cannot open a socket: {}", socket.error().message);
+      return;
+    }
+    socket_ = *socket;
+    if (auto failed = set_key(socket_)) {
+      failure_ = failed;
+      return;
+    }
+    if (const Status connected = tcp_.connect(socket_, options_.peer, bgp::kBgpPort, now);
+        !connected) {
+      connection_lost(fmt::format("cannot connect: {}", connected.error().message), now);
+    }
+  }
+
+  void close_connection(Instant now) {
+    if (socket_ == 0) return;
+    flush(now);
+    // What is still queued (a NOTIFICATION) goes before the FIN; abort if it cannot close.
+    if (connected_ && tcp_.close(socket_, now)) {
+      closing_.push_back(socket_);
+    } else {
+      tcp_.abort(socket_, now);
+    }
+    socket_ = 0;
+    connected_ = false;
+    pending_.clear();
+  }
+
+  void flush(Instant now) {
+    if (socket_ == 0 || !connected_ || pending_.empty()) return;
+    auto sent = tcp_.send(socket_, pending_, now);
+    if (sent)
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(*sent));
+  }
+
+  Tcp& tcp_;
+  const BgpOptions& options_;
+  bgp::Fsm fsm_;
+  Instant start_;
+  SocketId listener_ = 0;
+  SocketId socket_ = 0;
+  bool connected_ = false;
+  std::vector<uint8_t> pending_;  // bytes the send buffer had no room for yet
+  std::vector<SocketId> closing_;
+  uint64_t sessions_ = 0;  // how many times the session has been Established
+  std::optional<std::string> failure_;
+};
+
+int usage_error(std::string_view message) {
+  fmt::print(stderr, "{}: {} (see 'tapstack bgp --help')\n", kProgram, message);
+  return kExitUsage;
+}
+
+}  // namespace
+
+Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
+  CommandLine line(args);
+  BgpOptions options;
+  while (line.next()) {
+    if (line.is_help()) return HelpRequested{};
+    if (parse_common_option(line, options.common)) continue;
+    if (line.is("--peer")) {
+      options.peer = parse_address(line, "--peer", line.value());
+    } else if (line.is("--local-as")) {
+      options.local_as = parse_as(line, "--local-as", line.value());
+    } else if (line.is("--peer-as")) {
+      options.peer_as = parse_as(line, "--peer-as", line.value());
+    } else if (line.is("--router-id")) {
+      options.router_id = parse_address(line, "--router-id", line.value());
+      if (options.router_id->is_zero()) line.fail("bad --router-id 0.0.0.0: it must not be zero");
+    } else if (line.is("--md5-key")) {
+      parse_md5_key(line, line.value(), options);
+    } else if (line.is_repeatable("--announce")) {
+      parse_announcement(line, line.value(), options);
+    } else if (line.is("--passive")) {
+      line.flag();
+      options.passive = true;
+    } else if (line.is("--hold")) {
+      options.hold_time = parse_hold(line, line.value());
+    } else if (line.is("--connect-retry")) {
+      options.connect_retry = parse_connect_retry(line, line.value());
+    } else if (line.is("--json")) {
+      line.flag();
+      options.json = true;
+    } else {
+      line.reject();
+    }
+  }
+  check_common_options(line, options.common);
+  for (const auto& [option, what] : {std::pair{"--peer", "IP (the BGP peer's address)"},
+                                     std::pair{"--local-as", "N (our AS number)"},
+                                     std::pair{"--peer-as", "N (the peer's AS number)"}}) {
+    if (!line.error() && !line.seen(option)) line.fail(fmt::format("missing {} {}", option, what));
+  }
+  if (!line.error()) check_peer(line, options);
+  if (line.error()) return *line.error();
+  return options;
+}
+
+void print_bgp_help() {
+  fmt::print(
+      "usage: tapstack bgp --tap NAME --addr A.B.C.D/LEN --peer IP --local-as N --peer-as N\n"
+      "                    [options]\n"
+      "\n"
+      "Runs a BGP-4 speaker (RFC 4271) on the stack for one peer on the stack's subnet.\n"
+      "Connects to the peer's port 179 (retrying every --connect-retry seconds), or with\n"
+      "--passive listens on 179 for it. OPEN carries the capabilities for 4-octet AS numbers,\n"
+      "IPv4 unicast and route refresh. Once the session is Established it announces the\n"
+      "--announce prefixes, and prints on stdout every route the peer announces (prefix, next\n"
+      "hop, AS path, communities) and every withdrawal, one line each:\n"
+      "  route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp\n"
+      "  withdraw 198.18.5.0/24\n"
+      "State changes go to stderr. When the session ends, it starts again after a few\n"
+      "seconds. Runs until SIGINT or SIGTERM, which end the session with a NOTIFICATION\n"
+      "(Cease, Administrative Shutdown). Exit status 0 then, 1 on a runtime failure.\n"
+      "\n"
+      "options:\n"
+      "  --peer IP              the peer's address (required)\n"
+      "  --local-as N           our AS number, 1 to 4294967295 (required)\n"
+      "  --peer-as N            the peer's AS number (required); equal to --local-as: iBGP\n"
+      "  --router-id IP         our BGP Identifier (default: the address of --addr)\n"
+      "  --md5-key KEY          sign the session with RFC 2385 TCP-MD5, as BIRD's password or\n"
+      "                         FRR's neighbor password do: KEY is text, or hex:HEXDIGITS;\n"
+      "                         1 to 80 bytes\n"
+      "  --announce PREFIX[,next-hop=IP]\n"
+      "                         announce PREFIX (repeatable); the next hop defaults to --addr\n"
+      "  --passive              wait for the peer to connect; never connect\n"
+      "  --hold SECONDS         the hold time to offer: 0 or 3 to 65535 (default 90); the\n"
+      "                         smaller of both sides' applies, keepalives every third of it\n"
+      "  --connect-retry SECONDS\n"
+      "                         the ConnectRetry time (default 120, RFC 4271 §10)\n"
+      "  --json                 print routes, withdrawals and state changes as JSON lines\n"
+      "{}"
+      "\n"
+      "example (as root, in a network namespace of its own, with BIRD on the kernel side):\n"
+      "  tapstack bgp --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
+      "      --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5-key secret \\\n"
+      "      --announce 198.18.100.0/24\n",
+      kCommonOptionsHelp);
+}
+
+int run_bgp(const BgpOptions& options) {
+  signal(SIGPIPE, SIG_IGN);
+  auto opened = Session::open(options.common);
+  if (!opened) return runtime_failure(opened.error().message);
+  Session& session = **opened;
+  report("{}", session.describe());
+  report("bgp: AS {} peering with {} AS {}{}{}", options.local_as, options.peer, options.peer_as,
+         options.passive ? ", passive" : "", options.md5_key ? ", TCP-MD5" : "");
+
+  const Instant start = monotonic_now();
+  Speaker speaker(session.stack().tcp(), options, start);
+  if (auto failed = speaker.start(start)) {
+    session.finish();
+    return runtime_failure(*failed);
+  }
+  const Status run = session.run([&](Instant now) { return speaker.step(now); });
+  if (!speaker.failure()) speaker.stop(session);
+  report("{}", session.summary());
+  const Status finished = session.finish();
+  if (speaker.failure()) return runtime_failure(*speaker.failure());
+  if (!run) return runtime_failure(run.error().message);
+  if (!finished) return runtime_failure(finished.error().message);
+  return kExitSuccess;
+}
+
+int run_bgp_command(std::span<const std::string_view> args) {
+  const auto parsed = parse_bgp(args);
+  if (std::holds_alternative<HelpRequested>(parsed)) {
+    print_bgp_help();
+    return kExitSuccess;
+  }
+  if (const auto* error = std::get_if<UsageError>(&parsed)) return usage_error(error->message);
+  return run_bgp(std::get<BgpOptions>(parsed));
+}
+
+}  // namespace tapstack::cli
