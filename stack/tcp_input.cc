@@ -645,11 +645,13 @@ void Tcp::connection_failed(Connection& c, int error) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
     stack_.counters_.add(Counter::TcpAttemptFails);
   }
+  // Destroyed in the state it failed in: a SYN-RECEIVED child leaves its listener's half-open
+  // count (found by fuzzing: SYN-ACKs never answered leaked it until the listener refused all).
+  if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   c.error = error;
   c.state = TcpState::Closed;
   c.retransmit_at = c.delayed_ack_at = c.keepalive_at = c.state_timer_at = Instant::never();
   c.persist = false;
-  if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   const auto it = flows_.find(c.flow());
   if (it != flows_.end() && it->second == c.id) flows_.erase(it);
   reschedule(c);
