@@ -16,6 +16,13 @@ const md5opt::Md5Key* key_for(const Connection& socket, Ipv4Address peer) {
   return socket.md5_keys.empty() ? nullptr : socket.md5_keys.lookup(md5_address(peer));
 }
 
+// SYN with RST or FIN. Checked after RFC 2385, as Linux does: an unsigned segment to a signed
+// connection is TCPMD5NotFound whatever its flags (every combination checked against the kernel
+// in tests/md5_kernel/spoof_test.cc).
+bool nonsense_flags(const TcpSegment& seg) {
+  return seg.has(kSyn) && seg.has(kRst | kFin);
+}
+
 }  // namespace
 
 // Linux: tcp_v4_rcv()
@@ -32,7 +39,6 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
   if (datagram.header.destination != stack_.config_.ipv4.address) {
     return stack_.drop(DropReason::TcpBroadcast);
   }
-  if (seg.has(kSyn) && seg.has(kRst | kFin)) return stack_.drop(DropReason::TcpBadFlags);
   if (seg.payload.empty() && seg.flags == kAck) stack_.counters_.add(Counter::TcpExtTCPPureAcks);
 
   // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
@@ -42,6 +48,7 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     const SocketId id = c.id;
     stack_.trace_.step("lookup: connection {} in {}", id, tcp_state_name(c.state));
     if (!md5_accepts(md5_key(c), seg, source)) return;
+    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
     switch (c.state) {
       case TcpState::SynSent:
         syn_sent_input(c, seg, now);
@@ -60,8 +67,10 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     stack_.trace_.step("lookup: listener :{}", seg.destination_port);
     Connection& l = *connections_.at(listener->second);
     if (!md5_accepts(key_for(l, source), seg, source)) return;
+    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
     return listen_input(l, seg, source, now);
   }
+  if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
   no_socket(seg, source, now);
 }
 
