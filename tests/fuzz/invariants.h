@@ -40,12 +40,13 @@ void check_memory(const Stack& stack, Violations& v);
 void check_liveness(const Stack& stack, Violations& v);
 
 // The flows on which every segment to a peer that has a key must be signed: our port, the
-// peer's port (0: any) and the peer's address (0.0.0.0: any).
+// peer's port (0: any) and the peer's address (0.0.0.0: any); resets too, unless said.
 struct SigningRules {
   struct Flow {
     uint16_t our_port;
     uint16_t peer_port = 0;
     Ipv4Address peer{};
+    bool resets = true;
   };
   std::vector<Flow> signed_flows;
 };
