@@ -522,8 +522,9 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   // than its MSS. Linux: tcp_measure_rcv_mss()
   c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
   if (data.size() >= c.rcv_mss) ++c.unacked_full_segments;
-  if (!c.out_of_order.empty()) {
-    fin = drain_out_of_order(c) || fin;
+  // With a FIN here, what is queued lies beyond the end of the stream: fin_received() drops it.
+  if (!c.out_of_order.empty() && !fin) {
+    fin = drain_out_of_order(c);
     c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)
   }
   stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
@@ -581,10 +582,15 @@ bool Tcp::drain_out_of_order(Connection& c) {
   return false;
 }
 
+// Linux: tcp_fin()
 void Tcp::fin_received(Connection& c, Instant now) {
   c.rcv_nxt += 1;
   c.fin_received = true;
   c.ack_now = true;
+  // Nothing comes after the FIN: data queued beyond it is no part of the stream (found by
+  // fuzzing: a FIN queued out of order past the real one stayed, and its bytes with it).
+  c.out_of_order.clear();
+  c.out_of_order_bytes = 0;
   switch (c.state) {
     case TcpState::Established:
       stack_.trace_.step("FIN → CLOSE-WAIT");
