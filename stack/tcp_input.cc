@@ -16,6 +16,13 @@ const md5opt::Md5Key* key_for(const Connection& socket, Ipv4Address peer) {
   return socket.md5_keys.empty() ? nullptr : socket.md5_keys.lookup(md5_address(peer));
 }
 
+// SYN with RST or FIN. Checked after RFC 2385, as Linux does: an unsigned segment to a signed
+// connection is TCPMD5NotFound whatever its flags (every combination checked against the kernel
+// in tests/md5_kernel/spoof_test.cc).
+bool nonsense_flags(const TcpSegment& seg) {
+  return seg.has(kSyn) && seg.has(kRst | kFin);
+}
+
 }  // namespace
 
 // Linux: tcp_v4_rcv()
@@ -32,7 +39,6 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
   if (datagram.header.destination != stack_.config_.ipv4.address) {
     return stack_.drop(DropReason::TcpBroadcast);
   }
-  if (seg.has(kSyn) && seg.has(kRst | kFin)) return stack_.drop(DropReason::TcpBadFlags);
   if (seg.payload.empty() && seg.flags == kAck) stack_.counters_.add(Counter::TcpExtTCPPureAcks);
 
   // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
@@ -42,6 +48,7 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     const SocketId id = c.id;
     stack_.trace_.step("lookup: connection {} in {}", id, tcp_state_name(c.state));
     if (!md5_accepts(md5_key(c), seg, source)) return;
+    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
     switch (c.state) {
       case TcpState::SynSent:
         syn_sent_input(c, seg, now);
@@ -60,8 +67,10 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     stack_.trace_.step("lookup: listener :{}", seg.destination_port);
     Connection& l = *connections_.at(listener->second);
     if (!md5_accepts(key_for(l, source), seg, source)) return;
+    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
     return listen_input(l, seg, source, now);
   }
+  if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
   no_socket(seg, source, now);
 }
 
@@ -556,8 +565,9 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   // than its MSS. Linux: tcp_measure_rcv_mss()
   c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
   if (data.size() >= c.rcv_mss) ++c.unacked_full_segments;
-  if (!c.out_of_order.empty()) {
-    fin = drain_out_of_order(c) || fin;
+  // With a FIN here, what is queued lies beyond the end of the stream: fin_received() drops it.
+  if (!c.out_of_order.empty() && !fin) {
+    fin = drain_out_of_order(c);
     c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)
   }
   stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
@@ -620,6 +630,10 @@ void Tcp::fin_received(Connection& c, Instant now) {
   c.rcv_nxt += 1;
   c.fin_received = true;
   c.ack_now = true;
+  // Nothing comes after the FIN: data queued beyond it is no part of the stream (found by
+  // fuzzing: a FIN queued out of order past the real one stayed, and its bytes with it).
+  c.out_of_order.clear();
+  c.out_of_order_bytes = 0;
   switch (c.state) {
     case TcpState::Established:
       stack_.trace_.step("FIN → CLOSE-WAIT");
@@ -691,11 +705,13 @@ void Tcp::connection_failed(Connection& c, int error) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
     stack_.counters_.add(Counter::TcpAttemptFails);
   }
+  // Destroyed in the state it failed in: a SYN-RECEIVED child leaves its listener's half-open
+  // count (found by fuzzing: SYN-ACKs never answered leaked it until the listener refused all).
+  if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   c.error = error;
   c.state = TcpState::Closed;
   c.retransmit_at = c.delayed_ack_at = c.keepalive_at = c.state_timer_at = Instant::never();
   c.persist = false;
-  if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   const auto it = flows_.find(c.flow());
   if (it != flows_.end() && it->second == c.id) flows_.erase(it);
   reschedule(c);

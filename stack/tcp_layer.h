@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -63,6 +64,10 @@ class Tcp {
   size_t connection_count() const { return connections_.size(); }
   // Bytes of buffer memory the connections hold now.
   size_t buffer_memory() const;
+  // What is wrong between the layer's own variables (sequence space, queues, timer set,
+  // demultiplexing maps), one sentence each; empty when all holds. For the fuzz harness,
+  // which calls it after every step; nothing in the stack does (tcp_invariants.cc).
+  std::vector<std::string> check_invariants() const;
 
   // --- Driven by the Stack. ---
   // Linux: tcp_v4_rcv()

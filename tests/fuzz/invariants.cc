@@ -280,7 +280,8 @@ void SentFrameChecker::check_signature(const TcpSegment& segment, const Ipv4Data
   const bool must_sign = std::any_of(
       rules.signed_flows.begin(), rules.signed_flows.end(), [&](const SigningRules::Flow& f) {
         return f.our_port == segment.source_port &&
-               (f.peer_port == 0 || f.peer_port == segment.destination_port);
+               (f.peer_port == 0 || f.peer_port == segment.destination_port) &&
+               (f.peer.value == 0 || f.peer == peer) && (f.resets || !segment.has(tcp_flags::kRst));
       });
   const auto what = fmt::format("{} from :{} to {}:{}", tcp_flags_text(segment.flags),
                                 segment.source_port, peer, segment.destination_port);

@@ -1,8 +1,7 @@
 // The invariants the receive-path target asserts after every step, through the stack's public
 // API alone (counters, socket info and events, memory figures, deadlines) and the frames it
 // sends. Those that need the stack's internals (snd_una ≤ snd_nxt ≤ snd_max, the out-of-order
-// queue, the timer set, ...) wait for a check_invariants() hook in the core: README.md here
-// lists them.
+// queue, the timer set, ...) are Tcp::check_invariants() in the core, which World calls too.
 #pragma once
 
 #include <cstdint>
@@ -40,12 +39,14 @@ void check_memory(const Stack& stack, Violations& v);
 // A connection with something to send or to finish has a timer that will move it on.
 void check_liveness(const Stack& stack, Violations& v);
 
-// The flows on which every segment to a peer that has a key must be signed: our port, and the
-// peer's port (0: any).
+// The flows on which every segment to a peer that has a key must be signed: our port, the
+// peer's port (0: any) and the peer's address (0.0.0.0: any); resets too, unless said.
 struct SigningRules {
   struct Flow {
     uint16_t our_port;
-    uint16_t peer_port;
+    uint16_t peer_port = 0;
+    Ipv4Address peer{};
+    bool resets = true;
   };
   std::vector<Flow> signed_flows;
 };

@@ -32,6 +32,7 @@ TapRig::TapRig() {
   loop_ = value_or_throw(EventLoop::create(*tap_, *stack_), "event loop");
   loop_->set_frame_tap([this](FrameDirection direction, ByteView frame) {
     if (logging_) record(direction, frame);
+    if (capture_) capture_(direction, frame);
   });
   stack_->start(monotonic_now());
 }

@@ -69,6 +69,10 @@ class TapRig {
   const std::vector<SegmentRecord>& log() const { return log_; }
   void clear_log() { log_.clear(); }
   void set_logging(bool on) { logging_ = on; }
+  // Also hands every frame on the link, whole, to `capture` (for replays); {} stops it.
+  void set_capture(std::function<void(FrameDirection, ByteView)> capture) {
+    capture_ = std::move(capture);
+  }
 
   // Writes a frame into the TAP as if the stack had sent it, past the stack and the log.
   void write_to_kernel(ByteView frame);
@@ -83,6 +87,7 @@ class TapRig {
   std::unique_ptr<EventLoop> loop_;
   std::vector<SegmentRecord> log_;
   bool logging_ = true;
+  std::function<void(FrameDirection, ByteView)> capture_;
 };
 
 // Whether every segment of the log carried the MD5 option (signed) or none did (!signed).

@@ -44,6 +44,23 @@ TEST_CASE("out-of-order data is queued, acknowledged at once, and delivered when
   CHECK(t.count(Counter::TcpExtTCPOFOQueue) == 1);
 }
 
+// Found by fuzzing (tests/fuzz/regressions/receive_path/out_of_order_beyond_fin.bin): what was
+// queued out of order stayed after the FIN, and when the FIN came with the segment that filled
+// the gap, the queued bytes beyond it were delivered as if they were part of the stream.
+TEST_CASE("data queued beyond the peer's FIN is dropped, never delivered (Linux: tcp_fin())") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  const size_t memory = t.tcp().buffer_memory();
+  t.send(ACK, P + 4, t.iss + 1, text("junk"));
+  CHECK(t.tcp().buffer_memory() == memory + 4);
+  const auto ack = t.send(FIN | ACK | PSH, P, t.iss + 1, text("abcd"));
+  REQUIRE(ack.size() == 1);
+  CHECK(ack[0].ack == P + 5);
+  CHECK(t.read_all(id) == "abcd");
+  CHECK(t.state(id) == TcpState::CloseWait);
+  CHECK(t.tcp().check_invariants().empty());
+}
+
 TEST_CASE("overlapping and duplicate segments are delivered once") {
   TcpScript t;
   const SocketId id = t.establish_passive();

@@ -372,6 +372,18 @@ TEST_CASE("connecting to a neighbour that never answers ARP fails with EHOSTUNRE
   CHECK(t.state(other) == TcpState::Established);
 }
 
+TEST_CASE("SYN with RST or FIN is dropped unanswered, at a connection and at a listener") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  CHECK(t.send(SYN | FIN, P, t.iss + 1).empty());
+  CHECK(t.send(SYN | RST, P, t.iss + 1).empty());
+  CHECK(t.send(SYN | FIN, 5000, 0, {}, 65535, std::nullopt, 40001).empty());  // the listener
+  CHECK(t.send(SYN | RST | ACK, 5000, 0, {}, 65535, std::nullopt, 40001).empty());
+  CHECK(t.drops(DropReason::TcpBadFlags) == 4);
+  CHECK(t.state(id) == TcpState::Established);
+  CHECK(t.tcp().connection_count() == 2);
+}
+
 TEST_CASE("TIME-WAIT acknowledges a retransmitted FIN and restarts 2 MSL") {
   TcpScript t;
   const SocketId id = time_wait(t);
