@@ -113,15 +113,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
     stack_.drop(DropReason::TcpListenOverflow);
     return true;  // dropped without a reset, as Linux does with a full accept queue
   }
-  Connection& c = create(TcpState::SynReceived, now);
-  c.remote_address = source;
-  c.remote_port = seg.source_port;
-  c.local_port = listener.local_port;
-  c.passive = true;
-  c.listener = listener.id;
-  c.options = listener.options;
-  if (key) c.md5_keys.add(md5_address(source), 32, key->bytes());
-  init_connection(c, now);
+  Connection& c = create_child(listener, source, seg.source_port, key, now);
   // The handshake as the cookie remembers it: our SYN-ACK, their SYN, MSS only.
   c.iss = Seq(cookie);
   c.snd_una = c.iss;
@@ -141,10 +133,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
   c.rcv_wscale = 0;
   c.sack = false;
   c.timestamps = false;
-  flows_.emplace(c.flow(), c.id);
-  ++listener.half_open;
-  c.in_syn_queue = true;
-  stack_.counters_.add(Counter::TcpPassiveOpens);
+  enter_syn_queue(listener, c);
   stack_.trace_.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
                      c.mss);
   synchronized_input(c, seg, now);

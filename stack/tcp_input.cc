@@ -160,27 +160,39 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
     stack_.counters_.add(Counter::TcpExtTCPReqQFullDoCookies);
     return send_cookie_synack(listener, seg, source, key_for(listener, source), now);
   }
+  Connection& c = create_child(listener, source, seg.source_port, key_for(listener, source), now);
+  take_syn(c, seg);
+  enter_syn_queue(listener, c);
+  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
+  send_syn(c, now);
+  reschedule(c);
+}
+
+// A connection of listener's with the peer at source:port, in SYN-RECEIVED, initialised but
+// not yet reachable. It takes the listener's options, and its key for the peer.
+// Linux: inet_csk_clone_lock() from tcp_create_openreq_child(); the key copied with
+// tcp_md5_do_add() in tcp_v4_syn_recv_sock()
+Connection& Tcp::create_child(const Connection& listener, Ipv4Address source, uint16_t port,
+                              const md5opt::Md5Key* key, Instant now) {
   Connection& c = create(TcpState::SynReceived, now);
   c.remote_address = source;
-  c.remote_port = seg.source_port;
+  c.remote_port = port;
   c.local_port = listener.local_port;
   c.passive = true;
   c.listener = listener.id;
   c.options = listener.options;
-  // The new connection takes the listener's key for its peer.
-  // Linux: tcp_v4_syn_recv_sock() copying the key with tcp_md5_do_add()
-  if (const md5opt::Md5Key* key = key_for(listener, source)) {
-    c.md5_keys.add(md5_address(source), 32, key->bytes());
-  }
+  if (key) c.md5_keys.add(md5_address(source), 32, key->bytes());
   init_connection(c, now);
-  take_syn(c, seg);
+  return c;
+}
+
+// The child, its handshake state set, becomes reachable and counts in its listener's queue
+// of half-open connections.
+void Tcp::enter_syn_queue(Connection& listener, Connection& c) {
   flows_.emplace(c.flow(), c.id);
   ++listener.half_open;
   c.in_syn_queue = true;
   stack_.counters_.add(Counter::TcpPassiveOpens);
-  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
-  send_syn(c, now);
-  reschedule(c);
 }
 
 // What the peer's SYN tells: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it gives none),

@@ -93,6 +93,9 @@ class Tcp {
   void no_socket(const TcpSegment& seg, Ipv4Address source, Instant now);
   void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
   void take_syn(Connection& c, const TcpSegment& seg);
+  Connection& create_child(const Connection& listener, Ipv4Address source, uint16_t port,
+                           const md5opt::Md5Key* key, Instant now);
+  void enter_syn_queue(Connection& listener, Connection& c);
   // SYN cookies (tcp_cookie.cc)
   void send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
                           const md5opt::Md5Key* key, Instant now);

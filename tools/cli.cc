@@ -72,16 +72,6 @@ std::string parse_path(CommandLine& line, std::string_view option, std::string_v
   return std::string(text);
 }
 
-// A decimal port number from 1 to 65535, digits only; nullopt on anything else.
-std::optional<uint16_t> parse_port_number(std::string_view text) {
-  uint32_t port = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
-    return std::nullopt;
-  }
-  return static_cast<uint16_t>(port);
-}
-
 uint16_t parse_port(CommandLine& line, std::string_view text) {
   const auto port = parse_port_number(text);
   if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
@@ -165,6 +155,15 @@ void check_destination(CommandLine& line, const ConnectOptions& options) {
 }
 
 }  // namespace
+
+std::optional<uint16_t> parse_port_number(std::string_view text) {
+  uint32_t port = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(port);
+}
 
 const std::string_view kCommonOptionsHelp =
     R"(  --tap NAME             TAP interface to create, or to attach to if it exists

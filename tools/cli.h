@@ -54,6 +54,9 @@ struct CommonOptions {
   bool trace = false;                      // --trace: trace lines on stderr
 };
 
+// A decimal port number from 1 to 65535, digits only; nullopt on anything else.
+std::optional<uint16_t> parse_port_number(std::string_view text);
+
 // The help lines for CommonOptions, for each command's help text.
 extern const std::string_view kCommonOptionsHelp;
 

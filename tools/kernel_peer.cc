@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <chrono>
 #include <cstring>
@@ -80,15 +79,6 @@ void print_help() {
       kMd5OptionHelp);
 }
 
-std::optional<uint16_t> parse_port_text(std::string_view text) {
-  unsigned port = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (error != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) {
-    return std::nullopt;
-  }
-  return static_cast<uint16_t>(port);
-}
-
 std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& exit_code) {
   PeerOptions options;
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
@@ -111,7 +101,7 @@ std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& ex
     }
     if (options.server && line.is("--port")) {
       const std::string_view text = line.value();
-      const auto port = parse_port_text(text);
+      const auto port = parse_port_number(text);
       if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
       options.port = port.value_or(0);
     } else if (!options.server && line.is("--to")) {
@@ -121,7 +111,7 @@ std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& ex
                                ? std::nullopt
                                : Ipv4Address::parse(text.substr(0, colon));
       const auto port =
-          colon == std::string_view::npos ? std::nullopt : parse_port_text(text.substr(colon + 1));
+          colon == std::string_view::npos ? std::nullopt : parse_port_number(text.substr(colon + 1));
       if (!address || !port) {
         line.fail(fmt::format("bad --to '{}': expected IPV4-ADDRESS:PORT, like 198.18.0.2:6666",
                               text));

@@ -19,6 +19,21 @@ void linux_syn_options(Tins::TCP& tcp) {
   tcp.winscale(7);
 }
 
+// A peer whose SYN offers MSS and SACK-permitted, accepted; t.iss is our ISS.
+SocketId establish_with_sack(TcpScript& t, uint16_t mss = 1460) {
+  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
+  const auto synack = t.send_with(SYN, 1000, 0, [mss](Tins::TCP& tcp) {
+    tcp.mss(mss);
+    tcp.sack_permitted();
+  });
+  REQUIRE(synack.size() == 1);
+  t.iss = synack[0].seq;
+  t.send(ACK, P, t.iss + 1);
+  const auto accepted = t.tcp().accept(t.listener);
+  REQUIRE(accepted);
+  return *accepted;
+}
+
 TEST_CASE("our SYN offers MSS, SACK-permitted, timestamps and window scale, in Linux's layout") {
   TcpScript t;
   REQUIRE(t.tcp().connect(ip(kPeerIp), TcpScript::kPeerPort, t.now, TcpScript::kOurPort));
@@ -115,14 +130,7 @@ TEST_CASE("timestamps: every segment carries them; PAWS drops an old duplicate")
 
 TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
   TcpScript t;
-  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
-  const auto synack = t.send_with(SYN, 1000, 0, [](Tins::TCP& tcp) {
-    tcp.mss(1460);
-    tcp.sack_permitted();
-  });
-  t.iss = synack[0].seq;
-  t.send(ACK, P, t.iss + 1);
-  const SocketId id = *t.tcp().accept(t.listener);
+  const SocketId id = establish_with_sack(t);
   CHECK(t.tcp().info(id)->sack);
   const auto first = t.send(ACK, P + 10, t.iss + 1, text("bbbbb"));
   REQUIRE(first.size() == 1);
@@ -143,14 +151,7 @@ TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
 
 TEST_CASE("D-SACK (RFC 2883): a duplicate is reported once, as the first block, before the others") {
   TcpScript t;
-  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
-  const auto synack = t.send_with(SYN, 1000, 0, [](Tins::TCP& tcp) {
-    tcp.mss(1460);
-    tcp.sack_permitted();
-  });
-  t.iss = synack[0].seq;
-  t.send(ACK, P, t.iss + 1);
-  const SocketId id = *t.tcp().accept(t.listener);
+  const SocketId id = establish_with_sack(t);
   t.send(ACK, P, t.iss + 1, text("aaaaa"));
   t.wait(Duration::seconds(1));  // the delayed ACK
 
@@ -189,14 +190,7 @@ TEST_CASE("D-SACK (RFC 2883): a duplicate is reported once, as the first block, 
 
 TEST_CASE("several losses in one window: SACK recovery resends every hole without a timeout") {
   TcpScript t;
-  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
-  const auto synack = t.send_with(SYN, 1000, 0, [](Tins::TCP& tcp) {
-    tcp.mss(1000);
-    tcp.sack_permitted();
-  });
-  t.iss = synack[0].seq;
-  t.send(ACK, P, t.iss + 1);
-  const SocketId id = *t.tcp().accept(t.listener);
+  const SocketId id = establish_with_sack(t, 1000);
   REQUIRE(t.tcp().send(id, Bytes(10 * 1000, 's'), t.now));
   REQUIRE(t.sent().size() == 10);
   const uint32_t base = t.iss + 1;
