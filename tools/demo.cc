@@ -28,6 +28,7 @@
 #include "tap/clock.h"
 #include "tap/netlink.h"
 #include "tools/session.h"
+#include "tools/tcp_md5sig.h"
 
 namespace tapstack::demo {
 namespace {
@@ -222,12 +223,8 @@ constexpr std::string_view kSeedKey = "12345";  // the seed's server.c and clien
 
 // setsockopt(TCP_MD5SIG) as the seed's programs call it: one key for one peer address.
 bool set_kernel_key(int fd, Ipv4Address peer, std::string_view key) {
-  tcp_md5sig md5{};
-  const sockaddr_in address = socket_address(peer, 0);
-  std::memcpy(&md5.tcpm_addr, &address, sizeof address);
-  md5.tcpm_keylen = static_cast<uint16_t>(key.size());
-  std::memcpy(md5.tcpm_key, key.data(), key.size());
-  return setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &md5, sizeof md5) == 0;
+  return static_cast<bool>(cli::set_tcp_md5sig(
+      fd, peer, 32, ByteView(reinterpret_cast<const uint8_t*>(key.data()), key.size())));
 }
 
 // The kernel's TcpExt counters of RFC 2385, as `nstat -az` shows them.

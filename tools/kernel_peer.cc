@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "tools/cli.h"
+#include "tools/tcp_md5sig.h"
 
 namespace tapstack::cli {
 namespace {
@@ -167,22 +168,10 @@ sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
   return result;
 }
 
-// Linux: tcp_v4_parse_md5_keys() is what this call reaches in the kernel.
 bool set_keys(int fd, const std::vector<Md5KeyOption>& keys) {
   for (const Md5KeyOption& key : keys) {
-    tcp_md5sig md5{};
-    const sockaddr_in address = socket_address(key.peer, 0);
-    std::memcpy(&md5.tcpm_addr, &address, sizeof address);
-    md5.tcpm_keylen = static_cast<uint16_t>(key.key.size());
-    std::memcpy(md5.tcpm_key, key.key.data(), key.key.size());
-    int option = TCP_MD5SIG;
-    if (key.prefix_length != 32) {
-      option = TCP_MD5SIG_EXT;
-      md5.tcpm_flags = TCP_MD5SIG_FLAG_PREFIX;
-      md5.tcpm_prefixlen = key.prefix_length;
-    }
-    if (setsockopt(fd, IPPROTO_TCP, option, &md5, sizeof md5) != 0) {
-      failure(fmt::format("setsockopt(TCP_MD5SIG) for {}", key.peer_text()));
+    if (const Status set = set_tcp_md5sig(fd, key.peer, key.prefix_length, key.key); !set) {
+      say("{}", set.error().message);
       return false;
     }
   }

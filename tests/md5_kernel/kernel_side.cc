@@ -1,5 +1,7 @@
 #include "tests/md5_kernel/kernel_side.h"
 
+#include "tools/tcp_md5sig.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -71,24 +73,9 @@ void Fd::reset() {
 }
 
 Status set_kernel_key(int fd, const PeerKey& key) {
-  tcp_md5sig md5{};
-  if (key.key.size() > sizeof md5.tcpm_key) return Error{EINVAL, "key longer than 80 bytes"};
-  const sockaddr_in address = socket_address(key.peer, 0);
-  std::memcpy(&md5.tcpm_addr, &address, sizeof address);
-  md5.tcpm_keylen = static_cast<uint16_t>(key.key.size());
-  std::memcpy(md5.tcpm_key, key.key.data(), key.key.size());
-  int option = TCP_MD5SIG;
-  if (key.prefix_length != 32) {
-    option = TCP_MD5SIG_EXT;
-    md5.tcpm_flags = TCP_MD5SIG_FLAG_PREFIX;
-    md5.tcpm_prefixlen = key.prefix_length;
-  }
-  if (setsockopt(fd, IPPROTO_TCP, option, &md5, sizeof md5) != 0) {
-    return errno_error(
-        errno, fmt::format("setsockopt(TCP_MD5SIG{}) for {}/{}", option == TCP_MD5SIG ? "" : "_EXT",
-                           key.peer, key.prefix_length));
-  }
-  return Ok{};
+  return cli::set_tcp_md5sig(
+      fd, key.peer, key.prefix_length,
+      ByteView(reinterpret_cast<const uint8_t*>(key.key.data()), key.key.size()));
 }
 
 Result<Fd> kernel_listen(Ipv4Address address, uint16_t port, std::span<const PeerKey> keys) {
