@@ -15,61 +15,7 @@ namespace {
 
 constexpr size_t kChunk = 64 * 1024;
 
-// splitmix64 of the word's index, so neighbouring words and streams share nothing visible.
-uint64_t pattern_word(uint64_t seed, uint64_t index) {
-  uint64_t z = seed * 0x9e3779b97f4a7c15u + index;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
-
 }  // namespace
-
-void fill_pattern(uint64_t seed, uint64_t offset, MutableByteView out) {
-  for (size_t i = 0; i < out.size();) {
-    const uint64_t at = offset + i;
-    const uint64_t word = pattern_word(seed, at / 8);
-    for (uint64_t byte = at % 8; byte < 8 && i < out.size(); ++byte, ++i) {
-      out[i] = static_cast<uint8_t>(word >> (8 * byte));
-    }
-  }
-}
-
-Digest pattern_digest(uint64_t seed, uint64_t size) {
-  Sha256 sha;
-  std::vector<uint8_t> chunk(kChunk);
-  for (uint64_t offset = 0; offset < size; offset += kChunk) {
-    const MutableByteView part =
-        MutableByteView(chunk).first(std::min<uint64_t>(kChunk, size - offset));
-    fill_pattern(seed, offset, part);
-    sha.update(part);
-  }
-  return sha.finish();
-}
-
-std::string hex(const Digest& digest) {
-  std::string text;
-  for (const uint8_t byte : digest) text += fmt::format("{:02x}", byte);
-  return text;
-}
-
-Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(context_, EVP_sha256(), nullptr);
-}
-
-Sha256::~Sha256() {
-  EVP_MD_CTX_free(context_);
-}
-
-void Sha256::update(ByteView data) {
-  EVP_DigestUpdate(context_, data.data(), data.size());
-}
-
-Digest Sha256::finish() {
-  Digest digest{};
-  EVP_DigestFinal_ex(context_, digest.data(), nullptr);
-  return digest;
-}
 
 bool StreamEnd::reached(const Goal& goal) const {
   if (!error_.empty() || sent_ < goal.send) return false;

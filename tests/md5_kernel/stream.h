@@ -4,8 +4,6 @@
 // test may raise in phases (send some, pause, send more) on the same connection.
 #pragma once
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -16,35 +14,22 @@
 #include "stack/bytes.h"
 #include "stack/tcp_layer.h"
 #include "stack/time.h"
+#include "tests/support/byte_pattern.h"
 
 namespace tapstack::md5kernel {
 
-using Digest = std::array<uint8_t, 32>;
 using Deadline = std::chrono::steady_clock::time_point;
 
 inline Deadline deadline_in(Duration time) {
   return std::chrono::steady_clock::now() + std::chrono::nanoseconds(time.ns());
 }
 
-// Fills out with bytes [offset, offset + out.size()) of stream seed.
-void fill_pattern(uint64_t seed, uint64_t offset, MutableByteView out);
-// SHA-256 of the first size bytes of stream seed.
-Digest pattern_digest(uint64_t seed, uint64_t size);
-std::string hex(const Digest& digest);
-
-// SHA-256 through OpenSSL's EVP interface.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(ByteView data);
-  Digest finish();
-
- private:
-  EVP_MD_CTX* context_;
-};
+// The byte patterns and SHA-256 of tests/support, shared with the other kernel tests.
+using testing::Digest;
+using testing::fill_pattern;
+using testing::hex;
+using testing::pattern_digest;
+using testing::Sha256;
 
 // Where one end of a stream is to get: `send` bytes sent in all and `receive` received in all;
 // with finish, it then shuts down writing and reads until the peer's end of stream.
