@@ -17,6 +17,8 @@ namespace {
 
 // Big enough for any frame the kernel hands a TAP without offloads (MTU up to 65535).
 constexpr size_t kReadBufferSize = 65536;
+// Frames up to this size are written on the loop's thread when the transmit queue is idle.
+constexpr size_t kDirectWriteMax = 128;
 
 timespec to_timespec(Duration d) {
   return timespec{static_cast<time_t>(d.ns() / 1'000'000'000),
@@ -58,11 +60,15 @@ EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int
       options_(options),
       wake_fd_(wake_fd),
       read_buffer_(kReadBufferSize) {
+  if (options_.transmit_queue_bytes > 0) {
+    transmit_queue_ = std::make_unique<TransmitQueue>(tap_, options_.transmit_queue_bytes);
+  }
   stack_.set_transmit_sink([this](ByteView frame) { transmit(frame); });
 }
 
 EventLoop::~EventLoop() {
   stack_.set_transmit_sink({});
+  transmit_queue_.reset();  // writes what it holds
   close(wake_fd_);
 }
 
@@ -138,6 +144,14 @@ void EventLoop::run_due_timers(Instant now) {
 // The stack's transmit sink. Never blocks: a full TAP queue drops the frame, as a full
 // device queue does in Linux (the stack's own retransmission recovers what matters).
 void EventLoop::transmit(ByteView frame) {
+  // A short frame (an ACK, ARP) goes out at once when nothing waits before it: handing it to
+  // the transmit thread would cost a wake-up more than the write itself. Data frames, whose
+  // writes carry the kernel's receive work, go through the thread.
+  if (transmit_queue_ && (frame.size() > kDirectWriteMax || !transmit_queue_->idle())) {
+    if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
+    if (!transmit_queue_->push({}, frame)) ++stats_.send_errors;
+    return;
+  }
   const auto written = tap_.write(frame);
   if (written) {
     ++stats_.frames_sent;
@@ -148,6 +162,26 @@ void EventLoop::transmit(ByteView frame) {
     ++stats_.send_errors;
     last_send_error_ = written.error().message;
   }
+}
+
+EventLoopStats EventLoop::stats() const {
+  EventLoopStats stats = stats_;
+  if (transmit_queue_) {
+    transmit_queue_->flush();
+    const TransmitQueueStats queued = transmit_queue_->stats();
+    stats.frames_sent += queued.frames_sent;
+    stats.send_drops += queued.send_drops;
+    stats.send_errors += queued.send_errors;
+  }
+  return stats;
+}
+
+std::string EventLoop::last_send_error() const {
+  if (transmit_queue_) {
+    transmit_queue_->flush();
+    if (std::string error = transmit_queue_->last_error(); !error.empty()) return error;
+  }
+  return last_send_error_;
 }
 
 StopOnSignals::StopOnSignals(EventLoop& loop) {

@@ -16,6 +16,7 @@
 #include "stack/stack.h"
 #include "stack/time.h"
 #include "tap/tap_device.h"
+#include "tap/transmit_queue.h"
 
 namespace tapstack {
 
@@ -37,6 +38,9 @@ struct EventLoopOptions {
   // The longest run() sleeps with nothing to do; a hook that needs to run periodically sets
   // it. Duration::max(): sleep until a frame, a deadline or a wake-up.
   Duration max_sleep = Duration::max();
+  // Frames leave through a transmit thread (tap/transmit_queue.h) holding up to this many
+  // bytes of them; 0 writes each frame to the TAP on the loop's thread as it is made.
+  size_t transmit_queue_bytes = 2 << 20;
 };
 
 class EventLoop {
@@ -70,9 +74,11 @@ class EventLoop {
   // Sees every frame read from and written to the TAP, for example to write a pcap file.
   void set_frame_tap(FrameTap tap) { frame_tap_ = std::move(tap); }
 
-  const EventLoopStats& stats() const { return stats_; }
+  // Counts every frame handed to the loop so far: first waits until the transmit thread has
+  // written what it holds.
+  EventLoopStats stats() const;
   // The message of the last failed write other than EAGAIN; empty when there was none.
-  const std::string& last_send_error() const { return last_send_error_; }
+  std::string last_send_error() const;
 
  private:
   EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int wake_fd);
@@ -91,6 +97,7 @@ class EventLoop {
   EventLoopStats stats_;
   std::string last_send_error_;
   std::vector<uint8_t> read_buffer_;
+  std::unique_ptr<TransmitQueue> transmit_queue_;
 };
 
 // While alive, SIGINT and SIGTERM stop one loop; the previous handlers come back afterwards.

@@ -1,0 +1,169 @@
+#include "tap/transmit_queue.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstring>
+
+#include "tap/system_error.h"
+
+namespace tapstack {
+namespace {
+
+// A record is a 4-byte size and the frame, padded to 8 bytes. Two sizes are markers.
+constexpr uint32_t kWrapMarker = 0xffffffff;  // the rest of the ring is unused; go to its start
+constexpr uint32_t kStopMarker = 0xfffffffe;  // the queue is being destroyed
+constexpr uint32_t kRecordHeader = 4;
+// How often the consumer looks again before it sleeps: about a few microseconds, so that a
+// steady stream of frames does not pay a futex wake-up each.
+constexpr int kSpins = 200;
+
+uint32_t padded(uint32_t size) { return (kRecordHeader + size + 7) & ~uint32_t{7}; }
+
+void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+          0);
+}
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+TransmitQueue::TransmitQueue(TapDevice& tap, size_t capacity)
+    : tap_(tap),
+      ring_(std::bit_ceil(std::max<size_t>(capacity, 1 << 16))),
+      mask_(static_cast<uint32_t>(ring_.size() - 1)),
+      thread_([this] { run(); }) {}
+
+TransmitQueue::~TransmitQueue() {
+  push_record({}, {}, true);  // the stop record: taken after everything queued before it
+  thread_.join();
+}
+
+bool TransmitQueue::push(ByteView head, ByteView body) { return push_record(head, body, false); }
+
+bool TransmitQueue::push_record(ByteView head, ByteView body, bool stopping) {
+  const size_t frame = head.size() + body.size();
+  if (frame + kRecordHeader + 8 > ring_.size() / 2) return false;
+  const uint32_t size = static_cast<uint32_t>(frame);
+  const uint32_t need = padded(size);
+  const uint32_t h = head_.load(std::memory_order_relaxed);
+  const uint32_t offset = h & mask_;
+  const uint32_t to_end = static_cast<uint32_t>(ring_.size()) - offset;
+  const uint32_t wrap = need > to_end ? to_end : 0;
+  const uint32_t capacity = static_cast<uint32_t>(ring_.size());
+  // Wait for room. Linux: a full qdisc stops the queue; here the producer waits.
+  for (;;) {
+    const uint32_t t = tail_.load(std::memory_order_acquire);
+    if (capacity - (h - t) >= wrap + need) break;
+    producer_waiting_.store(true);
+    const uint32_t again = tail_.load();
+    if (capacity - (h - again) >= wrap + need) break;
+    futex_wait(tail_, again);
+  }
+  producer_waiting_.store(false, std::memory_order_relaxed);
+  uint32_t at = offset;
+  if (wrap > 0) {
+    std::memcpy(&ring_[at], &kWrapMarker, kRecordHeader);
+    at = 0;
+  }
+  const uint32_t marker = stopping ? kStopMarker : size;
+  std::memcpy(&ring_[at], &marker, kRecordHeader);
+  if (!head.empty()) std::memcpy(&ring_[at + kRecordHeader], head.data(), head.size());
+  if (!body.empty()) {
+    std::memcpy(&ring_[at + kRecordHeader + head.size()], body.data(), body.size());
+  }
+  head_.store(h + wrap + need);  // seq_cst: ordered before the look at consumer_sleeping_
+  if (consumer_sleeping_.load()) {
+    consumer_sleeping_.store(false, std::memory_order_relaxed);
+    futex_wake(head_);
+  }
+  return true;
+}
+
+void TransmitQueue::flush() {
+  const uint32_t h = head_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (tail_.load(std::memory_order_acquire) == h) break;
+    producer_waiting_.store(true);
+    const uint32_t t = tail_.load();
+    if (t == h) break;
+    futex_wait(tail_, t);
+  }
+  producer_waiting_.store(false, std::memory_order_relaxed);
+}
+
+void TransmitQueue::run() {
+  uint32_t t = tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    uint32_t h = head_.load(std::memory_order_acquire);
+    for (int spin = 0; h == t && spin < kSpins; ++spin) {
+      cpu_relax();
+      h = head_.load(std::memory_order_acquire);
+    }
+    if (h == t) {
+      consumer_sleeping_.store(true);
+      if (head_.load() == t) futex_wait(head_, t);
+      consumer_sleeping_.store(false, std::memory_order_relaxed);
+      continue;
+    }
+    while (t != h) {
+      const uint32_t offset = t & mask_;
+      uint32_t size;
+      std::memcpy(&size, &ring_[offset], kRecordHeader);
+      if (size == kStopMarker) {
+        tail_.store(t + padded(0));
+        futex_wake(tail_);
+        return;
+      }
+      if (size == kWrapMarker) {
+        t += static_cast<uint32_t>(ring_.size()) - offset;
+      } else {
+        write_one(&ring_[offset + kRecordHeader], size);
+        t += padded(size);
+      }
+      tail_.store(t);  // seq_cst: ordered before the look at producer_waiting_
+      // A waiting producer is woken when half the ring is free (or all of it, for flush()),
+      // not for every frame: one wake-up per many frames.
+      if ((h - t <= mask_ / 2 || t == h) && producer_waiting_.load()) futex_wake(tail_);
+    }
+  }
+}
+
+// Never blocks: a full TAP queue drops the frame, as a full device queue does in Linux (the
+// stack's own retransmission recovers what matters).
+void TransmitQueue::write_one(const uint8_t* record, uint32_t size) {
+  const auto written = tap_.write({record, size});
+  if (written) {
+    frames_sent_.fetch_add(1, std::memory_order_relaxed);
+  } else if (is_would_block(written.error())) {
+    send_drops_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    send_errors_.fetch_add(1, std::memory_order_relaxed);
+    const std::lock_guard lock(error_mutex_);
+    last_error_ = written.error().message;
+  }
+}
+
+TransmitQueueStats TransmitQueue::stats() const {
+  return {frames_sent_.load(std::memory_order_relaxed), send_drops_.load(std::memory_order_relaxed),
+          send_errors_.load(std::memory_order_relaxed)};
+}
+
+std::string TransmitQueue::last_error() const {
+  const std::lock_guard lock(error_mutex_);
+  return last_error_;
+}
+
+}  // namespace tapstack
