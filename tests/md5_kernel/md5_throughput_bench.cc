@@ -12,6 +12,7 @@
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
 // bazel run --config=bench //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
+//     [kernel-to-stack|stack-to-kernel|veth: that path alone, without the table]
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -224,17 +225,20 @@ struct Row {
   Rate md5;
 };
 
-void print(const std::vector<Row>& rows) {
+// with_veth: the last row is kernel <-> kernel over veth, the baseline of the ratios.
+void print(const std::vector<Row>& rows, bool with_veth) {
   fmt::print("\n{:<28} {:>14} {:>14} {:>10}\n", "path", "no key MiB/s", "MD5 MiB/s", "MD5/none");
   for (const Row& row : rows) {
     fmt::print("{:<28} {:>14.1f} {:>14.1f} {:>10.3f}\n", row.path, row.plain.mib_per_second(),
                row.md5.mib_per_second(), ratio(row.md5, row.plain));
   }
-  const Row& veth = rows.back();
-  fmt::print("\nover TAP against kernel <-> kernel over veth, keyed alike:\n");
-  for (size_t i = 0; i + 1 < rows.size(); ++i) {
-    fmt::print("  {:<26} no key {:>7.3f}   MD5 {:>7.3f}\n", rows[i].path,
-               ratio(rows[i].plain, veth.plain), ratio(rows[i].md5, veth.md5));
+  if (with_veth) {
+    const Row& veth = rows.back();
+    fmt::print("\nover TAP against kernel <-> kernel over veth, keyed alike:\n");
+    for (size_t i = 0; i + 1 < rows.size(); ++i) {
+      fmt::print("  {:<26} no key {:>7.3f}   MD5 {:>7.3f}\n", rows[i].path,
+                 ratio(rows[i].plain, veth.plain), ratio(rows[i].md5, veth.md5));
+    }
   }
   fmt::print("\nraw:\n");
   for (const Row& row : rows) {
@@ -243,7 +247,9 @@ void print(const std::vector<Row>& rows) {
   }
 }
 
-int run(Duration length) {
+// only: "" for every path, else one of "kernel-to-stack", "stack-to-kernel", "veth" (for a
+// profile of one path).
+int run(Duration length, std::string_view only) {
   TapRig rig;  // enters a private namespace first, while this is the only thread
   rig.set_logging(false);
   uint16_t port = 6666;
@@ -255,18 +261,25 @@ int run(Duration length) {
     const Rate md5 = measure(true, port++);
     return Row{path, plain, md5};
   };
+  const auto wanted = [&](std::string_view name) { return only.empty() || only == name; };
   std::vector<Row> rows;
-  rows.push_back(both_ways("kernel -> stack over TAP", [&](bool md5, uint16_t p) {
-    return tap_kernel_to_stack(rig, md5, length, p);
-  }));
-  rows.push_back(both_ways("stack -> kernel over TAP", [&](bool md5, uint16_t p) {
-    return tap_stack_to_kernel(rig, md5, length, p);
-  }));
-  const Fd other = make_veth_pair();
-  rows.push_back(both_ways("kernel -> kernel over veth", [&](bool md5, uint16_t p) {
-    return veth_kernel_to_kernel(other, md5, length, p);
-  }));
-  print(rows);
+  if (wanted("kernel-to-stack")) {
+    rows.push_back(both_ways("kernel -> stack over TAP", [&](bool md5, uint16_t p) {
+      return tap_kernel_to_stack(rig, md5, length, p);
+    }));
+  }
+  if (wanted("stack-to-kernel")) {
+    rows.push_back(both_ways("stack -> kernel over TAP", [&](bool md5, uint16_t p) {
+      return tap_stack_to_kernel(rig, md5, length, p);
+    }));
+  }
+  if (wanted("veth")) {
+    const Fd other = make_veth_pair();
+    rows.push_back(both_ways("kernel -> kernel over veth", [&](bool md5, uint16_t p) {
+      return veth_kernel_to_kernel(other, md5, length, p);
+    }));
+  }
+  print(rows, wanted("veth"));
   fmt::print("\nstack: {}; TcpRetransSegs {}; event loop send drops {}\n",
              stack_md5_counters(rig.stack()).to_string(),
              rig.stack().counters()[Counter::TcpRetransSegs], rig.loop().stats().send_drops);
@@ -278,13 +291,19 @@ int run(Duration length) {
 
 int main(int argc, char** argv) {
   int seconds = 3;
+  const std::string_view only = argc > 2 ? argv[2] : "";
+  const bool known_path = only.empty() || only == "kernel-to-stack" ||
+                          only == "stack-to-kernel" || only == "veth";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-    if (error != std::errc{} || end != text.data() + text.size() || seconds < 1 || seconds > 30) {
-      fmt::print(stderr, "usage: md5_throughput_bench [seconds per measurement, 1..30]\n");
+    if (error != std::errc{} || end != text.data() + text.size() || seconds < 1 ||
+        seconds > 30 || !known_path || argc > 3) {
+      fmt::print(stderr,
+                 "usage: md5_throughput_bench [seconds per measurement, 1..30] "
+                 "[kernel-to-stack|stack-to-kernel|veth]\n");
       return 2;
     }
   }
-  return tapstack::md5kernel::run(tapstack::Duration::seconds(seconds));
+  return tapstack::md5kernel::run(tapstack::Duration::seconds(seconds), only);
 }
