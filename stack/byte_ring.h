@@ -1,5 +1,7 @@
-// A byte FIFO for socket buffers: grows on demand up to a limit and gives its memory back
-// when it empties, so that an idle connection costs next to nothing.
+// A byte FIFO for socket buffers: grows on demand up to a limit, and gives its memory back
+// when its owner says so (trim(): the TCP layer does once a buffer has stayed empty for a
+// while), so that an idle connection costs next to nothing and a busy one does not allocate,
+// fault in and copy its buffer again every time the application drains it.
 #pragma once
 
 #include <algorithm>
@@ -46,15 +48,19 @@ class ByteRing {
     n = std::min(n, size_);
     size_ -= n;
     head_ = size_ == 0 ? 0 : (head_ + n) % capacity_;
-    if (size_ == 0 && capacity_ > kKeepWhenEmpty) {
-      buffer_.reset();
-      capacity_ = 0;
-    }
+  }
+  // Whether trim() would give memory back: empty, holding more than a small buffer.
+  bool trimmable() const { return size_ == 0 && capacity_ > kKeepWhenEmpty; }
+  // Gives the memory back when trimmable().
+  void trim() {
+    if (!trimmable()) return;
+    buffer_.reset();
+    capacity_ = 0;
   }
 
- private:
   static constexpr size_t kKeepWhenEmpty = 16 * 1024;
 
+ private:
   // Memory is not zeroed: every byte is written by append() before it is read.
   void reserve(size_t needed) {
     if (needed <= capacity_) return;

@@ -139,6 +139,7 @@ struct Connection {
   Instant delayed_ack_at = Instant::never();
   Instant keepalive_at = Instant::never();
   Instant state_timer_at = Instant::never();  // TIME-WAIT or FIN-WAIT-2 expiry
+  Instant trim_at = Instant::never();  // empty socket buffers give their memory back
   Instant scheduled = Instant::never();       // the key under which the timer set holds it
   Instant last_received;
 
@@ -161,6 +162,7 @@ struct Connection {
     if (delayed_ack_at < t) t = delayed_ack_at;
     if (keepalive_at < t) t = keepalive_at;
     if (state_timer_at < t) t = state_timer_at;
+    if (trim_at < t) t = trim_at;
     return t;
   }
 };

@@ -410,6 +410,7 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
                                         c.send_buffer.size());
       c.send_buffer.consume(n);
       c.send_buffer_seq += static_cast<uint32_t>(n);
+      buffers_drained(c, now);
     }
     c.snd_una = seg.ack;
     if (c.snd_nxt < c.snd_una) c.snd_nxt = c.snd_una;

@@ -156,6 +156,8 @@ class Tcp {
   void after_read(Connection& c, Instant now);
 
   // Timers (tcp_timer.cc)
+  static constexpr Duration kBufferTrimDelay = Duration::seconds(1);
+  void buffers_drained(Connection& c, Instant now);
   void retransmit_timeout(Connection& c, Instant now);
   void persist_timeout(Connection& c, Instant now);
   void keepalive_timeout(Connection& c, Instant now);

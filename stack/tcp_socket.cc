@@ -279,6 +279,7 @@ Result<size_t> Tcp::receive(SocketId id, MutableByteView buffer, Instant now) {
   if (n > 0) {
     c.receive_buffer.copy_out(0, buffer.first(n));
     c.receive_buffer.consume(n);
+    buffers_drained(c, now);
     after_read(c, now);
     reschedule(c);
     return n;

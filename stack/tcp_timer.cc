@@ -41,7 +41,23 @@ void Tcp::on_timer(Instant now) {
       state_timeout(*c, now);
       stack_.trace_.flush();
     }
+    if (alive() && c->trim_at <= now) {
+      c->trim_at = Instant::never();
+      c->send_buffer.trim();
+      c->receive_buffer.trim();
+    }
     if (alive()) reschedule(*c);
+  }
+}
+
+// An emptied socket buffer keeps its memory for kBufferTrimDelay, for the next burst of the
+// same flow; then the timer gives it back. Linux reclaims socket memory in the same spirit
+// (sk_mem_reclaim() keeps what the socket may soon need; tcp_collapse() and the memory
+// pressure machinery take it back).
+void Tcp::buffers_drained(Connection& c, Instant now) {
+  if (!c.trim_at.is_never()) return;
+  if (c.send_buffer.trimmable() || c.receive_buffer.trimmable()) {
+    c.trim_at = now + kBufferTrimDelay;
   }
 }
 

@@ -61,6 +61,27 @@ TEST_CASE("data queued beyond the peer's FIN is dropped, never delivered (Linux:
   CHECK(t.tcp().check_invariants().empty());
 }
 
+// A bulk flow empties its receive buffer every time the application reads; allocating and
+// faulting in megabytes again each time cost more than the data (docs/performance.md).
+TEST_CASE("an emptied receive buffer keeps its memory while the flow goes on, then gives it back") {
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  const size_t idle = t.tcp().buffer_memory();
+  const std::string chunk(20'000, 'x');  // more than a small buffer keeps
+  t.send(ACK, P, t.iss + 1, text(chunk));
+  CHECK(t.read_all(id) == chunk);
+  const size_t held = t.tcp().buffer_memory();
+  CHECK(held > idle + 16 * 1024);
+  t.wait(Duration::milliseconds(500));
+  CHECK(t.tcp().buffer_memory() == held);  // ready for the next burst
+  t.send(ACK, P + 20'000, t.iss + 1, text(chunk));
+  CHECK(t.read_all(id) == chunk);
+  CHECK(t.tcp().buffer_memory() == held);  // the same memory, not allocated again
+  t.wait(Duration::milliseconds(1100));
+  CHECK(t.tcp().buffer_memory() == idle);  // idle for a second: given back
+  CHECK(t.tcp().check_invariants().empty());
+}
+
 TEST_CASE("overlapping and duplicate segments are delivered once") {
   TcpScript t;
   const SocketId id = t.establish_passive();
