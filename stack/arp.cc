@@ -61,10 +61,11 @@ void ArpTable::input(ByteView packet, Instant now) {
   }
 }
 
-void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now) {
+void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now,
+                    const FrameOffload& offload) {
   auto it = entries_.find(next_hop.value);
   if (it != entries_.end() && it->second.mac) {
-    stack_.emit_frame(*it->second.mac, kEtherTypeIpv4, datagram);
+    stack_.emit_frame(*it->second.mac, kEtherTypeIpv4, datagram, offload);
     return;
   }
   if (it == entries_.end()) {
@@ -81,7 +82,7 @@ void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now) {
     stack_.counters_.drop(DropReason::ArpQueueFull);
     entry.queue.pop_front();
   }
-  entry.queue.emplace_back(datagram.begin(), datagram.end());
+  entry.queue.push_back({{datagram.begin(), datagram.end()}, offload});
 }
 
 void ArpTable::announce() {
@@ -153,9 +154,11 @@ void ArpTable::learn(Ipv4Address ip, const MacAddress& mac, Instant now) {
   entry.deadline = now + config_.entry_lifetime;
   entry.requests_sent = 0;
   // Move the queue out first: emitting can re-enter the table.
-  std::deque<std::vector<uint8_t>> waiting;
+  std::deque<Entry::Waiting> waiting;
   waiting.swap(entry.queue);
-  for (const auto& datagram : waiting) stack_.emit_frame(mac, kEtherTypeIpv4, datagram);
+  for (const auto& [datagram, offload] : waiting) {
+    stack_.emit_frame(mac, kEtherTypeIpv4, datagram, offload);
+  }
 }
 
 // Keeps the table within max_entries, evicting the entry closest to expiry.

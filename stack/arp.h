@@ -25,7 +25,8 @@ class ArpTable {
   void input(ByteView packet, Instant now);
   // Sends the IPv4 datagram to next_hop's MAC, resolving it first when needed (the datagram
   // then waits in the entry's queue). Linux: neigh_resolve_output(), __neigh_event_send()
-  void send(Ipv4Address next_hop, ByteView datagram, Instant now);
+  void send(Ipv4Address next_hop, ByteView datagram, Instant now,
+            const FrameOffload& offload = {});
   // Announces our own address: a request whose sender and target are both us.
   void announce();
   // Retransmits requests, gives up on silent neighbours, expires old entries.
@@ -39,7 +40,11 @@ class ArpTable {
     std::optional<MacAddress> mac;       // nullopt while resolving
     Instant deadline;                    // next retransmission, or expiry when resolved
     int requests_sent = 0;
-    std::deque<std::vector<uint8_t>> queue;  // datagrams waiting for resolution
+    struct Waiting {
+      std::vector<uint8_t> datagram;
+      FrameOffload offload;
+    };
+    std::deque<Waiting> queue;  // datagrams waiting for resolution
   };
 
   void send_packet(uint16_t operation, const MacAddress& dst, const MacAddress& target_mac,

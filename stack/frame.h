@@ -14,6 +14,29 @@ namespace tapstack {
 constexpr size_t kMaxFrameSize = 9014;
 constexpr size_t kEthernetHeaderSize = 14;
 
+// What the link says of a frame beyond its bytes: the offloads of a virtio-net header, which
+// a TAP opened with IFF_VNET_HDR puts before every frame (Linux: struct virtio_net_hdr,
+// include/linux/virtio_net.h). All zero for a plain frame.
+struct FrameOffload {
+  // Received: the TCP checksum was left for a device to fill (the kernel's own segment,
+  // VIRTIO_NET_HDR_F_NEEDS_CSUM) or was verified already (..._F_DATA_VALID): not checked.
+  // Sent: the TCP checksum field holds the pseudo-header sum for the kernel to complete.
+  bool checksum_offloaded = false;
+  // A TCP segment carrying more than one MSS, cut by the kernel into segments of this much
+  // payload when it has to be (TSO/GSO; received: GRO or the kernel's TSO). 0: not such.
+  uint16_t segment_size = 0;
+};
+
+// What the link can take from the stack.
+struct LinkOffloads {
+  // TCP segments of up to 64 KiB, with FrameOffload::segment_size (Linux: NETIF_F_TSO).
+  bool tcp_segmentation = false;
+};
+
+// The largest frame a link with TCP segmentation offload carries: an IPv4 datagram of
+// 65535 bytes and the Ethernet header.
+constexpr size_t kMaxOffloadFrameSize = 65535 + 14;
+
 // Storage for one frame of up to `capacity` bytes (the MTU plus the Ethernet header).
 struct FrameBuffer {
   explicit FrameBuffer(size_t capacity = kMaxFrameSize) : bytes(capacity) {}

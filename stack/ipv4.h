@@ -42,6 +42,8 @@ struct Ipv4Datagram {
   Ipv4Header header;
   ByteView packet;
   ByteView payload;
+  // The link vouched for the TCP checksum (FrameOffload::checksum_offloaded): not checked.
+  bool checksum_offloaded = false;
 };
 
 // The checks of RFC 1122 §3.2.1 and Linux's ip_rcv_core(): version, header length, total

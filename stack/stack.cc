@@ -65,7 +65,7 @@ void Stack::start(Instant now) {
 }
 
 // Linux: __netif_receive_skb() → eth_type_trans(), then the protocol handler
-void Stack::on_frame(ByteView frame, Instant now) {
+void Stack::on_frame(ByteView frame, Instant now, const FrameOffload& offload) {
   counters_.add(Counter::EthInFrames);
   trace_.begin("rx {} bytes", frame.size());
   if (frame.size() < kEthernetHeaderSize) {
@@ -80,7 +80,7 @@ void Stack::on_frame(ByteView frame, Instant now) {
     } else if (ethertype == kEtherTypeArp) {
       arp_->input(payload, now);
     } else if (ethertype == kEtherTypeIpv4) {
-      ipv4_input(payload, now);
+      ipv4_input(payload, now, offload);
     } else {
       drop(DropReason::EthUnknownType);
     }
@@ -105,6 +105,14 @@ void Stack::on_timer(Instant now) {
 
 Instant Stack::next_deadline() const {
   return std::min({arp_->next_deadline(), reassembler_->next_deadline(), tcp_->next_deadline()});
+}
+
+void Stack::set_transmit_sink(TransmitSink sink, LinkOffloads offloads) {
+  sink_ = std::move(sink);
+  offloads_ = sink_ ? offloads : LinkOffloads{};
+  const size_t capacity =
+      offloads_.tcp_segmentation ? kMaxOffloadFrameSize : frame_capacity(config_.mtu);
+  if (scratch_.bytes.size() != capacity) scratch_ = FrameBuffer(capacity);
 }
 
 std::optional<ByteView> Stack::poll_transmit() {
@@ -139,10 +147,11 @@ void Stack::drop(DropReason reason) {
 }
 
 // Linux: ip_rcv() → ip_rcv_finish() → ip_local_deliver()
-void Stack::ipv4_input(ByteView packet, Instant now) {
+void Stack::ipv4_input(ByteView packet, Instant now, const FrameOffload& offload) {
   counters_.add(Counter::IpInReceives);
   Ipv4Datagram datagram;
   if (const auto reason = parse_ipv4(packet, datagram)) return drop(*reason);
+  datagram.checksum_offloaded = offload.checksum_offloaded;
   const Ipv4Header& h = datagram.header;
   trace_.step("ipv4 {} > {} proto {} len {}", h.source, h.destination,
               h.protocol, h.total_length);
@@ -304,7 +313,8 @@ Status Stack::send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Ins
 
 // Routes, then sends payload as one datagram or as fragments of at most the MTU.
 // Linux: ip_queue_xmit() / ip_output() → ip_fragment()
-Status Stack::ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now) {
+Status Stack::ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now,
+                          const FrameOffload& offload) {
   const bool broadcast = dst.is_limited_broadcast() || dst == config_.ipv4.subnet_broadcast();
   Ipv4Address next_hop = dst;
   if (!broadcast && !config_.ipv4.on_link(dst)) {
@@ -325,8 +335,10 @@ Status Stack::ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, I
   header.protocol = protocol;
   header.source = config_.ipv4.address;
   header.destination = dst;
-  // Every fragment but the last carries a multiple of 8 bytes; what fits goes whole.
-  const bool fragmented = payload.size() > config_.mtu - kIpv4MinHeaderSize;
+  // Every fragment but the last carries a multiple of 8 bytes; what fits goes whole, and so
+  // does a segment for the link to cut.
+  const bool fragmented =
+      payload.size() > config_.mtu - kIpv4MinHeaderSize && offload.segment_size == 0;
   const size_t per_fragment =
       fragmented ? (config_.mtu - kIpv4MinHeaderSize) & ~size_t{7} : payload.size();
   for (size_t offset = 0; offset < payload.size() || offset == 0; offset += per_fragment) {
@@ -340,21 +352,32 @@ Status Stack::ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, I
     if (broadcast) {
       emit_frame(MacAddress::broadcast(), kEtherTypeIpv4, datagram);
     } else {
-      arp_->send(next_hop, datagram, now);
+      arp_->send(next_hop, datagram, now, offload);
     }
     if (fragmented) counters_.add(Counter::IpFragCreates);
     if (!header.more_fragments) break;
   }
   if (fragmented) counters_.add(Counter::IpFragOKs);
+  if (offload.segment_size > 0) {
+    // The link gives each segment an ID of its own, counting up (Linux: tcp4_gso_segment()).
+    const size_t tcp_header = (payload[12] >> 4) * 4u;
+    const size_t segments =
+        (payload.size() - tcp_header + offload.segment_size - 1) / offload.segment_size;
+    next_ip_id_ = static_cast<uint16_t>(next_ip_id_ + segments - 1);
+  }
   return Ok{};
 }
 
 // Linux: dev_hard_start_xmit(), with the TAP write (or the queue) as the driver
-void Stack::emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload) {
+void Stack::emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
+                       const FrameOffload& offload) {
   FrameBuffer* frame = &scratch_;
   if (!sink_) {
     if (tx_queue_.full()) return drop(DropReason::TxQueueFull);
     frame = &tx_queue_.back_slot();
+  }
+  if (kEthernetHeaderSize + payload.size() > frame->bytes.size()) {
+    return drop(DropReason::IpOutTooLong);  // a segment for offload the link no longer takes
   }
   uint8_t* out = frame->bytes.data();
   std::copy(dst.bytes.begin(), dst.bytes.end(), out);
@@ -364,7 +387,7 @@ void Stack::emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView paylo
   frame->size = kEthernetHeaderSize + payload.size();
   counters_.add(Counter::EthOutFrames);
   if (sink_) {
-    sink_(frame->view());
+    sink_(frame->view(), offload);
   } else {
     tx_queue_.push();
   }

@@ -74,7 +74,8 @@ class Tcp;
 
 class Stack {
  public:
-  using TransmitSink = std::function<void(ByteView frame)>;
+  // offload: zero unless the sink was installed with LinkOffloads it can take.
+  using TransmitSink = std::function<void(ByteView frame, const FrameOffload& offload)>;
 
   explicit Stack(StackConfig config);
   ~Stack();
@@ -84,7 +85,8 @@ class Stack {
   // Announces our address (gratuitous ARP) when so configured.
   void start(Instant now);
   // One whole Ethernet II frame from the wire. Never throws: bad input is counted and dropped.
-  void on_frame(ByteView frame, Instant now);
+  // offload: what the link's header said of it (a TAP with virtio-net headers).
+  void on_frame(ByteView frame, Instant now, const FrameOffload& offload = {});
   // Runs every timer due at or before now.
   void on_timer(Instant now);
   // The earliest instant on_timer() has work to do; Instant::never() when none.
@@ -93,7 +95,10 @@ class Stack {
   // Frames to send, oldest first; the view stays valid until the next call. Not used when a
   // sink is installed: then every frame goes to the sink as it is made.
   std::optional<ByteView> poll_transmit();
-  void set_transmit_sink(TransmitSink sink) { sink_ = std::move(sink); }
+  // offloads: what the sink's link takes (TCP segmentation: TCP sends segments of up to
+  // 64 KiB to peers whose segments are not signed, for the link to cut).
+  void set_transmit_sink(TransmitSink sink, LinkOffloads offloads = {});
+  const LinkOffloads& link_offloads() const { return offloads_; }
 
   // ICMP echo request (ping) to dst; replies arrive through poll_echo_reply().
   Status send_echo_request(Ipv4Address dst, uint16_t id, uint16_t sequence, ByteView payload,
@@ -116,14 +121,18 @@ class Stack {
  private:
   friend class ArpTable;
   friend class Tcp;
-  void ipv4_input(ByteView packet, Instant now);
+  void ipv4_input(ByteView packet, Instant now, const FrameOffload& offload);
   void deliver(const struct Ipv4Datagram& datagram, Instant now);
   void icmp_input(const struct Ipv4Datagram& datagram, Instant now);
   void icmp_send_error(const struct Ipv4Datagram& datagram, uint8_t type, uint8_t code,
                        Instant now);
-  Status ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
+  // offload.segment_size: payload is one TCP segment larger than the MTU for the link to cut
+  // (not fragmented).
+  Status ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now,
+                     const FrameOffload& offload = {});
   // Hands a whole Ethernet frame (dst, our MAC, type, payload) to the sink or the queue.
-  void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload);
+  void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
+                  const FrameOffload& offload = {});
   // Counts the drop and says so in the trace.
   void drop(DropReason reason);
   uint64_t total_reassembly_drops() const;
@@ -133,6 +142,7 @@ class Stack {
   Counters counters_;
   Trace trace_;
   TransmitSink sink_;
+  LinkOffloads offloads_;
   FrameRing tx_queue_;
   bool popped_ = false;  // poll_transmit() handed out the front frame
   FrameBuffer scratch_;  // frames for the sink are built here

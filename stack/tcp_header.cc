@@ -8,14 +8,16 @@
 namespace tapstack {
 
 std::optional<DropReason> parse_tcp(ByteView segment, Ipv4Address source, Ipv4Address destination,
-                                    TcpSegment& out) {
+                                    TcpSegment& out, bool verify_checksum) {
   if (segment.size() < kTcpMinHeaderSize) return DropReason::TcpTruncated;
   const uint8_t* p = segment.data();
   const size_t header_length = (p[12] >> 4) * 4u;
   if (header_length < kTcpMinHeaderSize || header_length > segment.size()) {
     return DropReason::TcpBadHeaderLength;
   }
-  if (tcp_checksum(segment, source, destination) != 0) return DropReason::TcpBadChecksum;
+  if (verify_checksum && tcp_checksum(segment, source, destination) != 0) {
+    return DropReason::TcpBadChecksum;
+  }
   out.source_port = load_be16(p);
   out.destination_port = load_be16(p + 2);
   out.seq = Seq(load_be32(p + 4));
@@ -88,6 +90,15 @@ uint16_t tcp_checksum(ByteView segment, Ipv4Address source, Ipv4Address destinat
   sum.add_u16(static_cast<uint16_t>(segment.size()));
   sum.add(segment);
   return sum.finish();
+}
+
+uint16_t tcp_pseudo_header_sum(size_t length, Ipv4Address source, Ipv4Address destination) {
+  InternetChecksum sum;
+  sum.add_u32(source.value);
+  sum.add_u32(destination.value);
+  sum.add_u16(kProtocolTcp);
+  sum.add_u16(static_cast<uint16_t>(length));
+  return static_cast<uint16_t>(~sum.finish());
 }
 
 std::string tcp_flags_text(uint8_t flags) {

@@ -78,12 +78,15 @@ struct TcpSegment {
 // Header length and checksum checks, then the options. Linux: tcp_v4_rcv()'s header checks,
 // tcp_parse_options()
 std::optional<DropReason> parse_tcp(ByteView segment, Ipv4Address source, Ipv4Address destination,
-                                    TcpSegment& out);
+                                    TcpSegment& out, bool verify_checksum = true);
 void parse_tcp_options(ByteView options, bool syn, TcpOptions& out);
 
 // The checksum of a whole segment (its checksum field included) with the IPv4 pseudo-header;
 // 0 for a segment whose checksum is right.
 uint16_t tcp_checksum(ByteView segment, Ipv4Address source, Ipv4Address destination);
+// The pseudo-header's sum alone, not complemented: what the checksum field holds for a link
+// that completes the checksum (checksum offload; Linux: ~tcp_v4_check(len, saddr, daddr, 0)).
+uint16_t tcp_pseudo_header_sum(size_t length, Ipv4Address source, Ipv4Address destination);
 
 // Flags as tcpdump prints them: "S", "S.", "P.", "F.", "R", ...
 std::string tcp_flags_text(uint8_t flags);

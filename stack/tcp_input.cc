@@ -29,13 +29,15 @@ bool nonsense_flags(const TcpSegment& seg) {
 void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
   TcpSegment seg;
   const Ipv4Address source = datagram.header.source;
-  if (const auto reason = parse_tcp(datagram.payload, source, datagram.header.destination, seg)) {
+  if (const auto reason = parse_tcp(datagram.payload, source, datagram.header.destination, seg,
+                                    !datagram.checksum_offloaded)) {
     return stack_.drop(*reason);
   }
   stack_.counters_.add(Counter::TcpInSegs);
-  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} | checksum ok",
-                     source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
-                     seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size());
+  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} | checksum {}", source,
+                     seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
+                     seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
+                     datagram.checksum_offloaded ? "offloaded" : "ok");
   if (datagram.header.destination != stack_.config_.ipv4.address) {
     return stack_.drop(DropReason::TcpBroadcast);
   }
@@ -577,7 +579,8 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   // Full-sized is what the peer's segments carry at most, options taken out, which is less
   // than its MSS. Linux: tcp_measure_rcv_mss()
   c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
-  if (data.size() >= c.rcv_mss) ++c.unacked_full_segments;
+  // A segment the kernel's TSO or GRO made of several counts as that many.
+  c.unacked_full_segments += static_cast<uint32_t>(data.size() / c.rcv_mss);
   // With a FIN here, what is queued lies beyond the end of the stream: fin_received() drops it.
   if (!c.out_of_order.empty() && !fin) {
     fin = drain_out_of_order(c);

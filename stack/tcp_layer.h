@@ -139,13 +139,15 @@ class Tcp {
   void send_reset(Connection& c, Instant now);
   void send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
                       Instant now);
+  // segment_size > 0: payload is several segments of that size for the link to cut (TSO).
   void emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
             Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-            const md5opt::Md5Key* key, Instant now);
+            const md5opt::Md5Key* key, Instant now, uint16_t segment_size = 0);
   // The key to sign segments to the connection's peer with, or nullptr.
   const md5opt::Md5Key* md5_key(const Connection& c) const;
   // What one segment may carry: the peer's MSS less the options every segment carries.
   uint32_t send_mss(const Connection& c) const;
+  uint32_t offload_segment_limit(const Connection& c, uint32_t mss) const;
   uint16_t advertise_window(Connection& c);
   uint16_t syn_window(Connection& c);
   size_t syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now);

@@ -63,6 +63,7 @@ bool resending_any(const Connection& c) { return c.snd_nxt < c.snd_max; }
 // the peer SACKed), as far as min(cwnd, the peer's window) reaches.
 void Tcp::send_in_window(Connection& c, Instant now) {
   const uint32_t mss = send_mss(c);
+  const uint32_t largest = offload_segment_limit(c, mss);
   for (;;) {
     const Seq end = c.buffered_end();
     // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
@@ -77,7 +78,10 @@ void Tcp::send_in_window(Connection& c, Instant now) {
       const uint32_t available = std::min(static_cast<uint32_t>(end - c.snd_nxt), before_sacked);
       const int32_t room = window_end - c.snd_nxt;
       if (room <= 0) return;
-      const uint32_t length = std::min({mss, available, static_cast<uint32_t>(room)});
+      uint32_t length = std::min({resending ? mss : largest, available, static_cast<uint32_t>(room)});
+      // A segment for the link to cut ends on a multiple of the MSS unless it takes all
+      // there is, so that no runt goes out mid-stream. Linux: tcp_mss_split_point()
+      if (length > mss && length < available) length -= length % mss;
       if (!resending && !c.sws_override && length < mss && length < available) {
         // Sender silly-window avoidance: a runt the window forces only if it is worth it.
         if (length < c.max_snd_wnd / 2) return;
@@ -98,6 +102,18 @@ void Tcp::send_in_window(Connection& c, Instant now) {
     }
     return;
   }
+}
+
+// The most new data one segment may carry: the MSS, or when the link cuts TCP segments
+// itself (a TAP with TSO) as many whole MSS as fit in one IPv4 datagram, for a peer whose
+// segments are not signed. RFC 2385 signs each segment on the wire, which the link cannot
+// do: Linux turns GSO off for a socket with a key (sk_gso_disable() in tcp_md5_do_add()).
+// Linux: tcp_tso_autosize(), tcp_send_mss()
+uint32_t Tcp::offload_segment_limit(const Connection& c, uint32_t mss) const {
+  if (!stack_.offloads_.tcp_segmentation || md5_key(c) || mss == 0) return mss;
+  const uint32_t header = kTcpMinHeaderSize + (c.mss - mss);
+  const uint32_t room = static_cast<uint32_t>(kIpv4MaxDatagramSize - kIpv4MinHeaderSize) - header;
+  return std::max(mss, room / mss * mss);
 }
 
 void Tcp::arm_retransmit(Connection& c, Instant now) {
@@ -132,9 +148,10 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
     c.unacked_full_segments = 0;
     c.ack_now = false;
   }
+  const uint32_t mss = send_mss(c);
   emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
        (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
-       {payload, length}, key, now);
+       {payload, length}, key, now, length > mss ? static_cast<uint16_t>(mss) : 0);
 }
 
 namespace {
@@ -374,7 +391,7 @@ std::string options_trace(uint8_t flags, ByteView options, bool md5) {
 
 void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
                Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-               const md5opt::Md5Key* key, Instant now) {
+               const md5opt::Md5Key* key, Instant now, uint16_t segment_size) {
   uint8_t md5_options[md5opt::kMd5OptionSpace];
   if (key && options.empty()) options = md5_options;  // resets and probes: the option alone
   const size_t header_length = kTcpMinHeaderSize + options.size();
@@ -404,15 +421,27 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
       return;  // an unsigned segment would only be dropped by the peer
     }
   }
-  store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
-  stack_.counters_.add(Counter::TcpOutSegs);
+  FrameOffload offload;
+  if (segment_size > 0) {
+    // For the link to cut into segments of segment_size and checksum each (TSO/GSO).
+    // Linux: tcp_v4_send_check() leaves the pseudo-header sum for CHECKSUM_PARTIAL
+    offload = {.checksum_offloaded = true, .segment_size = segment_size};
+    store_be16(header + 16, tcp_pseudo_header_sum(segment.size(), stack_.config_.ipv4.address,
+                                                  destination));
+    // Linux counts what goes on the wire: tcp_skb_pcount() segments.
+    stack_.counters_.add(Counter::TcpOutSegs,
+                         (payload.size() + segment_size - 1) / segment_size);
+  } else {
+    store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
+    stack_.counters_.add(Counter::TcpOutSegs);
+  }
   if (stack_.trace_.enabled()) {
     stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
                        stack_.config_.ipv4.address, source_port, destination, destination_port,
                        tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size(),
                        options_trace(flags, options, key != nullptr));
   }
-  stack_.ipv4_output(destination, kProtocolTcp, segment, now);
+  stack_.ipv4_output(destination, kProtocolTcp, segment, now, offload);
 }
 
 // The window to advertise, with receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the

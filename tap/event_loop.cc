@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
@@ -15,10 +16,51 @@
 namespace tapstack {
 namespace {
 
-// Big enough for any frame the kernel hands a TAP without offloads (MTU up to 65535).
-constexpr size_t kReadBufferSize = 65536;
+// Big enough for any frame the kernel hands a TAP: MTU up to 65535 without offloads, a 64 KiB
+// TSO frame with them, and the virtio-net header before it.
+constexpr size_t kReadBufferSize = kVirtioNetHeaderSize + kMaxOffloadFrameSize;
 // Frames up to this size are written on the loop's thread when the transmit queue is idle.
 constexpr size_t kDirectWriteMax = 128;
+
+// The fields of struct virtio_net_hdr (include/uapi/linux/virtio_net.h), host byte order.
+constexpr uint8_t kVirtioNeedsChecksum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kVirtioDataValid = 2;      // VIRTIO_NET_HDR_F_DATA_VALID
+constexpr uint8_t kVirtioGsoNone = 0;        // VIRTIO_NET_HDR_GSO_NONE
+constexpr uint8_t kVirtioGsoTcpV4 = 1;       // VIRTIO_NET_HDR_GSO_TCPV4
+constexpr uint16_t kTcpChecksumOffset = 16;  // where the checksum sits in a TCP header
+
+uint16_t load_host16(const uint8_t* p) {
+  uint16_t value;
+  std::memcpy(&value, p, sizeof value);
+  return value;
+}
+void store_host16(uint8_t* p, uint16_t value) { std::memcpy(p, &value, sizeof value); }
+
+// What the kernel's header says of a frame it handed us. Linux: virtio_net_hdr_from_skb()
+FrameOffload read_virtio_net_header(const uint8_t* header) {
+  FrameOffload offload;
+  offload.checksum_offloaded = (header[0] & (kVirtioNeedsChecksum | kVirtioDataValid)) != 0;
+  if ((header[1] & 0x7f) != kVirtioGsoNone) offload.segment_size = load_host16(header + 4);
+  return offload;
+}
+
+// The header for a frame of ours; only IPv4 TCP segments carry offloads. Linux reads it in
+// virtio_net_hdr_to_skb().
+void write_virtio_net_header(uint8_t* header, ByteView frame, const FrameOffload& offload) {
+  std::memset(header, 0, kVirtioNetHeaderSize);
+  if (!offload.checksum_offloaded) return;
+  const size_t ip_header = (frame[kEthernetHeaderSize] & 0x0f) * 4u;
+  const size_t tcp_start = kEthernetHeaderSize + ip_header;
+  const size_t tcp_header = (frame[tcp_start + 12] >> 4) * 4u;
+  header[0] = kVirtioNeedsChecksum;
+  if (offload.segment_size > 0) {
+    header[1] = kVirtioGsoTcpV4;
+    store_host16(header + 2, static_cast<uint16_t>(tcp_start + tcp_header));  // hdr_len
+    store_host16(header + 4, offload.segment_size);                           // gso_size
+  }
+  store_host16(header + 6, static_cast<uint16_t>(tcp_start));  // csum_start
+  store_host16(header + 8, kTcpChecksumOffset);                 // csum_offset
+}
 
 timespec to_timespec(Duration d) {
   return timespec{static_cast<time_t>(d.ns() / 1'000'000'000),
@@ -63,7 +105,9 @@ EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int
   if (options_.transmit_queue_bytes > 0) {
     transmit_queue_ = std::make_unique<TransmitQueue>(tap_, options_.transmit_queue_bytes);
   }
-  stack_.set_transmit_sink([this](ByteView frame) { transmit(frame); });
+  stack_.set_transmit_sink(
+      [this](ByteView frame, const FrameOffload& offload) { transmit(frame, offload); },
+      LinkOffloads{.tcp_segmentation = tap_.virtio_net_header()});
 }
 
 EventLoop::~EventLoop() {
@@ -129,10 +173,16 @@ Status EventLoop::drain_tap() {
   for (size_t i = 0; i < options_.read_budget; ++i) {
     auto size = tap_.read(read_buffer_);
     if (!size) return is_would_block(size.error()) ? Status(Ok{}) : Status(size.error());
-    const ByteView frame(read_buffer_.data(), *size);
+    ByteView frame(read_buffer_.data(), *size);
+    FrameOffload offload;
+    if (tap_.virtio_net_header()) {
+      if (frame.size() < kVirtioNetHeaderSize) continue;
+      offload = read_virtio_net_header(frame.data());
+      frame = frame.subspan(kVirtioNetHeaderSize);
+    }
     ++stats_.frames_received;
     if (frame_tap_) frame_tap_(FrameDirection::Received, frame);
-    stack_.on_frame(frame, monotonic_now());
+    stack_.on_frame(frame, monotonic_now(), offload);
   }
   return Ok{};
 }
@@ -143,16 +193,22 @@ void EventLoop::run_due_timers(Instant now) {
 
 // The stack's transmit sink. Never blocks: a full TAP queue drops the frame, as a full
 // device queue does in Linux (the stack's own retransmission recovers what matters).
-void EventLoop::transmit(ByteView frame) {
+void EventLoop::transmit(ByteView frame, const FrameOffload& offload) {
+  uint8_t header[kVirtioNetHeaderSize];
+  ByteView head;
+  if (tap_.virtio_net_header()) {
+    write_virtio_net_header(header, frame, offload);
+    head = header;
+  }
   // A short frame (an ACK, ARP) goes out at once when nothing waits before it: handing it to
   // the transmit thread would cost a wake-up more than the write itself. Data frames, whose
   // writes carry the kernel's receive work, go through the thread.
   if (transmit_queue_ && (frame.size() > kDirectWriteMax || !transmit_queue_->idle())) {
     if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
-    if (!transmit_queue_->push({}, frame)) ++stats_.send_errors;
+    if (!transmit_queue_->push(head, frame)) ++stats_.send_errors;
     return;
   }
-  const auto written = tap_.write(frame);
+  const auto written = tap_.write(head, frame);
   if (written) {
     ++stats_.frames_sent;
     if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);

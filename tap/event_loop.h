@@ -82,7 +82,7 @@ class EventLoop {
 
  private:
   EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int wake_fd);
-  void transmit(ByteView frame);
+  void transmit(ByteView frame, const FrameOffload& offload);
   Status drain_tap();
   void run_due_timers(Instant now);
   void clear_wakeups();

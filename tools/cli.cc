@@ -182,6 +182,9 @@ const std::string_view kCommonOptionsHelp =
                          SIGUSR2 prints a table like `ss -ti` (state, queues, rtt,
                          rto, mss, cwnd, md5) on stderr at any time
   --trace                print the path of each frame through the stack on stderr
+  --no-offloads          one TCP segment per TAP frame: no virtio-net header, no TSO
+                         (by default unsigned TCP moves up to 64 KiB per frame each way,
+                         as the kernel's own devices do; signed segments never do)
   -h, --help             show this help
 )";
 
@@ -256,6 +259,9 @@ bool parse_common_option(CommandLine& line, CommonOptions& options) {
   } else if (line.is("--trace")) {
     line.flag();
     options.trace = true;
+  } else if (line.is("--no-offloads")) {
+    line.flag();
+    options.offloads = false;
   } else {
     return false;
   }

@@ -52,6 +52,7 @@ struct CommonOptions {
   std::string pcap_path;                   // --pcap FILE: every frame in and out
   std::string stats_path;                  // --stats FILE: counters as JSON at exit
   bool trace = false;                      // --trace: trace lines on stderr
+  bool offloads = true;                    // --no-offloads: a TAP without virtio-net headers
 };
 
 // A decimal port number from 1 to 65535, digits only; nullopt on anything else.

@@ -17,9 +17,9 @@ constexpr uint8_t kProtocolTcp = 6;
 
 }  // namespace
 
-TapRig::TapRig() {
+TapRig::TapRig(TapOffloads offloads) {
   testing::enter_private_netns_or_skip();
-  tap_.emplace(value_or_throw(TapDevice::open(kTapName), "opening the TAP"));
+  tap_.emplace(value_or_throw(TapDevice::open(kTapName, offloads), "opening the TAP"));
   auto netlink = value_or_throw(Rtnetlink::open(), "rtnetlink");
   ok_or_throw(netlink.add_ipv4_address(kTapName, kKernelInterface), "kernel address");
   ok_or_throw(netlink.set_link_up(kTapName), "link up");
@@ -53,7 +53,9 @@ void TapRig::pump_for(Duration time) {
 }
 
 void TapRig::write_to_kernel(ByteView frame) {
-  ok_or_throw(tap_->write(frame), "writing to the TAP");
+  const uint8_t plain[kVirtioNetHeaderSize] = {};  // no offloads: a frame as it is
+  ok_or_throw(tap_->write(tap_->virtio_net_header() ? ByteView(plain) : ByteView(), frame),
+              "writing to the TAP");
 }
 
 MacAddress TapRig::kernel_mac() const {

@@ -50,7 +50,9 @@ class TapRig {
   // Skips the test (TAPSTACK_SKIPPED) when kernel tests cannot run here; enters a fresh
   // network namespace, so call it while the process has one thread. Throws
   // std::runtime_error when the setup fails.
-  TapRig();
+  // offloads: TcpOffloads for a TAP with virtio-net headers and TSO both ways (the tapstack
+  // tool's default); the tests that write raw frames use None.
+  explicit TapRig(TapOffloads offloads = TapOffloads::None);
   ~TapRig();
   TapRig(const TapRig&) = delete;
   TapRig& operator=(const TapRig&) = delete;
