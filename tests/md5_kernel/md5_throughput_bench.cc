@@ -1,21 +1,25 @@
 // Bulk TCP throughput with RFC 2385 signatures and without, beside the kernel doing the same.
 // Prints figures; asserts nothing about speed.
 //
-//   over TAP:   the stack (on an EventLoop, this thread) and a kernel socket (a thread of its
-//               own), kernel -> stack and stack -> kernel, with the seed's key "12345" on both
-//               sides and with no key;
+//   over TAP:   the stack (on an EventLoop, this thread, and its transmit thread) and a kernel
+//               socket (a thread of its own), kernel -> stack and stack -> kernel, with the
+//               seed's key "12345" on both sides and with no key; first with the TAP as the
+//               tapstack tool opens it (virtio-net headers, TSO for unsigned segments), then
+//               as `--no-offloads` does (one segment per frame);
 //   over veth:  two kernel sockets in two network namespaces joined by a veth pair with
-//               offloads off (TSO, GSO, GRO), with TCP_MD5SIG on both sockets and without.
+//               offloads off (TSO, GSO, GRO: the baseline), with TCP_MD5SIG on both
+//               sockets and without; then with the offloads on, for reference.
 //
 // The sender sends for the given time and then shuts down writing; the receiver counts from
 // its first byte to the end of stream. Everything runs in private network namespaces, on
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
 // bazel run --config=bench //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
-//     [kernel-to-stack|stack-to-kernel|veth: that path alone, without the table]
+//     [kernel-to-stack|stack-to-kernel|no-offloads|veth: those paths alone]
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
@@ -187,32 +191,42 @@ Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t 
   return receiver.get();
 }
 
-// TSO, GSO and GRO off, so that the kernel pays per segment on both ends, as a TAP makes the
-// stack pay and as MD5 makes the kernel pay anyway (no GSO for signed segments).
-void offloads_off(const char* device) {
-  const std::string command = fmt::format(
-      "/usr/sbin/ethtool -K {} tso off gso off gro off >/dev/null 2>&1", device);
+// TSO, GSO and GRO off (on = false), so that the kernel pays per segment on both ends, as MD5
+// makes the kernel pay anyway (no GSO for signed segments); or back on.
+void set_offloads(const char* device, bool on) {
+  const char* state = on ? "on" : "off";
+  const std::string command =
+      fmt::format("/usr/sbin/ethtool -K {} tso {} gso {} gro {} >/dev/null 2>&1", device, state,
+                  state, state);
   if (std::system(command.c_str()) != 0) {
     throw std::runtime_error(fmt::format("ethtool -K {}: failed", device));
   }
 }
 
-// md5a here (198.18.1.1/24), md5b in a namespace of its own (198.18.1.2/24).
+// md5a here (198.18.1.1/24), md5b in a namespace of its own (198.18.1.2/24), offloads off.
 Fd make_veth_pair() {
   Fd other = value_or_throw(new_network_namespace(), "second namespace");
   ok_or_throw(add_veth_pair("md5a", "md5b", other), "veth pair");
   auto here = value_or_throw(Rtnetlink::open(), "rtnetlink");
   ok_or_throw(here.add_ipv4_address("md5a", kVethA), "md5a address");
   ok_or_throw(here.set_link_up("md5a"), "md5a up");
-  offloads_off("md5a");
+  set_offloads("md5a", false);
   std::thread([&] {
     ok_or_throw(enter_network_namespace(other), "setns");
     auto there = value_or_throw(Rtnetlink::open(), "rtnetlink");
     ok_or_throw(there.add_ipv4_address("md5b", kVethB), "md5b address");
     ok_or_throw(there.set_link_up("md5b"), "md5b up");
-    offloads_off("md5b");  // a child forked from this thread starts in this namespace
+    set_offloads("md5b", false);  // a child forked from this thread starts in this namespace
   }).join();
   return other;
+}
+
+void veth_offloads_on(const Fd& other) {
+  set_offloads("md5a", true);
+  std::thread([&] {
+    ok_or_throw(enter_network_namespace(other), "setns");
+    set_offloads("md5b", true);
+  }).join();
 }
 
 double ratio(const Rate& a, const Rate& b) {
@@ -220,76 +234,97 @@ double ratio(const Rate& a, const Rate& b) {
 }
 
 struct Row {
-  std::string_view path;
+  std::string path;
   Rate plain;
   Rate md5;
+  bool baseline = false;  // Linux <-> Linux over veth with offloads off: the measure
+  bool tap = false;
 };
 
-// with_veth: the last row is kernel <-> kernel over veth, the baseline of the ratios.
-void print(const std::vector<Row>& rows, bool with_veth) {
-  fmt::print("\n{:<28} {:>14} {:>14} {:>10}\n", "path", "no key MiB/s", "MD5 MiB/s", "MD5/none");
+void print(const std::vector<Row>& rows) {
+  fmt::print("\n{:<40} {:>13} {:>11} {:>9}\n", "path", "no key MiB/s", "MD5 MiB/s", "MD5/none");
   for (const Row& row : rows) {
-    fmt::print("{:<28} {:>14.1f} {:>14.1f} {:>10.3f}\n", row.path, row.plain.mib_per_second(),
+    fmt::print("{:<40} {:>13.1f} {:>11.1f} {:>9.3f}\n", row.path, row.plain.mib_per_second(),
                row.md5.mib_per_second(), ratio(row.md5, row.plain));
   }
-  if (with_veth) {
-    const Row& veth = rows.back();
-    fmt::print("\nover TAP against kernel <-> kernel over veth, keyed alike:\n");
-    for (size_t i = 0; i + 1 < rows.size(); ++i) {
-      fmt::print("  {:<26} no key {:>7.3f}   MD5 {:>7.3f}\n", rows[i].path,
-                 ratio(rows[i].plain, veth.plain), ratio(rows[i].md5, veth.md5));
+  const auto baseline = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.baseline; });
+  if (baseline != rows.end()) {
+    fmt::print("\nagainst {}, keyed alike [goals: MD5 >= 2, no key >= 0.8]:\n", baseline->path);
+    for (const Row& row : rows) {
+      if (&row == &*baseline) continue;
+      fmt::print("  {:<40} no key {:>7.3f}   MD5 {:>7.3f}\n", row.path,
+                 ratio(row.plain, baseline->plain), ratio(row.md5, baseline->md5));
     }
   }
   fmt::print("\nraw:\n");
   for (const Row& row : rows) {
-    fmt::print("  {:<26} no key {} bytes in {:.2f} s, MD5 {} bytes in {:.2f} s\n", row.path,
+    fmt::print("  {:<40} no key {} bytes in {:.2f} s, MD5 {} bytes in {:.2f} s\n", row.path,
                row.plain.bytes, row.plain.seconds, row.md5.bytes, row.md5.seconds);
   }
 }
 
-// only: "" for every path, else one of "kernel-to-stack", "stack-to-kernel", "veth" (for a
-// profile of one path).
-int run(Duration length, std::string_view only) {
-  // Enters a private namespace first, while this is the only thread. The TAP as the tapstack
-  // tool opens it: virtio-net headers, TSO both ways (for unsigned connections).
-  TapRig rig(TapOffloads::TcpOffloads);
+// The TAP paths over one rig: kernel -> stack, stack -> kernel, without a key and with.
+void measure_tap(TapRig& rig, std::string_view label, Duration length, std::string_view only,
+                 uint16_t& port, std::vector<Row>& rows) {
   rig.set_logging(false);
-  uint16_t port = 6666;
-  // One path measured without a key, then with the seed's key on both ends.
-  const auto both_ways = [&](std::string_view path, const auto& measure) {
+  const auto both = [&](std::string path, const auto& measure) {
     fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
                length.seconds_f(), length.seconds_f());
-    const Rate plain = measure(false, port++);
-    const Rate md5 = measure(true, port++);
-    return Row{path, plain, md5};
+    Row row{path, measure(false, port), measure(true, port + 1), false, true};
+    port += 2;
+    rows.push_back(std::move(row));
   };
-  const auto wanted = [&](std::string_view name) { return only.empty() || only == name; };
-  std::vector<Row> rows;
-  if (wanted("kernel-to-stack")) {
-    rows.push_back(both_ways("kernel -> stack over TAP", [&](bool md5, uint16_t p) {
+  if (only.empty() || only == "kernel-to-stack") {
+    both(fmt::format("kernel -> stack over TAP{}", label), [&](bool md5, uint16_t p) {
       return tap_kernel_to_stack(rig, md5, length, p);
-    }));
+    });
   }
-  if (wanted("stack-to-kernel")) {
-    rows.push_back(both_ways("stack -> kernel over TAP", [&](bool md5, uint16_t p) {
+  if (only.empty() || only == "stack-to-kernel") {
+    both(fmt::format("stack -> kernel over TAP{}", label), [&](bool md5, uint16_t p) {
       return tap_stack_to_kernel(rig, md5, length, p);
-    }));
+    });
   }
-  if (wanted("veth")) {
-    const Fd other = make_veth_pair();
-    rows.push_back(both_ways("kernel -> kernel over veth", [&](bool md5, uint16_t p) {
-      return veth_kernel_to_kernel(other, md5, length, p);
-    }));
-  }
-  print(rows, wanted("veth"));
   const EventLoopStats loop = rig.loop().stats();
-  fmt::print("\nstack: {}; TcpRetransSegs {}; TcpInSegs {}, TcpOutSegs {}\n",
+  fmt::print("  stack: {}; TcpRetransSegs {}; TcpInSegs {}, TcpOutSegs {}; TAP: {} frames read, "
+             "{} written, {} send drops\n",
              stack_md5_counters(rig.stack()).to_string(),
              rig.stack().counters()[Counter::TcpRetransSegs],
              rig.stack().counters()[Counter::TcpInSegs],
-             rig.stack().counters()[Counter::TcpOutSegs]);
-  fmt::print("TAP: {} frames read, {} written (TSO frames carry up to 64 KiB), {} send drops\n",
-             loop.frames_received, loop.frames_sent, loop.send_drops);
+             rig.stack().counters()[Counter::TcpOutSegs], loop.frames_received,
+             loop.frames_sent, loop.send_drops);
+}
+
+// only: "" for every path, else one of kPaths (for a profile of one path).
+int run(Duration length, std::string_view only) {
+  std::vector<Row> rows;
+  uint16_t port = 6666;
+  {
+    // Enters a private namespace first, while this is the only thread. The TAP as the
+    // tapstack tool opens it: virtio-net headers, TSO both ways for unsigned connections.
+    TapRig rig(TapOffloads::TcpOffloads);
+    if (only != "veth" && only != "no-offloads") measure_tap(rig, "", length, only, port, rows);
+  }
+  if (only.empty() || only == "no-offloads") {
+    // A namespace of its own again (the first rig's threads are gone): tapstack --no-offloads,
+    // one system call per segment.
+    TapRig rig(TapOffloads::None);
+    measure_tap(rig, ", --no-offloads", length, "", port, rows);
+  }
+  if (only.empty() || only == "veth") {
+    const Fd other = make_veth_pair();
+    const auto both = [&](std::string path, bool baseline) {
+      fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
+                 length.seconds_f(), length.seconds_f());
+      Row row{path, veth_kernel_to_kernel(other, false, length, port),
+              veth_kernel_to_kernel(other, true, length, port + 1), baseline, false};
+      port += 2;
+      rows.push_back(std::move(row));
+    };
+    both("kernel -> kernel over veth, offloads off", true);
+    veth_offloads_on(other);
+    both("kernel -> kernel over veth, offloads on", false);
+  }
+  print(rows);
   return 0;
 }
 
@@ -300,7 +335,7 @@ int main(int argc, char** argv) {
   int seconds = 3;
   const std::string_view only = argc > 2 ? argv[2] : "";
   const bool known_path = only.empty() || only == "kernel-to-stack" ||
-                          only == "stack-to-kernel" || only == "veth";
+                          only == "stack-to-kernel" || only == "no-offloads" || only == "veth";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
@@ -308,7 +343,7 @@ int main(int argc, char** argv) {
         seconds > 30 || !known_path || argc > 3) {
       fmt::print(stderr,
                  "usage: md5_throughput_bench [seconds per measurement, 1..30] "
-                 "[kernel-to-stack|stack-to-kernel|veth]\n");
+                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth]\n");
       return 2;
     }
   }
