@@ -49,16 +49,14 @@ class ByteRing {
     size_ -= n;
     head_ = size_ == 0 ? 0 : (head_ + n) % capacity_;
   }
-  // Whether trim() would give memory back: empty, holding more than a small buffer.
-  bool trimmable() const { return size_ == 0 && capacity_ > kKeepWhenEmpty; }
+  // Whether trim() would give memory back: empty, and holding some.
+  bool trimmable() const { return size_ == 0 && capacity_ > 0; }
   // Gives the memory back when trimmable().
   void trim() {
     if (!trimmable()) return;
     buffer_.reset();
     capacity_ = 0;
   }
-
-  static constexpr size_t kKeepWhenEmpty = 16 * 1024;
 
  private:
   // Memory is not zeroed: every byte is written by append() before it is read.

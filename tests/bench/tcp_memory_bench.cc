@@ -82,7 +82,9 @@ void exchange_a_little(sim::Network& net, Stack& client, Stack& server, const Pa
       }
     }
   }
-  net.run_for(Duration::seconds(1));
+  // Delivered and acknowledged; then idle for longer than an emptied buffer keeps its memory
+  // (Tcp::kBufferTrimDelay).
+  net.run_for(Duration::seconds(3));
 }
 
 void measure(size_t n, bool exchange) {
