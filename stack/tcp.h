@@ -85,6 +85,9 @@ struct TcpConfig {
   // RFC 4987 §3.6: when a listener's queue of half-open connections is full, answer SYNs
   // with a SYN cookie instead of dropping them (Linux: tcp_syncookies = 1, the default).
   bool syn_cookies = true;
+  // RFC 5681 §4.1 (RFC 2861): after more than an RTO without sending, the window restarts
+  // from the initial window, halved per RTO idle as Linux does (tcp_slow_start_after_idle = 1).
+  bool slow_start_after_idle = true;
   SocketOptions defaults;
 };
 

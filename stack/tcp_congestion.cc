@@ -74,6 +74,17 @@ uint32_t congestion_ssthresh_after_loss(Connection& c) {
   return std::max(static_cast<uint32_t>(c.cwnd * kCubicBeta), 2u * c.mss);
 }
 
+void congestion_after_idle(Connection& c, uint32_t restart_window, Duration idle) {
+  c.ssthresh = std::max(c.ssthresh, c.cwnd / 2 + c.cwnd / 4);  // Linux: tcp_current_ssthresh()
+  uint32_t cwnd = c.cwnd;
+  for (Duration left = idle - c.rto; left > Duration::zero() && cwnd > restart_window;
+       left = left - c.rto) {
+    cwnd >>= 1;
+  }
+  c.cwnd = std::max(cwnd, restart_window);
+  if (c.cubic.in_epoch) c.cubic.epoch = c.cubic.epoch + idle;
+}
+
 void congestion_on_ack(Connection& c, uint32_t acked, Instant now) {
   if (c.cwnd < c.ssthresh) {
     c.cwnd += std::min<uint32_t>(acked, c.mss);  // slow start, RFC 3465 with L = 1

@@ -31,6 +31,12 @@ uint32_t congestion_ssthresh_after_loss(Connection& c);
 // Window growth for `acked` newly acknowledged bytes outside recovery.
 // Linux: tcp_congestion_ops.cong_avoid
 void congestion_on_ack(Connection& c, uint32_t acked, Instant now);
+// The connection sent nothing for `idle` (longer than its RTO) and has nothing in flight:
+// the window halves for every RTO that passed, but not below restart_window (the initial
+// window); ssthresh remembers three quarters of the old window; CUBIC's epoch moves forward by
+// the idle time so that its curve does not jump. RFC 5681 §4.1, RFC 2861 as Linux does it.
+// Linux: tcp_cwnd_restart(), bictcp_cwnd_event(CA_EVENT_TX_START)
+void congestion_after_idle(Connection& c, uint32_t restart_window, Duration idle);
 // RFC 9438's window function W_cubic(t) in segments, t seconds into the epoch.
 double cubic_window(const CubicState& s, double t);
 

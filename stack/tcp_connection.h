@@ -142,6 +142,7 @@ struct Connection {
   Instant trim_at = Instant::never();  // empty socket buffers give their memory back
   Instant scheduled = Instant::never();       // the key under which the timer set holds it
   Instant last_received;
+  Instant last_data_sent = Instant::never();  // Linux: tp->lsndtime
 
   // Listener
   int backlog = 0;

@@ -668,15 +668,20 @@ void Tcp::fin_received(Connection& c, Instant now) {
   }
 }
 
+// RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)), for any number of segments configured.
+// Linux: tcp_init_cwnd()
+uint32_t Tcp::initial_window(const Connection& c) const {
+  const uint32_t segments = std::max<uint32_t>(config_.initial_window_segments, 1);
+  return std::min(segments * c.mss, std::max(2u * c.mss, segments * 1460u));
+}
+
 void Tcp::established(Connection& c, Instant now) {
   stack_.trace_.step("→ ESTABLISHED");
   c.state = TcpState::Established;
   c.was_established = true;
   c.retries = 0;
   c.retransmit_at = Instant::never();
-  // RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)), for any number of segments configured.
-  const uint32_t segments = std::max<uint32_t>(config_.initial_window_segments, 1);
-  c.cwnd = std::min(segments * c.mss, std::max(2u * c.mss, segments * 1460u));
+  c.cwnd = initial_window(c);
   if (c.options.keepalive) c.keepalive_at = now + c.options.keepalive_idle;
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {

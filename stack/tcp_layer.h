@@ -115,6 +115,7 @@ class Tcp {
   bool drain_out_of_order(Connection& c);
   void fin_received(Connection& c, Instant now);
   void established(Connection& c, Instant now);
+  uint32_t initial_window(const Connection& c) const;
   void update_rtt(Connection& c, Duration sample);
   void on_new_ack(Connection& c, uint32_t acked, Instant now);
   void on_duplicate_ack(Connection& c, Instant now);

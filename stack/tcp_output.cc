@@ -10,6 +10,7 @@
 #include "md5opt/option.h"
 #include "stack/checksum.h"
 #include "stack/stack.h"
+#include "stack/tcp_congestion.h"
 #include "stack/tcp_layer.h"
 
 namespace tapstack {
@@ -64,6 +65,13 @@ bool resending_any(const Connection& c) { return c.snd_nxt < c.snd_max; }
 void Tcp::send_in_window(Connection& c, Instant now) {
   const uint32_t mss = send_mss(c);
   const uint32_t largest = offload_segment_limit(c, mss);
+  if (config_.slow_start_after_idle && c.in_flight() == 0 && c.snd_nxt < c.buffered_end() &&
+      !c.last_data_sent.is_never() && now - c.last_data_sent > c.rto) {
+    // Linux: tcp_slow_start_after_idle_check()
+    stack_.trace_.step("idle {} ms, longer than the RTO: cwnd restarts",
+                       (now - c.last_data_sent).ns() / 1'000'000);
+    congestion_after_idle(c, initial_window(c), now - c.last_data_sent);
+  }
   for (;;) {
     const Seq end = c.buffered_end();
     // RFC 3042 limited transmit: the first two duplicate ACKs each let one new segment out
@@ -138,6 +146,7 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
     c.timed_at = now;
   }
   uint8_t* payload = segment_buffer_.data() + kTcpMaxHeaderSize;
+  if (length > 0) c.last_data_sent = now;
   if (length > 0) {
     c.send_buffer.copy_out(static_cast<size_t>(seq - c.send_buffer_seq), {payload, length});
   }

@@ -336,5 +336,66 @@ TEST_CASE("the initial window: ten segments by default (RFC 6928), or as configu
   }
 }
 
+// Grows the window by sending `rounds` flights of data and acknowledging each at once (slow
+// start); returns the cwnd reached. The peer's window (65535, unscaled) bounds each flight.
+uint32_t grow_window(TcpScript& t, SocketId id, int rounds) {
+  uint32_t acked = t.iss + 1;
+  for (int i = 0; i < rounds; ++i) {
+    REQUIRE(t.tcp().send(id, Bytes(60'000, 'g'), t.now));
+    // Acknowledge every flight at once, until nothing more comes.
+    for (auto flight = t.sent(); !flight.empty(); flight = t.send(ACK, P, acked)) {
+      for (const Segment& seg : flight) {
+        acked = std::max(acked, seg.seq + static_cast<uint32_t>(seg.payload.size()));
+      }
+    }
+  }
+  REQUIRE(t.tcp().info(id)->unacked == 0);
+  return t.tcp().info(id)->cwnd;
+}
+
+TEST_CASE("after an idle spell longer than the RTO, cwnd restarts from the initial window") {
+  // RFC 5681 §4.1 (RFC 2861) as Linux does it: halved per RTO idle, not below the initial
+  // window; ssthresh keeps three quarters of the old window.
+  TcpScript t;
+  const SocketId id = t.establish_passive();
+  const uint32_t grown = grow_window(t, id, 12);
+  REQUIRE(grown >= 3 * 10 * 1460);
+  const Duration rto = t.tcp().info(id)->rto;
+  SUBCASE("idle for many RTOs: back to the initial window") {
+    t.wait(rto * 10);
+    REQUIRE(t.tcp().send(id, Bytes(60'000, 'h'), t.now));
+    CHECK(t.sent().size() == 10);
+    CHECK(t.tcp().info(id)->cwnd == 10 * 1460);
+    // Never below three quarters of the old window (Linux: tcp_current_ssthresh()); here it
+    // was still "infinite", from the handshake, and stays so.
+    CHECK(t.tcp().info(id)->ssthresh >= grown / 2 + grown / 4);
+  }
+  SUBCASE("idle for one and a half RTOs: halved once") {
+    t.wait(Duration::nanoseconds(rto.ns() * 3 / 2));
+    REQUIRE(t.tcp().send(id, Bytes(60'000, 'h'), t.now));
+    t.sent();
+    CHECK(t.tcp().info(id)->cwnd == grown / 2);
+  }
+  SUBCASE("idle for less than the RTO: the window stays") {
+    t.wait(rto - Duration::milliseconds(1));
+    REQUIRE(t.tcp().send(id, Bytes(60'000, 'h'), t.now));
+    t.sent();
+    CHECK(t.tcp().info(id)->cwnd == grown);
+  }
+}
+
+TEST_CASE("with slow_start_after_idle off, the window survives an idle spell") {
+  StackConfig config = TcpScript::script_config();
+  config.tcp.slow_start_after_idle = false;
+  TcpScript t(config);
+  const SocketId id = t.establish_passive();
+  const uint32_t grown = grow_window(t, id, 12);
+  REQUIRE(grown >= 3 * 10 * 1460);
+  t.wait(Duration::seconds(10));
+  REQUIRE(t.tcp().send(id, Bytes(60'000, 'h'), t.now));
+  t.sent();
+  CHECK(t.tcp().info(id)->cwnd == grown);
+}
+
 }  // namespace
 }  // namespace tapstack::test
