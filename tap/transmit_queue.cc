@@ -1,6 +1,8 @@
 #include "tap/transmit_queue.h"
 
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -105,6 +107,10 @@ void TransmitQueue::flush() {
 }
 
 void TransmitQueue::run() {
+  // Signals (SIGINT, SIGUSR1, ...) are the loop's thread's to handle, not this one's.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   uint32_t t = tail_.load(std::memory_order_relaxed);
   for (;;) {
     uint32_t h = head_.load(std::memory_order_acquire);
