@@ -146,8 +146,8 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
     c.timed_at = now;
   }
   uint8_t* payload = segment_buffer_.data() + kTcpMaxHeaderSize;
-  if (length > 0) c.last_data_sent = now;
   if (length > 0) {
+    c.last_data_sent = now;
     c.send_buffer.copy_out(static_cast<size_t>(seq - c.send_buffer_seq), {payload, length});
   }
   const Seq ack = (flags & kAck) ? c.rcv_nxt : Seq(0);
@@ -157,10 +157,12 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
     c.unacked_full_segments = 0;
     c.ack_now = false;
   }
-  const uint32_t mss = send_mss(c);
+  // More than one segment's worth (TSO): the link cuts it into segments that each carry these
+  // options, so each takes the MSS less this frame's options (a D-SACK block included).
+  const uint32_t per_segment = c.mss - static_cast<uint32_t>(options_size);
   emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
        (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
-       {payload, length}, key, now, length > mss ? static_cast<uint16_t>(mss) : 0);
+       {payload, length}, key, now, length > per_segment ? static_cast<uint16_t>(per_segment) : 0);
 }
 
 namespace {

@@ -191,8 +191,9 @@ void EventLoop::run_due_timers(Instant now) {
   if (stack_.next_deadline() <= now) stack_.on_timer(now);
 }
 
-// The stack's transmit sink. Never blocks: a full TAP queue drops the frame, as a full
-// device queue does in Linux (the stack's own retransmission recovers what matters).
+// The stack's transmit sink. Through the transmit thread it waits while that thread's ring is
+// full; a write the kernel refuses with EAGAIN drops the frame, as a full device queue does in
+// Linux (the stack's own retransmission recovers what matters).
 void EventLoop::transmit(ByteView frame, const FrameOffload& offload) {
   uint8_t header[kVirtioNetHeaderSize];
   ByteView head;
