@@ -25,8 +25,7 @@ class ArpTable {
   void input(ByteView packet, Instant now);
   // Sends the IPv4 datagram to next_hop's MAC, resolving it first when needed (the datagram
   // then waits in the entry's queue). Linux: neigh_resolve_output(), __neigh_event_send()
-  void send(Ipv4Address next_hop, ByteView datagram, Instant now,
-            const FrameOffload& offload = {});
+  void send(Ipv4Address next_hop, ByteView datagram, Instant now, const FrameOffload& offload = {});
   // Announces our own address: a request whose sender and target are both us.
   void announce();
   // Retransmits requests, gives up on silent neighbours, expires old entries.

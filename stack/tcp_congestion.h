@@ -1,7 +1,8 @@
 // Congestion control behind one small interface, chosen per socket: NewReno (RFC 5681,
 // RFC 6582) and CUBIC (RFC 9438, the default, as on Linux). Slow start and the recovery
-// mechanics (fast retransmit, SACK or NewReno recovery) are shared; an algorithm decides the
-// window after a loss and how it grows in congestion avoidance.
+// mechanics (fast retransmit, SACK or NewReno recovery) and the restart after idle (RFC 5681
+// §4.1, RFC 2861) are shared; an algorithm decides the window after a loss and how it grows in
+// congestion avoidance.
 #pragma once
 
 #include <cstdint>

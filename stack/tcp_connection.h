@@ -139,7 +139,7 @@ struct Connection {
   Instant delayed_ack_at = Instant::never();
   Instant keepalive_at = Instant::never();
   Instant state_timer_at = Instant::never();  // TIME-WAIT or FIN-WAIT-2 expiry
-  Instant trim_at = Instant::never();  // empty socket buffers give their memory back
+  Instant trim_at = Instant::never();         // empty socket buffers give their memory back
   Instant scheduled = Instant::never();       // the key under which the timer set holds it
   Instant last_received;
   Instant last_data_sent = Instant::never();  // Linux: tp->lsndtime

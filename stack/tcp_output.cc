@@ -86,7 +86,8 @@ void Tcp::send_in_window(Connection& c, Instant now) {
       const uint32_t available = std::min(static_cast<uint32_t>(end - c.snd_nxt), before_sacked);
       const int32_t room = window_end - c.snd_nxt;
       if (room <= 0) return;
-      uint32_t length = std::min({resending ? mss : largest, available, static_cast<uint32_t>(room)});
+      uint32_t length =
+          std::min({resending ? mss : largest, available, static_cast<uint32_t>(room)});
       // A segment for the link to cut ends on a multiple of the MSS unless it takes all
       // there is, so that no runt goes out mid-stream. Linux: tcp_mss_split_point()
       if (length > mss && length < available) length -= length % mss;
@@ -437,11 +438,10 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
     // For the link to cut into segments of segment_size and checksum each (TSO/GSO).
     // Linux: tcp_v4_send_check() leaves the pseudo-header sum for CHECKSUM_PARTIAL
     offload = {.checksum_offloaded = true, .segment_size = segment_size};
-    store_be16(header + 16, tcp_pseudo_header_sum(segment.size(), stack_.config_.ipv4.address,
-                                                  destination));
+    store_be16(header + 16,
+               tcp_pseudo_header_sum(segment.size(), stack_.config_.ipv4.address, destination));
     // Linux counts what goes on the wire: tcp_skb_pcount() segments.
-    stack_.counters_.add(Counter::TcpOutSegs,
-                         (payload.size() + segment_size - 1) / segment_size);
+    stack_.counters_.add(Counter::TcpOutSegs, (payload.size() + segment_size - 1) / segment_size);
   } else {
     store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
     stack_.counters_.add(Counter::TcpOutSegs);

@@ -34,7 +34,9 @@ uint16_t load_host16(const uint8_t* p) {
   std::memcpy(&value, p, sizeof value);
   return value;
 }
-void store_host16(uint8_t* p, uint16_t value) { std::memcpy(p, &value, sizeof value); }
+void store_host16(uint8_t* p, uint16_t value) {
+  std::memcpy(p, &value, sizeof value);
+}
 
 // What the kernel's header says of a frame it handed us. Linux: virtio_net_hdr_from_skb()
 FrameOffload read_virtio_net_header(const uint8_t* header) {
@@ -59,7 +61,7 @@ void write_virtio_net_header(uint8_t* header, ByteView frame, const FrameOffload
     store_host16(header + 4, offload.segment_size);                           // gso_size
   }
   store_host16(header + 6, static_cast<uint16_t>(tcp_start));  // csum_start
-  store_host16(header + 8, kTcpChecksumOffset);                 // csum_offset
+  store_host16(header + 8, kTcpChecksumOffset);                // csum_offset
 }
 
 timespec to_timespec(Duration d) {

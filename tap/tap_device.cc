@@ -99,8 +99,8 @@ Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads) {
     device.virtio_net_header_ = true;
     int size = kVirtioNetHeaderSize;
     if (ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) {
-      return errno_error(errno, fmt::format("setting the virtio-net header size of '{}'",
-                                            device.name_));
+      return errno_error(errno,
+                         fmt::format("setting the virtio-net header size of '{}'", device.name_));
     }
     // Linux: tun_set_offload() → the device's features gain NETIF_F_HW_CSUM and NETIF_F_TSO.
     if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) != 0) {
@@ -139,7 +139,9 @@ Result<size_t> TapDevice::read(MutableByteView buffer) {
   }
 }
 
-Status TapDevice::write(ByteView frame) { return write({}, frame); }
+Status TapDevice::write(ByteView frame) {
+  return write({}, frame);
+}
 
 Status TapDevice::write(ByteView head, ByteView body) {
   iovec parts[2] = {{const_cast<uint8_t*>(head.data()), head.size()},

@@ -37,8 +37,7 @@ class TapDevice {
   // to it if it exists already (a persistent TAP made with `ip tuntap add mode tap`). An
   // empty name lets the kernel choose one ("tap0", "tap1", ...). Created interfaces vanish
   // when the device is closed. Linux: tun_set_iff().
-  static Result<TapDevice> open(std::string_view name,
-                                TapOffloads offloads = TapOffloads::None);
+  static Result<TapDevice> open(std::string_view name, TapOffloads offloads = TapOffloads::None);
 
   TapDevice(TapDevice&& other) noexcept;
   TapDevice& operator=(TapDevice&& other) noexcept;

@@ -22,7 +22,9 @@ constexpr uint32_t kRecordHeader = 4;
 // steady stream of frames does not pay a futex wake-up each.
 constexpr int kSpins = 200;
 
-uint32_t padded(uint32_t size) { return (kRecordHeader + size + 7) & ~uint32_t{7}; }
+uint32_t padded(uint32_t size) {
+  return (kRecordHeader + size + 7) & ~uint32_t{7};
+}
 
 void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
@@ -53,7 +55,9 @@ TransmitQueue::~TransmitQueue() {
   thread_.join();
 }
 
-bool TransmitQueue::push(ByteView head, ByteView body) { return push_record(head, body, false); }
+bool TransmitQueue::push(ByteView head, ByteView body) {
+  return push_record(head, body, false);
+}
 
 bool TransmitQueue::push_record(ByteView head, ByteView body, bool stopping) {
   const size_t frame = head.size() + body.size();

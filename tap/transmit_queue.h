@@ -47,7 +47,9 @@ class TransmitQueue {
   void flush();
   // Whether every frame pushed so far has been written: a write on the producer's thread
   // now keeps the order of frames.
-  bool idle() const { return tail_.load(std::memory_order_acquire) == head_.load(std::memory_order_relaxed); }
+  bool idle() const {
+    return tail_.load(std::memory_order_acquire) == head_.load(std::memory_order_relaxed);
+  }
 
   TransmitQueueStats stats() const;
   std::string last_error() const;

@@ -49,8 +49,8 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
     if (!writer) return writer.error();
     pcap.emplace(std::move(*writer));
   }
-  auto tap = TapDevice::open(options.tap, options.offloads ? TapOffloads::TcpOffloads
-                                                           : TapOffloads::None);
+  auto tap =
+      TapDevice::open(options.tap, options.offloads ? TapOffloads::TcpOffloads : TapOffloads::None);
   if (!tap) return tap.error();
 
   std::unique_ptr<Session> session(

@@ -21,12 +21,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
-#include <stdexcept>
-#include <string>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <future>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -195,9 +195,8 @@ Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t 
 // makes the kernel pay anyway (no GSO for signed segments); or back on.
 void set_offloads(const char* device, bool on) {
   const char* state = on ? "on" : "off";
-  const std::string command =
-      fmt::format("/usr/sbin/ethtool -K {} tso {} gso {} gro {} >/dev/null 2>&1", device, state,
-                  state, state);
+  const std::string command = fmt::format(
+      "/usr/sbin/ethtool -K {} tso {} gso {} gro {} >/dev/null 2>&1", device, state, state, state);
   if (std::system(command.c_str()) != 0) {
     throw std::runtime_error(fmt::format("ethtool -K {}: failed", device));
   }
@@ -247,7 +246,8 @@ void print(const std::vector<Row>& rows) {
     fmt::print("{:<40} {:>13.1f} {:>11.1f} {:>9.3f}\n", row.path, row.plain.mib_per_second(),
                row.md5.mib_per_second(), ratio(row.md5, row.plain));
   }
-  const auto baseline = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.baseline; });
+  const auto baseline =
+      std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.baseline; });
   if (baseline != rows.end()) {
     fmt::print("\nagainst {}, keyed alike [goals: MD5 >= 2, no key >= 0.8]:\n", baseline->path);
     for (const Row& row : rows) {
@@ -275,23 +275,20 @@ void measure_tap(TapRig& rig, std::string_view label, Duration length, std::stri
     rows.push_back(std::move(row));
   };
   if (only.empty() || only == "kernel-to-stack") {
-    both(fmt::format("kernel -> stack over TAP{}", label), [&](bool md5, uint16_t p) {
-      return tap_kernel_to_stack(rig, md5, length, p);
-    });
+    both(fmt::format("kernel -> stack over TAP{}", label),
+         [&](bool md5, uint16_t p) { return tap_kernel_to_stack(rig, md5, length, p); });
   }
   if (only.empty() || only == "stack-to-kernel") {
-    both(fmt::format("stack -> kernel over TAP{}", label), [&](bool md5, uint16_t p) {
-      return tap_stack_to_kernel(rig, md5, length, p);
-    });
+    both(fmt::format("stack -> kernel over TAP{}", label),
+         [&](bool md5, uint16_t p) { return tap_stack_to_kernel(rig, md5, length, p); });
   }
   const EventLoopStats loop = rig.loop().stats();
-  fmt::print("  stack: {}; TcpRetransSegs {}; TcpInSegs {}, TcpOutSegs {}; TAP: {} frames read, "
-             "{} written, {} send drops\n",
-             stack_md5_counters(rig.stack()).to_string(),
-             rig.stack().counters()[Counter::TcpRetransSegs],
-             rig.stack().counters()[Counter::TcpInSegs],
-             rig.stack().counters()[Counter::TcpOutSegs], loop.frames_received,
-             loop.frames_sent, loop.send_drops);
+  fmt::print(
+      "  stack: {}; TcpRetransSegs {}; TcpInSegs {}, TcpOutSegs {}; TAP: {} frames read, "
+      "{} written, {} send drops\n",
+      stack_md5_counters(rig.stack()).to_string(), rig.stack().counters()[Counter::TcpRetransSegs],
+      rig.stack().counters()[Counter::TcpInSegs], rig.stack().counters()[Counter::TcpOutSegs],
+      loop.frames_received, loop.frames_sent, loop.send_drops);
 }
 
 // only: "" for every path, else one of kPaths (for a profile of one path).
@@ -334,13 +331,13 @@ int run(Duration length, std::string_view only) {
 int main(int argc, char** argv) {
   int seconds = 3;
   const std::string_view only = argc > 2 ? argv[2] : "";
-  const bool known_path = only.empty() || only == "kernel-to-stack" ||
-                          only == "stack-to-kernel" || only == "no-offloads" || only == "veth";
+  const bool known_path = only.empty() || only == "kernel-to-stack" || only == "stack-to-kernel" ||
+                          only == "no-offloads" || only == "veth";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-    if (error != std::errc{} || end != text.data() + text.size() || seconds < 1 ||
-        seconds > 30 || !known_path || argc > 3) {
+    if (error != std::errc{} || end != text.data() + text.size() || seconds < 1 || seconds > 30 ||
+        !known_path || argc > 3) {
       fmt::print(stderr,
                  "usage: md5_throughput_bench [seconds per measurement, 1..30] "
                  "[kernel-to-stack|stack-to-kernel|no-offloads|veth]\n");

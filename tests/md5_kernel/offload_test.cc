@@ -32,8 +32,8 @@ constexpr Row kRows[] = {{"kernel client -> stack listener", Listener::Stack},
 // Opens a connection (`row.listener` listening, `keys` as given), moves `bytes` each way at
 // once and checks they arrived exactly. Returns the connection, still open, for the caller's
 // checks; nullopt (with the failure recorded) when it did not form.
-std::optional<Connection> exchange(TapRig& rig, const Row& row, const KeyPlan& keys,
-                                   uint64_t bytes, uint16_t port) {
+std::optional<Connection> exchange(TapRig& rig, const Row& row, const KeyPlan& keys, uint64_t bytes,
+                                   uint16_t port) {
   rig.clear_log();
   auto connection = open_connection(rig, row.listener, port, keys, Duration::seconds(5));
   CHECK(connection);

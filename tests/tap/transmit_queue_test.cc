@@ -61,9 +61,9 @@ struct Rig {
   }
 
   struct Arrivals {
-    uint32_t in_order = 0;   // whole, each with a higher number than the one before
-    uint32_t dropped = 0;    // by the packet socket, whose buffer holds a few hundred frames
-    bool all_good = true;    // no frame cut, changed or out of order
+    uint32_t in_order = 0;  // whole, each with a higher number than the one before
+    uint32_t dropped = 0;   // by the packet socket, whose buffer holds a few hundred frames
+    bool all_good = true;   // no frame cut, changed or out of order
   };
   // Reads until `count` frames are accounted for (arrived or dropped by the socket), waiting at
   // most 200 ms for each.

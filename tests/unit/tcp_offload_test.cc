@@ -196,8 +196,7 @@ TEST_CASE("a segment of many MSS (the kernel's TSO or GRO) is taken whole and AC
   s.attach_link();
   const size_t length = 40 * kMss;  // 58,400 bytes in one IPv4 datagram
   const Bytes frame = segment_with_unfilled_checksum(s.kPeerIss + 1, s.iss + 1, length);
-  s.stack.on_frame(frame, s.now,
-                   FrameOffload{.checksum_offloaded = true, .segment_size = kMss});
+  s.stack.on_frame(frame, s.now, FrameOffload{.checksum_offloaded = true, .segment_size = kMss});
   const auto answers = TcpScript::segments({s.take().at(0).frame});
   REQUIRE(answers.size() == 1);
   CHECK(answers[0].flags == ACK);
@@ -321,16 +320,16 @@ TEST_CASE("two stacks over a link with TSO: 8 MiB each way byte-exact through lo
       StreamEnd a{&client, *connected, 1};
       StreamEnd b{&server, 0, 2};
       constexpr uint64_t kTotal = 8 << 20;
-      const bool done = link.run(
-          [&] { return a.received == kTotal && b.received == kTotal; },
-          [&] {
-            if (b.socket == 0) {
-              if (auto accepted = server.tcp().accept(listener)) b.socket = *accepted;
-            }
-            a.turn(kTotal, 2, link.now);
-            if (b.socket != 0) b.turn(kTotal, 1, link.now);
-          },
-          Duration::seconds(600));
+      const bool done = link.run([&] { return a.received == kTotal && b.received == kTotal; },
+                                 [&] {
+                                   if (b.socket == 0) {
+                                     if (auto accepted = server.tcp().accept(listener))
+                                       b.socket = *accepted;
+                                   }
+                                   a.turn(kTotal, 2, link.now);
+                                   if (b.socket != 0) b.turn(kTotal, 1, link.now);
+                                 },
+                                 Duration::seconds(600));
       CAPTURE(a.received);
       CAPTURE(b.received);
       CAPTURE(a.sent);
