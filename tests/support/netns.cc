@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,23 @@ void enter_private_netns_or_skip() {
                status.error().message);
     std::exit(1);
   }
+}
+
+TapDevice open_tap_in_private_netns(std::string_view name,
+                                    std::optional<Ipv4Interface> kernel_address) {
+  enter_private_netns_or_skip();
+  auto tap = TapDevice::open(name);
+  if (!tap) throw std::runtime_error(tap.error().message);
+  auto netlink = Rtnetlink::open();
+  if (!netlink) throw std::runtime_error(netlink.error().message);
+  if (kernel_address) {
+    if (auto added = netlink->add_ipv4_address(tap->name(), *kernel_address); !added) {
+      throw std::runtime_error(added.error().message);
+    }
+  }
+  if (auto up = netlink->set_link_up(tap->name()); !up)
+    throw std::runtime_error(up.error().message);
+  return std::move(*tap);
 }
 
 }  // namespace tapstack::testing

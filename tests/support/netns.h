@@ -6,7 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include "stack/address.h"
 #include "stack/error.h"
+#include "tap/tap_device.h"
 
 namespace tapstack::testing {
 
@@ -26,5 +28,11 @@ Status enter_private_netns();
 // The first line of a kernel test: skips the test (see skip_test) when it cannot run here or
 // the namespace cannot be made; otherwise enters a fresh one. Each call makes a new namespace.
 void enter_private_netns_or_skip();
+
+// The first lines of most TAP tests: enter_private_netns_or_skip(), then the TAP `name` in the
+// new namespace with its kernel side up, and kernel_address on that side when one is given.
+// Throws std::runtime_error, saying what failed, when the TAP or its setup does.
+TapDevice open_tap_in_private_netns(std::string_view name,
+                                    std::optional<Ipv4Interface> kernel_address = std::nullopt);
 
 }  // namespace tapstack::testing

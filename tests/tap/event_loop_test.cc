@@ -23,7 +23,6 @@
 #include "stack/stack.h"
 #include "tap/clock.h"
 #include "tap/event_loop.h"
-#include "tap/netlink.h"
 #include "tap/tap_device.h"
 #include "tests/support/netns.h"
 
@@ -47,14 +46,7 @@ StackConfig quiet_config() {
 // A TAP in a fresh namespace with the kernel side up, a stack and a loop over it.
 struct LoopOverTap {
   explicit LoopOverTap(StackConfig config = quiet_config(), EventLoopOptions options = {}) {
-    testing::enter_private_netns_or_skip();
-    auto opened = TapDevice::open("tap0");
-    REQUIRE_MESSAGE(opened, opened.error().message);
-    tap.emplace(std::move(*opened));
-    auto netlink = Rtnetlink::open();
-    REQUIRE(netlink);
-    REQUIRE(netlink->add_ipv4_address("tap0", *Ipv4Interface::parse("198.18.0.1/24")));
-    REQUIRE(netlink->set_link_up("tap0"));
+    tap.emplace(testing::open_tap_in_private_netns("tap0", Ipv4Interface::parse("198.18.0.1/24")));
     stack = std::make_unique<Stack>(config);
     auto created = EventLoop::create(*tap, *stack, options);
     REQUIRE_MESSAGE(created, created.error().message);

@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "stack/bytes.h"
-#include "tap/netlink.h"
 #include "tap/tap_device.h"
 #include "tap/transmit_queue.h"
 #include "tests/support/netns.h"
@@ -28,13 +27,7 @@ constexpr uint16_t kTestEtherType = 0x88b5;  // IEEE 802 local experimental: nob
 
 struct Rig {
   Rig() {
-    testing::enter_private_netns_or_skip();
-    auto opened = TapDevice::open("tap0");
-    REQUIRE_MESSAGE(opened, opened.error().message);
-    tap.emplace(std::move(*opened));
-    auto netlink = Rtnetlink::open();
-    REQUIRE(netlink);
-    REQUIRE(netlink->set_link_up("tap0"));
+    tap.emplace(testing::open_tap_in_private_netns("tap0"));
     // What the TAP's writes deliver, as the kernel's receive path sees it.
     packets = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(kTestEtherType));
     REQUIRE(packets >= 0);
