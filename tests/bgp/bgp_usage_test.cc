@@ -19,10 +19,14 @@ ProcessResult tapstack(std::vector<std::string> args) {
   return run_process(args, milliseconds(10'000));
 }
 
+// `bgp` with every required option, the peer and the AS numbers as given.
+std::vector<std::string> bgp_with(std::string peer, std::string local_as, std::string peer_as) {
+  return {"bgp", "--tap",      "tap0",   "--addr",    "198.18.0.2/24", "--peer",
+          peer,  "--local-as", local_as, "--peer-as", peer_as};
+}
+
 std::vector<std::string> bgp(std::vector<std::string> extra) {
-  std::vector<std::string> args = {"bgp",           "--tap",     "tap0",       "--addr",
-                                   "198.18.0.2/24", "--peer",    "198.18.0.1", "--local-as",
-                                   "65002",         "--peer-as", "65001"};
+  std::vector<std::string> args = bgp_with("198.18.0.1", "65002", "65001");
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -52,21 +56,11 @@ TEST_CASE("bgp usage errors: one line naming the problem, exit 2") {
         "2"},
        "missing --peer-as"},
       {bgp({"--peer-as", "3"}), "option --peer-as given twice"},
-      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.1.1", "--local-as",
-        "1", "--peer-as", "2"},
-       "not in the subnet"},
-      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.2", "--local-as",
-        "1", "--peer-as", "2"},
-       "the stack's own address"},
-      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
-        "0", "--peer-as", "2"},
-       "bad --local-as '0'"},
-      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
-        "4294967296", "--peer-as", "2"},
-       "bad --local-as"},
-      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
-        "1", "--peer-as", "23456"},
-       "AS_TRANS"},
+      {bgp_with("198.18.1.1", "1", "2"), "not in the subnet"},
+      {bgp_with("198.18.0.2", "1", "2"), "the stack's own address"},
+      {bgp_with("198.18.0.1", "0", "2"), "bad --local-as '0'"},
+      {bgp_with("198.18.0.1", "4294967296", "2"), "bad --local-as"},
+      {bgp_with("198.18.0.1", "1", "23456"), "AS_TRANS"},
       {bgp({"--hold", "2"}), "bad --hold '2'"},
       {bgp({"--hold", "65536"}), "bad --hold"},
       {bgp({"--announce", "198.18.5.1/24"}), "no host bits"},
