@@ -45,12 +45,12 @@ std::vector<Output> Fsm::take_outputs() {
 
 void Fsm::to(State next, std::string why) {
   if (next == state_) return;
-  outputs_.push_back(StateChanged{state_, next, std::move(why)});
+  emit(StateChanged{state_, next, std::move(why)});
   state_ = next;
 }
 
 void Fsm::send(const Message& message, Instant now) {
-  outputs_.push_back(SendBytes{encode(message, codec_)});
+  emit(SendBytes{encode(message, codec_)});
   // RFC 4271 §4.4: each KEEPALIVE or UPDATE sent restarts the KeepaliveTimer.
   if (hold_time_ > 0 && (state_ == State::OpenConfirm || state_ == State::Established)) {
     keepalive_deadline_ = now + Duration::seconds(hold_time_ / 3);
@@ -76,7 +76,7 @@ void Fsm::start(Instant now) {
 
 void Fsm::initiate(Instant now) {
   connect_retry_deadline_ = now + config_.connect_retry;
-  outputs_.push_back(OpenTcp{});
+  emit(OpenTcp{});
 }
 
 // Event 2 in every state.
@@ -95,10 +95,10 @@ void Fsm::stop(Instant now) {
 void Fsm::fail(std::string why, std::optional<Notification> notification, Instant now) {
   if (notification) {
     send(*notification, now);
-    outputs_.push_back(Note{fmt::format("sent NOTIFICATION {}", notification->describe())});
+    emit(Note{fmt::format("sent NOTIFICATION {}", notification->describe())});
   }
-  if (state_ != State::Idle && state_ != State::Active) outputs_.push_back(CloseTcp{});
-  for (const auto& [prefix, attributes] : routes_) outputs_.push_back(RouteWithdrawn{prefix});
+  if (state_ != State::Idle && state_ != State::Active) emit(CloseTcp{});
+  for (const auto& [prefix, attributes] : routes_) emit(RouteWithdrawn{prefix});
   routes_.clear();
   buffer_.clear();
   connect_retry_deadline_ = hold_deadline_ = keepalive_deadline_ = Instant::never();
@@ -124,12 +124,12 @@ void Fsm::tcp_failed(Instant now) {
       return;
     case State::Connect:
       // §8.2.2 Connect: restart the ConnectRetryTimer, continue to listen in Active.
-      outputs_.push_back(CloseTcp{});
+      emit(CloseTcp{});
       connect_retry_deadline_ = now + config_.connect_retry;
       return to(State::Active, "TCP connection failed");
     case State::OpenSent:
       // §8.2.2 OpenSent: close, restart the ConnectRetryTimer, Active.
-      outputs_.push_back(CloseTcp{});
+      emit(CloseTcp{});
       buffer_.clear();
       hold_deadline_ = Instant::never();
       connect_retry_deadline_ = config_.passive ? Instant::never() : now + config_.connect_retry;
@@ -147,7 +147,7 @@ void Fsm::on_timer(Instant now) {
   }
   if (now >= connect_retry_deadline_) {  // event 9
     if (state_ == State::Connect) {
-      outputs_.push_back(CloseTcp{});
+      emit(CloseTcp{});
       initiate(now);
     } else if (state_ == State::Active) {
       initiate(now);
@@ -275,16 +275,16 @@ void Fsm::on_update(Update update, Instant now) {
     return fail("AS_PATH does not begin with the peer's AS",
                 notification(ErrorCode::UpdateMessage, update_error::kMalformedAsPath), now);
   }
-  for (std::string& note : update.notes) outputs_.push_back(Note{std::move(note)});
+  for (std::string& note : update.notes) emit(Note{std::move(note)});
   std::vector<Prefix> gone = std::move(update.withdrawn);
   if (update.treat_as_withdraw) gone.insert(gone.end(), update.nlri.begin(), update.nlri.end());
   for (const Prefix& prefix : gone) {
-    if (routes_.erase(prefix) > 0) outputs_.push_back(RouteWithdrawn{prefix});
+    if (routes_.erase(prefix) > 0) emit(RouteWithdrawn{prefix});
   }
   if (update.treat_as_withdraw) return;
   for (const Prefix& prefix : update.nlri) {
     routes_[prefix] = update.attributes;
-    outputs_.push_back(RouteLearned{prefix, update.attributes});
+    emit(RouteLearned{prefix, update.attributes});
   }
 }
 

@@ -104,6 +104,12 @@ class Fsm {
   void unexpected(std::string_view what, Instant now);
   void restart_hold_timer(Instant now);
   void initiate(Instant now);
+  // Appends an output, built in place in outputs_: a temporary Output moved in would make
+  // GCC 12 at -O2 report the inactive alternatives' members as maybe-uninitialized.
+  template <typename T>
+  void emit(T output) {
+    outputs_.emplace_back(std::in_place_type<T>, std::move(output));
+  }
 
   PeerConfig config_;
   State state_ = State::Idle;

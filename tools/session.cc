@@ -14,6 +14,7 @@
 #include "tap/clock.h"
 #include "tap/netlink.h"
 #include "tap/system_error.h"
+#include "tools/build_info.h"
 #include "tools/connection_table.h"
 #include "tools/report.h"
 
@@ -61,6 +62,10 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
   session->signals_ = std::make_unique<StopOnSignals>(*session->loop_);
   session->requests_ = std::make_unique<RequestSignals>(*session->loop_);
   session->stack_->start(monotonic_now());
+  // After every check that can fail, so that a failure stays one line.
+  if (const std::string warning = slow_build_warning(); !warning.empty()) {
+    fmt::print(stderr, "{}\n", warning);
+  }
   return session;
 }
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tools/bgp_command.h"
+#include "tools/build_info.h"
 #include "tools/cli.h"
 #include "tools/connect.h"
 #include "tools/report.h"
@@ -219,7 +220,7 @@ int run_main(std::span<const std::string_view> args) {
     if (!rest.empty()) {
       return usage_error(fmt::format("unexpected argument '{}'", rest[0]), "tapstack --help");
     }
-    fmt::print("{} {}\n", kProgram, kVersion);
+    fmt::print("{} {}, {}\n", kProgram, kVersion, describe_build());
     return kExitSuccess;
   }
   if (const CommandSpec* command = find_command(first)) return command->run(rest);

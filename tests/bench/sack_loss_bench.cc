@@ -4,7 +4,7 @@
 // stack then does not offer it, so neither side uses it). Prints the times and their ratio;
 // asserts nothing about speed, only that both runs were byte-exact.
 //
-//   bazel run --config=bench //tests/bench:sack_loss_bench -- [MiB each way; 256] [loss %; 2]
+//   bazel run //tests/bench:sack_loss_bench -- [MiB each way; 256] [loss %; 2]
 #include <charconv>
 #include <cstdio>
 #include <string_view>

@@ -6,7 +6,7 @@
 //              socket (a bounded window in flight, like `ping -f`) to the stack running on an
 //              EventLoop: the cost of the whole path, system calls included.
 //
-// bazel run --config=bench //tests/bench:tap_echo_bench -- [seconds per benchmark, 1..60]
+// bazel run //tests/bench:tap_echo_bench -- [seconds per benchmark, 1..60]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

@@ -7,7 +7,7 @@
 // process of its own. For N = 1 the resident set moves by whole pages and allocator arenas:
 // only the buffer figure means something there.
 //
-// bazel run --config=bench //tests/bench:tcp_memory_bench
+// bazel run //tests/bench:tcp_memory_bench
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -8,7 +8,7 @@
 //   in memory:      two stacks on the simulated network (tests/sim), moving the payload in
 //                   virtual time: wall-clock payload rate, the cost of the core alone.
 //
-// bazel run --config=bench //tests/bench:tcp_throughput_bench -- [MiB per run, 1..4096; 256]
+// bazel run //tests/bench:tcp_throughput_bench -- [MiB per run, 1..4096; 256]
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>

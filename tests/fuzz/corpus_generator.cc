@@ -277,7 +277,9 @@ void add_scripted_scenarios(Corpus& receive) {
 
 // A control byte that asks the header target to fix the checksum, then the segment.
 Bytes header_input(ByteView segment, uint8_t control = 0x01) {
-  Bytes out{control};
+  Bytes out;
+  out.reserve(1 + segment.size());
+  out.push_back(control);
   out.insert(out.end(), segment.begin(), segment.end());
   return out;
 }

@@ -3,7 +3,7 @@
 // of the same library over the same bytes in one call. Three MD5s: OpenSSL's low-level MD5_*
 // (md5opt's choice), OpenSSL's EVP interface (defined here, for the comparison) and nettle.
 // Figures only, no assertions on time:
-//   bazel run -c opt //tests/md5:md5_bench
+//   bazel run //tests/md5:md5_bench
 // Each figure is the fastest of 15 rounds (the one least disturbed by the rest of the machine).
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

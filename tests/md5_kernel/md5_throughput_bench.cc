@@ -14,7 +14,7 @@
 // its first byte to the end of stream. Everything runs in private network namespaces, on
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
-// bazel run --config=bench //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
+// bazel run //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
 //     [kernel-to-stack|stack-to-kernel|no-offloads|veth: those paths alone]
 #include <poll.h>
 #include <sys/socket.h>

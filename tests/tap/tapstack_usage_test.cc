@@ -11,6 +11,7 @@
 
 #include "tests/support/subprocess.h"
 #include "tests/tap/test_paths.h"
+#include "tools/build_info.h"
 
 namespace tapstack::testing {
 namespace {
@@ -72,11 +73,16 @@ TEST_CASE("help: on stdout, exit 0") {
   CHECK(tapstack({"up", "--help"}).out.find("--host-addr") != std::string::npos);
 }
 
-TEST_CASE("--version") {
+// The binary under test was built in this test's configuration, so it must describe the same
+// build: optimised in the default one, not optimised (and saying so) under --config=asan.
+TEST_CASE("--version says how the binary was built") {
   const ProcessResult result = tapstack({"--version"});
   CHECK(result.exit_code == 0);
-  CHECK(result.out == "tapstack 0.1.0\n");
+  CHECK(result.out == fmt::format("tapstack 0.1.0, {}\n", cli::describe_build()));
   CHECK(result.err.empty());
+  const cli::BuildInfo build = cli::build_info();
+  CHECK(build.optimised == (build.compilation_mode == "opt" && !build.sanitized));
+  CHECK(cli::slow_build_warning().empty() == build.optimised);
 }
 
 TEST_CASE("an output file that cannot be written: exit 1, one line naming the file") {
