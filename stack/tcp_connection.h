@@ -102,7 +102,6 @@ struct Connection {
   bool sack = false;            // both sides permit SACK
 
   // Acknowledgment policy (RFC 1122 §4.2.3.2, RFC 5681 §4.2)
-  uint32_t unacked_full_segments = 0;
   uint32_t rcv_mss = 536;  // the largest segment the peer sent: "full-sized" (Linux: rcv_mss)
   bool ack_now = false;
 

@@ -579,8 +579,6 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   // Full-sized is what the peer's segments carry at most, options taken out, which is less
   // than its MSS. Linux: tcp_measure_rcv_mss()
   c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
-  // A segment the kernel's TSO or GRO made of several counts as that many.
-  c.unacked_full_segments += static_cast<uint32_t>(data.size() / c.rcv_mss);
   // With a FIN here, what is queued lies beyond the end of the stream: fin_received() drops it.
   if (!c.out_of_order.empty() && !fin) {
     fin = drain_out_of_order(c);
@@ -589,8 +587,11 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
   if (fin) fin_received(c, now);
   // Delayed ACK: at least every second full-sized segment, else within the delay (RFC 1122
-  // §4.2.3.2, RFC 5681 §4.2).
-  if (c.unacked_full_segments >= 2) c.ack_now = true;
+  // §4.2.3.2, RFC 5681 §4.2). Counted in bytes, as Linux's __tcp_ack_snd_check() does: more
+  // than one full segment unacknowledged. Two full segments, or one that TSO or GRO made of
+  // several, are acknowledged at once, and so is a run of small segments once it adds up to
+  // more than rcv_mss (at least 536 bytes), where counting segments would leave it to the timer.
+  if (c.rcv_nxt - c.last_ack_sent > static_cast<int32_t>(c.rcv_mss)) c.ack_now = true;
   if (!c.ack_now && c.delayed_ack_at.is_never()) c.delayed_ack_at = now + config_.delayed_ack;
 }
 

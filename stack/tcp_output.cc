@@ -155,7 +155,6 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
   if (flags & kAck) {
     c.last_ack_sent = c.rcv_nxt;
     c.delayed_ack_at = Instant::never();
-    c.unacked_full_segments = 0;
     c.ack_now = false;
   }
   // More than one segment's worth (TSO): the link cuts it into segments that each carry these

@@ -30,6 +30,24 @@ TEST_CASE("data is acknowledged after the delayed-ACK time, or at once every sec
   CHECK(t.read_all(id).size() == 3 + 2920);
 }
 
+// Linux's __tcp_ack_snd_check() counts bytes: more than one rcv_mss (536 before a larger
+// segment has been seen) unacknowledged is answered at once, so a run of small segments is
+// not left to the delayed-ACK timer.
+TEST_CASE("a run of small segments is acknowledged once it adds up to more than rcv_mss") {
+  TcpScript t;
+  t.establish_passive();
+  const Bytes small(64, 's');
+  for (uint32_t i = 0; i < 8; ++i) {  // 512 bytes: not yet more than 536
+    CHECK(t.send(ACK | PSH, P + 64 * i, t.iss + 1, small).empty());
+  }
+  const auto ack = t.send(ACK | PSH, P + 512, t.iss + 1, small);  // 576 bytes
+  REQUIRE(ack.size() == 1);
+  CHECK(ack[0].ack == P + 576);
+  CHECK(t.count(Counter::TcpExtDelayedACKs) == 0);
+  // Counting starts again from what that ACK covered.
+  CHECK(t.send(ACK | PSH, P + 576, t.iss + 1, small).empty());
+}
+
 TEST_CASE("out-of-order data is queued, acknowledged at once, and delivered when the gap fills") {
   TcpScript t;
   const SocketId id = t.establish_passive();
