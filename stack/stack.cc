@@ -88,6 +88,14 @@ void Stack::on_frame(ByteView frame, Instant now, const FrameOffload& offload) {
   trace_.flush();
 }
 
+void Stack::begin_burst() {
+  tcp_->begin_burst();
+}
+
+void Stack::end_burst(Instant now) {
+  tcp_->end_burst(now);
+}
+
 void Stack::on_timer(Instant now) {
   arp_->on_timer(now);
   tcp_->on_timer(now);

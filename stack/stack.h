@@ -87,6 +87,12 @@ class Stack {
   // One whole Ethernet II frame from the wire. Never throws: bad input is counted and dropped.
   // offload: what the link's header said of it (a TAP with virtio-net headers).
   void on_frame(ByteView frame, Instant now, const FrameOffload& offload = {});
+  // Frames read at once from the link (one wake-up of the event loop): between the two calls,
+  // an ACK that received data calls for waits for end_burst(), so that the burst is
+  // acknowledged once, as GRO makes Linux do (up to 64 KiB per connection). Without them
+  // every frame is answered as it comes.
+  void begin_burst();
+  void end_burst(Instant now);
   // Runs every timer due at or before now.
   void on_timer(Instant now);
   // The earliest instant on_timer() has work to do; Instant::never() when none.

@@ -341,7 +341,44 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
   process_data(c, seg, now);
   if (!connections_.contains(id)) return;
   write_xmit(c, now);  // the ACK may have opened the window; data carries the ACK too
-  if (c.ack_now) send_ack(c, now);
+  ack_check(c, now);
+}
+
+// Whether the data received calls for an ACK now. Delayed ACK: at least every second
+// full-sized segment, else within the delay (RFC 1122 §4.2.3.2, RFC 5681 §4.2). Counted in
+// bytes, as Linux does: more than one full segment unacknowledged. Two full segments, or one
+// that TSO or GRO made of several, are acknowledged at once, and so is a run of small segments
+// once it adds up to more than rcv_mss (at least 536 bytes), where counting segments would
+// leave it to the timer. Within a burst of frames (begin_burst()), that ACK waits for the end
+// of the burst, up to kBurstAckLimit bytes: what GRO does for Linux, which merges the
+// segments one poll of a NIC brings into one before TCP sees them, so that TCP acknowledges
+// them once. Each ACK we save saves the peer a receive path (over the TAP, the kernel's, with
+// its TCP-MD5 check).
+// Linux: __tcp_ack_snd_check()
+void Tcp::ack_check(Connection& c, Instant now) {
+  if (c.ack_now) return send_ack(c, now);
+  if (c.delayed_ack_at.is_never()) return;  // no data waits for an ACK
+  const int32_t unacknowledged = c.rcv_nxt - c.last_ack_sent;
+  if (unacknowledged <= static_cast<int32_t>(c.rcv_mss)) return;  // the delayed-ACK timer's
+  if (in_burst_ && unacknowledged < static_cast<int32_t>(kBurstAckLimit)) {
+    acks_after_burst_.push_back(c.id);
+    return;
+  }
+  send_ack(c, now);
+}
+
+void Tcp::begin_burst() {
+  in_burst_ = true;
+}
+
+void Tcp::end_burst(Instant now) {
+  in_burst_ = false;
+  for (const SocketId id : acks_after_burst_) {
+    Connection* c = find(id);
+    // Once: an ACK sent since (or the first of duplicates in the list) covers it.
+    if (c && c->synchronized() && c->rcv_nxt != c->last_ack_sent) send_ack(*c, now);
+  }
+  acks_after_burst_.clear();
 }
 
 // RFC 2883 §4: data we had already is reported in the next ACK as a D-SACK block, the part
@@ -586,12 +623,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   }
   stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
   if (fin) fin_received(c, now);
-  // Delayed ACK: at least every second full-sized segment, else within the delay (RFC 1122
-  // §4.2.3.2, RFC 5681 §4.2). Counted in bytes, as Linux's __tcp_ack_snd_check() does: more
-  // than one full segment unacknowledged. Two full segments, or one that TSO or GRO made of
-  // several, are acknowledged at once, and so is a run of small segments once it adds up to
-  // more than rcv_mss (at least 536 bytes), where counting segments would leave it to the timer.
-  if (c.rcv_nxt - c.last_ack_sent > static_cast<int32_t>(c.rcv_mss)) c.ack_now = true;
+  // The delayed-ACK timer; ack_check() sends the ACK sooner when enough data came.
   if (!c.ack_now && c.delayed_ack_at.is_never()) c.delayed_ack_at = now + config_.delayed_ack;
 }
 

@@ -74,6 +74,10 @@ class Tcp {
   void input(const Ipv4Datagram& datagram, Instant now);
   void on_timer(Instant now);
   Instant next_deadline() const;
+  // A burst of frames read at once (Stack::begin_burst()): ACKs that data calls for wait for
+  // its end, as GRO makes Linux acknowledge what one poll of a NIC brought at once.
+  void begin_burst();
+  void end_burst(Instant now);
   // The neighbour did not answer ARP: connections to it still in SYN-SENT fail with
   // EHOSTUNREACH, as Linux's tcp_v4_err() fails them on the ICMP host unreachable.
   void host_unreachable(Ipv4Address remote);
@@ -111,6 +115,7 @@ class Tcp {
   void reset_received(Connection& c);
   bool process_ack(Connection& c, const TcpSegment& seg, Instant now);
   void process_data(Connection& c, TcpSegment seg, Instant now);
+  void ack_check(Connection& c, Instant now);
   void queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin);
   bool drain_out_of_order(Connection& c);
   void fin_received(Connection& c, Instant now);
@@ -184,6 +189,11 @@ class Tcp {
   std::vector<uint8_t> segment_buffer_;
   // One MD5 context for the stack (Linux: the per-CPU tcp_md5sig_pool).
   md5opt::Md5Signer signer_;
+  // Inside a burst (begin_burst()): the connections whose ACK waits for its end. At most
+  // kBurstAckLimit bytes wait so, GRO's largest merged segment.
+  static constexpr uint32_t kBurstAckLimit = 64 << 10;
+  bool in_burst_ = false;
+  std::vector<SocketId> acks_after_burst_;
 };
 
 md5opt::IpAddress md5_address(Ipv4Address address);

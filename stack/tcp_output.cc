@@ -478,19 +478,32 @@ uint16_t Tcp::syn_window(Connection& c) {
   return static_cast<uint16_t>(window);
 }
 
-// After the application read: tell the peer when the window opened enough to matter.
+// After the application read: tell the peer when the window opened enough to matter, as
+// Linux decides it: only when the window the peer knows is at most half the largest we could
+// offer, and the one we can offer now is at least twice it. Each update costs the peer a
+// receive path (and, over the TAP, the kernel a TCP-MD5 check): a rule of "2 MSS more than
+// advertised" sent one after nearly every read of a bulk transfer. Between updates the ACKs
+// that data calls for carry the window anyway.
 // Linux: tcp_cleanup_rbuf()
 void Tcp::after_read(Connection& c, Instant now) {
   if (!c.synchronized() || c.state == TcpState::TimeWait || c.fin_received) return;
-  const int32_t advertised = c.rcv_adv - c.rcv_nxt;
-  const size_t free =
-      std::min<size_t>(c.receive_buffer.free(), 65535u << (c.window_scaling ? c.rcv_wscale : 0));
-  const size_t worth = std::min<size_t>(c.receive_buffer.limit() / 2, 2u * c.mss);
-  if (free >= static_cast<size_t>(std::max(advertised, 0)) + worth) {
-    stack_.trace_.begin("window update: {} bytes free", free);
-    send_ack(c, now);
-    stack_.trace_.flush();
+  const uint8_t shift = c.window_scaling ? c.rcv_wscale : 0;
+  const uint32_t largest = static_cast<uint32_t>(
+      std::min<size_t>(c.receive_buffer.limit(), size_t{65535} << shift));
+  const uint32_t advertised = static_cast<uint32_t>(std::max<int32_t>(c.rcv_adv - c.rcv_nxt, 0));
+  if (2 * static_cast<uint64_t>(advertised) > largest) return;
+  uint32_t free = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), largest));
+  free &= ~((1u << shift) - 1);  // what the scaled field can say exactly
+  if (free == 0 || free < 2 * static_cast<uint64_t>(advertised)) return;
+  // Receiver SWS avoidance (RFC 1122 §4.2.3.3), as advertise_window() applies it: a window that
+  // would not move is no update, and the peer would count the ACK as a duplicate.
+  if (free - advertised < std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2),
+                                             c.mss)) {
+    return;
   }
+  stack_.trace_.begin("window update: {} bytes free", free);
+  send_ack(c, now);
+  stack_.trace_.flush();
 }
 
 }  // namespace tapstack

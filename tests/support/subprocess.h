@@ -28,11 +28,17 @@ struct ProcessResult {
   int signal = 0;          // the signal that ended it, 0 if it exited
   bool timed_out = false;  // killed with SIGKILL after the time limit
   std::string out;         // all of its stdout
-  std::string err;         // all of its stderr
+  std::string err;         // all of its stderr but the line below
+  // A non-optimised tapstack's first word on stderr ("this binary is not optimised ..."),
+  // kept apart from err; empty for the optimised build and other programs.
+  std::string build_warning;
 
   // "exit 2" / "signal 9 (timed out)", for failure messages.
   std::string describe() const;
 };
+
+// Moves a non-optimised tapstack's build warning line out of result.err (see above).
+void separate_build_warning(ProcessResult& result);
 
 // A running child with its stdout and stderr captured through pipes.
 class ChildProcess {

@@ -16,6 +16,7 @@
 #include "tests/support/pcap_frames.h"
 #include "tests/support/subprocess.h"
 #include "tests/tap/test_paths.h"
+#include "tools/build_info.h"
 
 namespace tapstack::testing {
 namespace {
@@ -87,6 +88,12 @@ TEST_CASE("tapstack up stops on SIGTERM with exit 0") {
   const ProcessResult result = child->wait(kRunTimeout);
   CHECK(result.describe() == "exit 0");
   CHECK(result.out.find("stopped by SIGTERM") != std::string::npos);
+  // The optimised build starts without a word; any other (--config=asan) says it is slower.
+  if (cli::build_info().optimised) {
+    CHECK(result.build_warning.empty());
+  } else {
+    CHECK(result.build_warning == cli::slow_build_warning() + "\n");
+  }
 }
 
 TEST_CASE("runtime failures: exit 1 and one line that names the fix") {

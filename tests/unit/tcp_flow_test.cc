@@ -48,6 +48,54 @@ TEST_CASE("a run of small segments is acknowledged once it adds up to more than 
   CHECK(t.send(ACK | PSH, P + 576, t.iss + 1, small).empty());
 }
 
+// Stack::begin_burst()/end_burst(): frames read in one wake-up are acknowledged once, as GRO
+// makes Linux acknowledge what one NIC poll brought, up to 64 KiB unacknowledged.
+TEST_CASE("within a burst of frames, data is acknowledged once, at the end of the burst") {
+  TcpScript t;
+  t.establish_passive();
+  const Bytes full(1460, 'b');
+  t.stack.begin_burst();
+  for (uint32_t i = 0; i < 6; ++i) CHECK(t.send(ACK, P + 1460 * i, t.iss + 1, full).empty());
+  t.stack.end_burst(t.now);
+  const auto acks = t.sent();
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].ack == P + 6 * 1460);
+  // Out of order is not held back: the duplicate ACK goes at once, burst or not.
+  t.stack.begin_burst();
+  CHECK(t.send(ACK, P + 7 * 1460, t.iss + 1, full).size() == 1);
+  t.stack.end_burst(t.now);
+  CHECK(t.sent().empty());
+}
+
+TEST_CASE("a burst is acknowledged at least every 64 KiB") {
+  TcpScript t;
+  t.listener = *t.tcp().listen(TcpScript::kOurPort, 8);
+  // Window scaling, so that our window holds more than 64 KiB.
+  const auto synack = t.send_with(SYN, TcpScript::kPeerIss, 0, [](Tins::TCP& tcp) {
+    tcp.mss(1460);
+    tcp.winscale(7);
+  });
+  REQUIRE(synack.size() == 1);
+  t.iss = synack[0].seq;
+  REQUIRE(t.send(ACK, P, t.iss + 1).empty());
+  REQUIRE(t.tcp().accept(t.listener));
+  const Bytes full(1460, 'g');
+  // Two segments first: their ACK offers the scaled window, beyond the SYN-ACK's 65,535.
+  t.send(ACK, P, t.iss + 1, full);
+  REQUIRE(t.send(ACK, P + 1460, t.iss + 1, full).size() == 1);
+  std::vector<Segment> acks;
+  t.stack.begin_burst();
+  for (uint32_t i = 2; i < 52; ++i) {
+    for (const Segment& s : t.send(ACK, P + 1460 * i, t.iss + 1, full)) acks.push_back(s);
+  }
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].ack == P + 47 * 1460);  // the first time 64 KiB or more waited
+  t.stack.end_burst(t.now);
+  const auto last = t.sent();
+  REQUIRE(last.size() == 1);
+  CHECK(last[0].ack == P + 52 * 1460);
+}
+
 TEST_CASE("out-of-order data is queued, acknowledged at once, and delivered when the gap fills") {
   TcpScript t;
   const SocketId id = t.establish_passive();
@@ -264,6 +312,34 @@ TEST_CASE("our zero window: data beyond it is dropped; reading reopens it with a
   const auto update = t.sent();
   REQUIRE(update.size() == 1);
   CHECK(update[0].window == 4096);
+}
+
+// Linux's tcp_cleanup_rbuf(): a read sends a window update only when the window the peer
+// knows is at most half the largest we can offer and the new one is at least twice it.
+TEST_CASE("reading sends a window update only when the window at least doubles") {
+  StackConfig config = TcpScript::script_config();
+  config.tcp.defaults.receive_buffer = 64'000;  // the largest window we can offer
+  TcpScript t(config);
+  const SocketId id = t.establish_passive();
+  const Bytes chunk(1000, 'w');
+  uint32_t seq = P;
+  auto send_unread = [&](int count) {
+    for (int i = 0; i < count; ++i, seq += 1000) t.send(ACK, seq, t.iss + 1, chunk);
+    t.wait(Duration::milliseconds(50));  // the last delayed ACK
+  };
+  send_unread(20);  // the peer knows 44,000 bytes of window: more than half of 64,000
+  CHECK(t.read_all(id).size() == 20'000);
+  CHECK(t.sent().empty());
+  // The ACKs of the next data carry the reopened window; 40,000 bytes left unread bring
+  // what the peer knows down to 24,000, and reading them at least doubles it.
+  send_unread(40);
+  CHECK(t.read_all(id).size() == 40'000);
+  const auto update = t.sent();
+  REQUIRE(update.size() == 1);
+  CHECK(update[0].ack == seq);
+  // Sent by the read (of 4 KiB) that first freed twice the 24,000 bytes; none after it.
+  CHECK(update[0].window >= 48'000);
+  CHECK(update[0].window < 48'000 + 4096);
 }
 
 TEST_CASE("keepalive probes an idle connection and gives up when nobody answers") {
