@@ -1,6 +1,10 @@
 // Bulk TCP throughput with RFC 2385 signatures and without, beside the kernel doing the same.
 // Prints figures; asserts nothing about speed.
 //
+//   the tool:   the tapstack program users build (`bazel build //tools:tapstack`, the default
+//               optimised configuration; its --version is printed), as a child process:
+//               `tapstack serve --mode discard` receiving from a kernel socket, and
+//               `tapstack connect --input FIFO` sending to one, with `--md5` and without;
 //   over TAP:   the stack (on an EventLoop, this thread, and its transmit thread) and a kernel
 //               socket (a thread of its own), kernel -> stack and stack -> kernel, with the
 //               seed's key "12345" on both sides and with no key; first with the TAP as the
@@ -15,9 +19,12 @@
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
 // bazel run //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
-//     [kernel-to-stack|stack-to-kernel|no-offloads|veth: those paths alone]
+//     [kernel-to-stack|stack-to-kernel|no-offloads|veth|tool: those paths alone]
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,6 +46,8 @@
 #include "tests/md5_kernel/peers.h"
 #include "tests/md5_kernel/rig.h"
 #include "tests/md5_kernel/veth.h"
+#include "tests/support/netns.h"
+#include "tests/support/subprocess.h"
 
 namespace tapstack::md5kernel {
 namespace {
@@ -55,18 +64,20 @@ struct Rate {
   double mib_per_second() const { return seconds > 0 ? bytes / seconds / (1 << 20) : 0; }
 };
 
-// Sends a fixed buffer for `length`, then shuts down writing.
-void kernel_source(int fd, Duration length) {
+// Sends a fixed buffer for `length`, then shuts down writing; returns the bytes sent.
+uint64_t kernel_source(int fd, Duration length) {
   const std::vector<uint8_t> chunk(kChunk, 0x5a);
   const auto end = Clock::now() + std::chrono::nanoseconds(length.ns());
+  uint64_t sent = 0;
   while (Clock::now() < end) {
     pollfd entry{fd, POLLOUT, 0};
     if (poll(&entry, 1, 10) <= 0) continue;
-    if (send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
-      break;
-    }
+    const ssize_t n = send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN) break;
+    if (n > 0) sent += static_cast<uint64_t>(n);
   }
   shutdown(fd, SHUT_WR);
+  return sent;
 }
 
 // Reads until the end of stream (or the deadline): bytes, and the time from first to last.
@@ -291,11 +302,135 @@ void measure_tap(TapRig& rig, std::string_view label, Duration length, std::stri
       loop.frames_received, loop.frames_sent, loop.send_drops);
 }
 
+// The tapstack program itself, as `bazel build //tools:tapstack` (the README's command) builds
+// it: this benchmark's data dependency is that target in the same, default configuration.
+// `bazel run` starts benchmarks in their runfiles tree, where it is tools/tapstack.
+constexpr const char* kTool = "tools/tapstack";
+constexpr Ipv4Interface kToolStack = {Ipv4Address::from_octets(198, 18, 2, 2), 24};
+constexpr Ipv4Interface kToolKernel = {Ipv4Address::from_octets(198, 18, 2, 1), 24};
+
+std::vector<std::string> tool_command(std::string_view command, bool md5,
+                                      std::vector<std::string> extra) {
+  std::vector<std::string> argv = {kTool,
+                                   std::string(command),
+                                   "--tap",
+                                   "tstool0",
+                                   "--addr",
+                                   kToolStack.to_string(),
+                                   "--host-addr",
+                                   kToolKernel.to_string()};
+  if (md5) argv.insert(argv.end(), {"--md5", fmt::format("{}={}", kToolKernel.address.to_string(), kSeedKey)});
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+std::vector<PeerKey> tool_kernel_keys(bool md5) {
+  if (!md5) return {};
+  return {{kToolStack.address, 32, kSeedKey}};
+}
+
+// The kernel sends to `tapstack serve --mode discard --once` for `length`: the bytes it sent,
+// over the time from the start to the end of stream coming back (the tool closes once it has
+// read everything and our FIN).
+Rate tool_kernel_to_stack(bool md5, Duration length, uint16_t port) {
+  auto tool = testing::ChildProcess::start(tool_command(
+      "serve", md5, {"--port", std::to_string(port), "--mode", "discard", "--once"}));
+  if (!tool || !tool->wait_for_stderr("listening", std::chrono::milliseconds(5000))) {
+    fmt::print("  tapstack serve did not start\n");
+    return {};
+  }
+  const Fd client = value_or_throw(
+      kernel_start_connect(kToolKernel.address, kToolStack.address, port, tool_kernel_keys(md5)),
+      "connect");
+  ok_or_throw(set_congestion_control(client.get(), "cubic"), "cubic");
+  pollfd entry{client.get(), POLLOUT, 0};
+  poll(&entry, 1, 5000);
+  if (connect_result(client.get()) != 0) return {};
+  const auto start = Clock::now();
+  Rate rate;
+  rate.bytes = kernel_source(client.get(), length);
+  kernel_sink(client.get(), Clock::now() + std::chrono::seconds(10));
+  rate.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const testing::ProcessResult result = tool->wait(std::chrono::milliseconds(10'000));
+  if (result.exit_code != 0) fmt::print("  tapstack serve: {}\n{}", result.describe(), result.err);
+  return rate;
+}
+
+// `tapstack connect --input FIFO` sends what this process writes into a named pipe for
+// `length`, to a kernel listener; measured where the kernel receives it.
+Rate tool_stack_to_kernel(bool md5, Duration length, uint16_t port) {
+  // Any address: the kernel side's comes with the tool (--host-addr), after this listens.
+  const Fd listener = value_or_throw(
+      kernel_listen(Ipv4Address::from_octets(0, 0, 0, 0), port, tool_kernel_keys(md5)), "listen");
+  const std::string fifo = fmt::format("/tmp/tapstack-bench-{}.fifo", getpid());
+  unlink(fifo.c_str());
+  if (mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo: failed");
+  // The writer opens the pipe first: the tool's open of it waits for one.
+  std::jthread writer([&] {
+    const Fd pipe(open(fifo.c_str(), O_WRONLY | O_CLOEXEC));
+    const std::vector<uint8_t> chunk(kChunk, 0xa5);
+    const auto end = Clock::now() + std::chrono::nanoseconds(length.ns());
+    while (pipe.get() >= 0 && Clock::now() < end) {
+      if (write(pipe.get(), chunk.data(), chunk.size()) < 0) break;
+    }
+  });
+  auto tool = testing::ChildProcess::start(tool_command(
+      "connect", md5,
+      {"--to", fmt::format("{}:{}", kToolKernel.address.to_string(), port), "--input", fifo, "--output",
+       "/dev/null"}));
+  if (!tool) {
+    fmt::print("  tapstack connect did not start: {}\n", tool.error().message);
+    return {};
+  }
+  const auto deadline =
+      Clock::now() + std::chrono::nanoseconds((length + Duration::seconds(10)).ns());
+  Fd connection;
+  while (connection.get() < 0 && Clock::now() < deadline) {
+    pollfd entry{listener.get(), POLLIN, 0};
+    poll(&entry, 1, 10);
+    connection = try_accept(listener.get());
+  }
+  Rate rate;
+  if (connection.get() >= 0) {
+    ok_or_throw(set_congestion_control(connection.get(), "cubic"), "cubic");
+    rate = kernel_sink(connection.get(), deadline);
+    connection.reset();
+  }
+  const testing::ProcessResult result = tool->wait(std::chrono::milliseconds(10'000));
+  unlink(fifo.c_str());
+  if (result.exit_code != 0) {
+    fmt::print("  tapstack connect: {}\n{}", result.describe(), result.err);
+  }
+  return rate;
+}
+
+void measure_tool(Duration length, uint16_t& port, std::vector<Row>& rows) {
+  const testing::ProcessResult version =
+      testing::run_process({kTool, "--version"}, std::chrono::milliseconds(5000));
+  fmt::print("the tool: {}", version.out);
+  const auto both = [&](std::string path, const auto& measure) {
+    fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
+               length.seconds_f(), length.seconds_f());
+    Row row{path, measure(false, port), measure(true, port + 1), false, true};
+    port += 2;
+    rows.push_back(std::move(row));
+  };
+  both("kernel -> tapstack serve (the tool)",
+       [&](bool md5, uint16_t p) { return tool_kernel_to_stack(md5, length, p); });
+  both("tapstack connect (the tool) -> kernel",
+       [&](bool md5, uint16_t p) { return tool_stack_to_kernel(md5, length, p); });
+}
+
 // only: "" for every path, else one of kPaths (for a profile of one path).
 int run(Duration length, std::string_view only) {
   std::vector<Row> rows;
   uint16_t port = 6666;
-  {
+  if (only.empty() || only == "tool") {
+    // A private namespace of its own, entered while this is the only thread.
+    testing::enter_private_netns_or_skip();
+    measure_tool(length, port, rows);
+  }
+  if (only != "tool") {
     // Enters a private namespace first, while this is the only thread. The TAP as the
     // tapstack tool opens it: virtio-net headers, TSO both ways for unsigned connections.
     TapRig rig(TapOffloads::TcpOffloads);
@@ -332,7 +467,7 @@ int main(int argc, char** argv) {
   int seconds = 3;
   const std::string_view only = argc > 2 ? argv[2] : "";
   const bool known_path = only.empty() || only == "kernel-to-stack" || only == "stack-to-kernel" ||
-                          only == "no-offloads" || only == "veth";
+                          only == "no-offloads" || only == "veth" || only == "tool";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
@@ -340,7 +475,7 @@ int main(int argc, char** argv) {
         !known_path || argc > 3) {
       fmt::print(stderr,
                  "usage: md5_throughput_bench [seconds per measurement, 1..30] "
-                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth]\n");
+                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth|tool]\n");
       return 2;
     }
   }
