@@ -9,6 +9,8 @@
 #include <bit>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "tap/system_error.h"
 
 namespace tapstack {
@@ -116,6 +118,9 @@ void TransmitQueue::run() {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  // A name that top -H, perf report --sort comm and /proc/<pid>/task show: the kernel's
+  // receive work for our frames is charged to these threads.
+  pthread_setname_np(pthread_self(), fmt::format("tapstack-tx{}", tap_queue_).c_str());
   uint32_t t = tail_.load(std::memory_order_relaxed);
   for (;;) {
     uint32_t h = head_.load(std::memory_order_acquire);

@@ -26,10 +26,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <future>
 #include <stdexcept>
@@ -60,8 +64,34 @@ constexpr Ipv4Interface kVethB = {Ipv4Address::from_octets(198, 18, 1, 2), 24};
 struct Rate {
   uint64_t bytes = 0;
   double seconds = 0;
+  // CPU time, where measured (the multi-queue rows): the loop's thread, the transmit threads,
+  // and the kernel peers' threads, each with the kernel's work inside their system calls.
+  uint64_t loop_cpu_ns = 0;
+  uint64_t transmit_cpu_ns = 0;
+  uint64_t peer_cpu_ns = 0;
   double mib_per_second() const { return seconds > 0 ? bytes / seconds / (1 << 20) : 0; }
 };
+
+// The calling thread's CPU time (Linux: the task's sum_exec_runtime).
+uint64_t thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// The CPU time of the transmit threads (named tapstack-tx<queue>), from
+// /proc/self/task/*/schedstat: the kernel's receive path of every frame they write is in it.
+uint64_t transmit_threads_cpu_ns() {
+  uint64_t sum = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    uint64_t ns = 0;
+    std::ifstream(task.path() / "schedstat") >> ns;
+    if (name.starts_with("tapstack-tx")) sum += ns;
+  }
+  return sum;
+}
 
 // Flows measured at once: their bytes together over the longest of their times.
 Rate combined(const std::vector<Rate>& rates) {
@@ -69,12 +99,14 @@ Rate combined(const std::vector<Rate>& rates) {
   for (const Rate& rate : rates) {
     sum.bytes += rate.bytes;
     sum.seconds = std::max(sum.seconds, rate.seconds);
+    sum.peer_cpu_ns += rate.peer_cpu_ns;
   }
   return sum;
 }
 
-// Sends a fixed buffer for `length`, then shuts down writing.
-void kernel_source(int fd, Duration length) {
+// Sends a fixed buffer for `length`, then shuts down writing; returns the thread's CPU time.
+uint64_t kernel_source(int fd, Duration length) {
+  const uint64_t cpu = thread_cpu_ns();
   const std::vector<uint8_t> chunk(kChunk, 0x5a);
   const auto end = Clock::now() + std::chrono::nanoseconds(length.ns());
   while (Clock::now() < end) {
@@ -85,10 +117,12 @@ void kernel_source(int fd, Duration length) {
     }
   }
   shutdown(fd, SHUT_WR);
+  return thread_cpu_ns() - cpu;
 }
 
 // Reads until the end of stream (or the deadline): bytes, and the time from first to last.
 Rate kernel_sink(int fd, Clock::time_point deadline) {
+  const uint64_t cpu = thread_cpu_ns();
   std::vector<uint8_t> buffer(kChunk);
   Rate rate;
   Clock::time_point first{};
@@ -102,6 +136,7 @@ Rate kernel_sink(int fd, Clock::time_point deadline) {
     rate.bytes += static_cast<uint64_t>(n);
   }
   rate.seconds = std::chrono::duration<double>(Clock::now() - first).count();
+  rate.peer_cpu_ns = thread_cpu_ns() - cpu;
   return rate;
 }
 
@@ -219,9 +254,12 @@ Rate tap_kernel_to_stack_flows(TapRig& rig, bool md5, Duration length, uint16_t&
                                size_t flows) {
   std::vector<Connection> connections = connect_flows(rig, Listener::Stack, md5, port, flows);
   if (connections.size() < flows) return {};
+  const uint64_t loop_cpu = thread_cpu_ns();
+  const uint64_t transmit_cpu = transmit_threads_cpu_ns();
+  std::atomic<uint64_t> peer_cpu{0};
   std::vector<std::jthread> senders;
   for (const Connection& c : connections) {
-    senders.emplace_back([&c, length] { kernel_source(c.kernel.get(), length); });
+    senders.emplace_back([&c, &peer_cpu, length] { peer_cpu += kernel_source(c.kernel.get(), length); });
   }
   std::vector<uint8_t> buffer(kChunk);
   Rate rate;
@@ -245,8 +283,11 @@ Rate tap_kernel_to_stack_flows(TapRig& rig, bool md5, Duration length, uint16_t&
   });
   rig.pump_until([&] { return ended_count == flows; }, length + Duration::seconds(10));
   rate.seconds = (monotonic_now() - first).seconds_f();
+  rate.loop_cpu_ns = thread_cpu_ns() - loop_cpu;
+  rate.transmit_cpu_ns = transmit_threads_cpu_ns() - transmit_cpu;
   rig.set_hook({});
   senders.clear();  // joins
+  rate.peer_cpu_ns = peer_cpu.load();
   for (Connection& c : connections) close_connection(rig, c);
   return rate;
 }
@@ -258,6 +299,8 @@ Rate tap_stack_to_kernel_flows(TapRig& rig, bool md5, Duration length, uint16_t&
   if (connections.size() < flows) return {};
   const auto deadline =
       Clock::now() + std::chrono::nanoseconds((length + Duration::seconds(10)).ns());
+  const uint64_t loop_cpu = thread_cpu_ns();
+  const uint64_t transmit_cpu = transmit_threads_cpu_ns();
   std::vector<std::future<Rate>> receivers;
   for (const Connection& c : connections) {
     receivers.push_back(std::async(std::launch::async,
@@ -284,11 +327,16 @@ Rate tap_stack_to_kernel_flows(TapRig& rig, bool md5, Duration length, uint16_t&
         });
       },
       length + Duration::seconds(11));
+  const uint64_t loop_cpu_used = thread_cpu_ns() - loop_cpu;
+  const uint64_t transmit_cpu_used = transmit_threads_cpu_ns() - transmit_cpu;
   rig.set_hook({});
   std::vector<Rate> rates;
   for (auto& receiver : receivers) rates.push_back(receiver.get());
   for (Connection& c : connections) close_connection(rig, c);
-  return combined(rates);
+  Rate rate = combined(rates);
+  rate.loop_cpu_ns = loop_cpu_used;
+  rate.transmit_cpu_ns = transmit_cpu_used;
+  return rate;
 }
 
 // Kernel to kernel: a listener in the namespace `other` (a thread moved there), the sender here.
@@ -418,6 +466,21 @@ void print(const std::vector<Row>& rows) {
     header = true;
     fmt::print("  {:<52} no key {:>7.3f}   MD5 {:>7.3f}\n", row.path, ratio(row.plain, one->plain),
                ratio(row.md5, one->md5));
+  }
+  fmt::print(
+      "\nCPU per signed segment (MD5 bytes / 1440, the MSS with the option), µs: the loop's "
+      "thread, the transmit threads (the kernel's receive path inside write()), the kernel "
+      "peers' threads; the wall time per segment; cores busy:\n");
+  for (const Row& row : rows) {
+    if (row.queues == 0 || row.md5.bytes == 0) continue;
+    const double segments = row.md5.bytes / 1440.0;
+    const auto us = [&](uint64_t ns) { return ns / 1e3 / segments; };
+    fmt::print("  {:<52} loop {:>5.2f}  transmit {:>5.2f}  peers {:>5.2f}  wall {:>5.2f}  "
+               "cores {:.2f}\n",
+               row.path, us(row.md5.loop_cpu_ns), us(row.md5.transmit_cpu_ns),
+               us(row.md5.peer_cpu_ns), row.md5.seconds * 1e6 / segments,
+               (row.md5.loop_cpu_ns + row.md5.transmit_cpu_ns + row.md5.peer_cpu_ns) / 1e9 /
+                   row.md5.seconds);
   }
   fmt::print("\nraw:\n");
   for (const Row& row : rows) {
