@@ -222,8 +222,7 @@ void EventLoop::transmit(ByteView frame, const FrameOffload& offload) {
   // queue: handing it to a transmit thread would cost a wake-up more than the write itself.
   // Data frames, whose writes carry the kernel's receive work, go through the threads.
   const size_t queue = transmit_queues_ ? transmit_queues_->queue_of(frame) : 0;
-  if (transmit_queues_ &&
-      (frame.size() > kDirectWriteMax || !(*transmit_queues_)[queue].idle())) {
+  if (transmit_queues_ && (frame.size() > kDirectWriteMax || !(*transmit_queues_)[queue].idle())) {
     if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
     if (!(*transmit_queues_)[queue].push(head, frame)) ++stats_.send_errors;
     return;

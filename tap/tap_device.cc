@@ -101,8 +101,8 @@ bool multi_queue_differs(std::string_view name, short flags) {
   const int probe = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (probe < 0) return false;
   std::string ignored;
-  const bool attached = set_interface(probe, name, static_cast<short>(flags ^ IFF_MULTI_QUEUE),
-                                      ignored);
+  const bool attached =
+      set_interface(probe, name, static_cast<short>(flags ^ IFF_MULTI_QUEUE), ignored);
   const int code = errno;
   close(probe);
   return attached || code == EBUSY;
@@ -128,8 +128,8 @@ Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads, s
     if (auto valid = check_interface_name(name); !valid) return valid.error();
   }
   if (queues < 1 || queues > kMaxTapQueues) {
-    return Error{EINVAL, fmt::format("a TAP is opened with 1 to {} queues, not {}", kMaxTapQueues,
-                                     queues)};
+    return Error{EINVAL,
+                 fmt::format("a TAP is opened with 1 to {} queues, not {}", kMaxTapQueues, queues)};
   }
   TapDevice device{std::string(name)};
   const bool offload = offloads == TapOffloads::TcpOffloads;
@@ -211,8 +211,8 @@ Status TapDevice::write(size_t queue, ByteView head, ByteView body) {
                     {const_cast<uint8_t*>(body.data()), body.size()}};
   const size_t total = head.size() + body.size();
   for (;;) {
-    const ssize_t size =
-        head.empty() ? ::write(fds_[queue], body.data(), body.size()) : ::writev(fds_[queue], parts, 2);
+    const ssize_t size = head.empty() ? ::write(fds_[queue], body.data(), body.size())
+                                      : ::writev(fds_[queue], parts, 2);
     if (size == static_cast<ssize_t>(total)) return Ok{};
     if (size >= 0) {
       return Error{EIO, fmt::format("writing to TAP interface '{}': {} of {} bytes written", name_,

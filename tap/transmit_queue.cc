@@ -192,8 +192,7 @@ size_t flow_queue(ByteView frame, size_t queues) {
   const ByteView ip = frame.subspan(kIpStart);
   const size_t ip_header = (ip[0] & 0x0f) * 4u;
   const bool fragment = (load_be16(&ip[6]) & 0x3fff) != 0;  // MF set or an offset
-  if ((ip[9] != kProtocolTcp && ip[9] != kProtocolUdp) || fragment ||
-      ip.size() < ip_header + 4) {
+  if ((ip[9] != kProtocolTcp && ip[9] != kProtocolUdp) || fragment || ip.size() < ip_header + 4) {
     return 0;
   }
   const uint64_t addresses = uint64_t{load_be32(&ip[12])} << 32 | load_be32(&ip[16]);

@@ -30,11 +30,11 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <cstdlib>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -245,7 +245,8 @@ std::vector<Connection> connect_flows(TapRig& rig, Listener who, bool md5, uint1
       close_connection(rig, *connection);
     }
   }
-  if (chosen.size() < flows) fmt::print("  only {} of {} connections formed\n", chosen.size(), flows);
+  if (chosen.size() < flows)
+    fmt::print("  only {} of {} connections formed\n", chosen.size(), flows);
   return chosen;
 }
 
@@ -259,7 +260,8 @@ Rate tap_kernel_to_stack_flows(TapRig& rig, bool md5, Duration length, uint16_t&
   std::atomic<uint64_t> peer_cpu{0};
   std::vector<std::jthread> senders;
   for (const Connection& c : connections) {
-    senders.emplace_back([&c, &peer_cpu, length] { peer_cpu += kernel_source(c.kernel.get(), length); });
+    senders.emplace_back(
+        [&c, &peer_cpu, length] { peer_cpu += kernel_source(c.kernel.get(), length); });
   }
   std::vector<uint8_t> buffer(kChunk);
   Rate rate;
@@ -303,8 +305,8 @@ Rate tap_stack_to_kernel_flows(TapRig& rig, bool md5, Duration length, uint16_t&
   const uint64_t transmit_cpu = transmit_threads_cpu_ns();
   std::vector<std::future<Rate>> receivers;
   for (const Connection& c : connections) {
-    receivers.push_back(std::async(std::launch::async,
-                                   [&c, deadline] { return kernel_sink(c.kernel.get(), deadline); }));
+    receivers.push_back(std::async(
+        std::launch::async, [&c, deadline] { return kernel_sink(c.kernel.get(), deadline); }));
   }
   const std::vector<uint8_t> chunk(kChunk, 0xa5);
   const Instant end = monotonic_now() + length;
@@ -378,10 +380,9 @@ Rate veth_flows(const Fd& other, bool md5, Duration length, uint16_t port, size_
   std::vector<std::future<Rate>> runs;
   for (size_t i = 0; i < flows; ++i) {
     const uint16_t p = static_cast<uint16_t>(port + i);
-    runs.push_back(std::async(std::launch::async,
-                              [&other, md5, length, p] {
-                                return veth_kernel_to_kernel(other, md5, length, p);
-                              }));
+    runs.push_back(std::async(std::launch::async, [&other, md5, length, p] {
+      return veth_kernel_to_kernel(other, md5, length, p);
+    }));
   }
   std::vector<Rate> rates;
   for (auto& run : runs) rates.push_back(run.get());
@@ -475,12 +476,13 @@ void print(const std::vector<Row>& rows) {
     if (row.queues == 0 || row.md5.bytes == 0) continue;
     const double segments = row.md5.bytes / 1440.0;
     const auto us = [&](uint64_t ns) { return ns / 1e3 / segments; };
-    fmt::print("  {:<52} loop {:>5.2f}  transmit {:>5.2f}  peers {:>5.2f}  wall {:>5.2f}  "
-               "cores {:.2f}\n",
-               row.path, us(row.md5.loop_cpu_ns), us(row.md5.transmit_cpu_ns),
-               us(row.md5.peer_cpu_ns), row.md5.seconds * 1e6 / segments,
-               (row.md5.loop_cpu_ns + row.md5.transmit_cpu_ns + row.md5.peer_cpu_ns) / 1e9 /
-                   row.md5.seconds);
+    fmt::print(
+        "  {:<52} loop {:>5.2f}  transmit {:>5.2f}  peers {:>5.2f}  wall {:>5.2f}  "
+        "cores {:.2f}\n",
+        row.path, us(row.md5.loop_cpu_ns), us(row.md5.transmit_cpu_ns), us(row.md5.peer_cpu_ns),
+        row.md5.seconds * 1e6 / segments,
+        (row.md5.loop_cpu_ns + row.md5.transmit_cpu_ns + row.md5.peer_cpu_ns) / 1e9 /
+            row.md5.seconds);
   }
   fmt::print("\nraw:\n");
   for (const Row& row : rows) {
@@ -524,8 +526,8 @@ void measure_multi_queue(size_t queues, Duration length, uint16_t& port, std::ve
   constexpr size_t kFlows = 2;
   TapRig rig(TapOffloads::TcpOffloads, queues);
   rig.set_logging(false);
-  const std::string label = fmt::format(", {} queue{}, {} flows", queues, queues > 1 ? "s" : "",
-                                        kFlows);
+  const std::string label =
+      fmt::format(", {} queue{}, {} flows", queues, queues > 1 ? "s" : "", kFlows);
   const auto both = [&](std::string direction, const auto& measure) {
     const std::string path = fmt::format("{} over TAP{}", direction, label);
     fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
@@ -533,12 +535,10 @@ void measure_multi_queue(size_t queues, Duration length, uint16_t& port, std::ve
     Row row{path, measure(false), measure(true), false, true, kFlows, queues, direction};
     rows.push_back(std::move(row));
   };
-  both("kernel -> stack", [&](bool md5) {
-    return tap_kernel_to_stack_flows(rig, md5, length, port, kFlows);
-  });
-  both("stack -> kernel", [&](bool md5) {
-    return tap_stack_to_kernel_flows(rig, md5, length, port, kFlows);
-  });
+  both("kernel -> stack",
+       [&](bool md5) { return tap_kernel_to_stack_flows(rig, md5, length, port, kFlows); });
+  both("stack -> kernel",
+       [&](bool md5) { return tap_stack_to_kernel_flows(rig, md5, length, port, kFlows); });
   const EventLoopStats loop = rig.loop().stats();
   fmt::print("  stack: TcpRetransSegs {}; TAP: {} frames read, {} written, {} send drops\n",
              rig.stack().counters()[Counter::TcpRetransSegs], loop.frames_received,
@@ -575,9 +575,14 @@ int run(Duration length, std::string_view only) {
     const auto both = [&](std::string path, bool baseline, size_t flows) {
       fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
                  length.seconds_f(), length.seconds_f());
-      Row row{path, veth_flows(other, false, length, port, flows),
+      Row row{path,
+              veth_flows(other, false, length, port, flows),
               veth_flows(other, true, length, static_cast<uint16_t>(port + flows), flows),
-              baseline, false, flows, 0, ""};
+              baseline,
+              false,
+              flows,
+              0,
+              ""};
       port = static_cast<uint16_t>(port + 2 * flows);
       rows.push_back(std::move(row));
     };

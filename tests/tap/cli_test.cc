@@ -43,10 +43,9 @@ TEST_CASE("up: the required options alone") {
 }
 
 TEST_CASE("up: every common option, in both spellings") {
-  const auto parsed =
-      up({"--tap=t1", "--addr", "198.18.0.2/24", "--host-addr=198.18.0.1/24", "--mac",
-          "02:00:00:00:00:09", "--pcap", "out.pcap", "--stats=s.json", "--trace",
-          "--tap-queues=16"});
+  const auto parsed = up({"--tap=t1", "--addr", "198.18.0.2/24", "--host-addr=198.18.0.1/24",
+                          "--mac", "02:00:00:00:00:09", "--pcap", "out.pcap", "--stats=s.json",
+                          "--trace", "--tap-queues=16"});
   REQUIRE(std::holds_alternative<UpOptions>(parsed));
   const CommonOptions& options = std::get<UpOptions>(parsed).common;
   CHECK(options.tap == "t1");

@@ -68,7 +68,7 @@ TEST_CASE("flow_queue: one queue per flow, every queue used, the rest on queue 0
     REQUIRE(queue < used.size());
     ++used[queue];
   }
-  for (const int count : used) CHECK(count > 0);  // 256 neighbouring ports reach all 16
+  for (const int count : used) CHECK(count > 0);             // 256 neighbouring ports reach all 16
   CHECK(flow_queue(ipv4_frame(1, 0), 4) == 0);               // ICMP
   CHECK(flow_queue(ipv4_frame(6, 40001, 0x2000), 16) == 0);  // a fragment: no ports to hash
   auto arp = tcp;

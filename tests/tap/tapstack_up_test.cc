@@ -104,28 +104,28 @@ TEST_CASE("runtime failures: exit 1 and one line that names the fix") {
     check_one_error_line(result, "not a TAP");
   }
   SUBCASE("--tap-queues 2 on a TAP made without multi-queue") {
-    REQUIRE(run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap"},
-                        kRunTimeout)
-                .exit_code == 0);
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap"}, kRunTimeout)
+            .exit_code == 0);
     check_one_error_line(run_process(tapstack_up({"--tap-queues", "2"}), kRunTimeout),
                          "made without multi-queue, so it cannot take --tap-queues 2: use "
                          "--tap-queues 1");
   }
   SUBCASE("--tap-queues 1 on a TAP made with multi-queue") {
-    REQUIRE(run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap",
-                         "multi_queue"},
-                        kRunTimeout)
-                .exit_code == 0);
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue"},
+                    kRunTimeout)
+            .exit_code == 0);
     check_one_error_line(run_process(tapstack_up({}), kRunTimeout),
                          "made with multi-queue: use --tap-queues 2 or more");
   }
   SUBCASE("--tap-queues 2 on a multi-queue TAP made beforehand: it runs") {
-    REQUIRE(run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap",
-                         "multi_queue"},
-                        kRunTimeout)
-                .exit_code == 0);
-    auto child = ChildProcess::start(
-        tapstack_up({"--host-addr", "198.18.0.1/24", "--tap-queues", "2"}));
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue"},
+                    kRunTimeout)
+            .exit_code == 0);
+    auto child =
+        ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24", "--tap-queues", "2"}));
     REQUIRE(child);
     REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
     const ProcessResult ping = run_process(

@@ -48,8 +48,8 @@ TEST_CASE("bad arguments: exit 2, one line on stderr, nothing on stdout") {
       {"serve", "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "5", "--tap-queues=x"},
       {"connect", "--tap", "tap0", "--addr", "198.18.0.2/24", "--to", "198.18.0.1:5",
        "--tap-queues", "99"},
-      {"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
-       "1", "--peer-as", "2", "--tap-queues", "0"},
+      {"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as", "1",
+       "--peer-as", "2", "--tap-queues", "0"},
       {"help", "nosuchcommand"},
       {"--version", "extra"},
   };

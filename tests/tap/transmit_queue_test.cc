@@ -7,9 +7,9 @@
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
-#include <netinet/in.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
