@@ -104,8 +104,12 @@ EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int
       options_(options),
       wake_fd_(wake_fd),
       read_buffer_(kReadBufferSize) {
+  for (size_t queue = 0; queue < tap_.queue_count(); ++queue) {
+    poll_fds_.push_back({tap_.fd(queue), POLLIN, 0});
+  }
+  poll_fds_.push_back({wake_fd_, POLLIN, 0});
   if (options_.transmit_queue_bytes > 0) {
-    transmit_queue_ = std::make_unique<TransmitQueue>(tap_, options_.transmit_queue_bytes);
+    transmit_queues_ = std::make_unique<TransmitQueues>(tap_, options_.transmit_queue_bytes);
   }
   stack_.set_transmit_sink(
       [this](ByteView frame, const FrameOffload& offload) { transmit(frame, offload); },
@@ -114,7 +118,7 @@ EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int
 
 EventLoop::~EventLoop() {
   stack_.set_transmit_sink({});
-  transmit_queue_.reset();  // writes what it holds
+  transmit_queues_.reset();  // writes what they hold
   close(wake_fd_);
 }
 
@@ -140,18 +144,33 @@ Status EventLoop::run_once(Duration max_wait) {
   }
   const timespec timeout = to_timespec(sleep);
 
-  pollfd fds[2] = {{tap_.fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  const int ready = ppoll(fds, 2, sleep == Duration::max() ? nullptr : &timeout, nullptr);
+  const size_t queues = tap_.queue_count();
+  const int ready = ppoll(poll_fds_.data(), poll_fds_.size(),
+                          sleep == Duration::max() ? nullptr : &timeout, nullptr);
   if (ready < 0 && errno != EINTR) return errno_error(errno, "waiting in ppoll()");
   ++stats_.wakeups;
   if (ready <= 0) return Ok{};
 
-  if (fds[1].revents & POLLIN) clear_wakeups();
-  if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-    return Error{EIO, fmt::format("TAP interface '{}' failed or was removed", tap_.name())};
+  if (poll_fds_[queues].revents & POLLIN) clear_wakeups();
+  for (size_t queue = 0; queue < queues; ++queue) {
+    if (poll_fds_[queue].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      return Error{EIO, fmt::format("TAP interface '{}' failed or was removed", tap_.name())};
+    }
   }
-  if (fds[0].revents & POLLIN) return drain_tap();
-  return Ok{};
+  // Each wake-up starts at the next queue, so that a flood on one cannot starve the others.
+  size_t budget = options_.read_budget;
+  const size_t first = first_queue_;
+  first_queue_ = (first_queue_ + 1) % queues;
+  // One burst for the stack: what this wake-up reads is acknowledged once, at its end (as GRO
+  // makes Linux acknowledge one NIC poll), which saves the kernel a receive path per ACK.
+  stack_.begin_burst();
+  Status status = Ok{};
+  for (size_t i = 0; i < queues && status; ++i) {
+    const size_t queue = (first + i) % queues;
+    if (poll_fds_[queue].revents & POLLIN) status = drain_tap(queue, budget);
+  }
+  stack_.end_burst(monotonic_now());
+  return status;
 }
 
 void EventLoop::request_stop() {
@@ -170,10 +189,10 @@ void EventLoop::clear_wakeups() {
   [[maybe_unused]] const ssize_t size = ::read(wake_fd_, &count, sizeof count);
 }
 
-// Reads until the TAP has nothing more (or the budget is spent): one wake-up, many frames.
-Status EventLoop::drain_tap() {
-  for (size_t i = 0; i < options_.read_budget; ++i) {
-    auto size = tap_.read(read_buffer_);
+// Reads until the queue has nothing more (or the budget is spent): one wake-up, many frames.
+Status EventLoop::drain_tap(size_t queue, size_t& budget) {
+  for (; budget > 0; --budget) {
+    auto size = tap_.read(queue, read_buffer_);
     if (!size) return is_would_block(size.error()) ? Status(Ok{}) : Status(size.error());
     ByteView frame(read_buffer_.data(), *size);
     FrameOffload offload;
@@ -203,15 +222,16 @@ void EventLoop::transmit(ByteView frame, const FrameOffload& offload) {
     write_virtio_net_header(header, frame, offload);
     head = header;
   }
-  // A short frame (an ACK, ARP) goes out at once when nothing waits before it: handing it to
-  // the transmit thread would cost a wake-up more than the write itself. Data frames, whose
-  // writes carry the kernel's receive work, go through the thread.
-  if (transmit_queue_ && (frame.size() > kDirectWriteMax || !transmit_queue_->idle())) {
+  // A short frame (an ACK, ARP) goes out at once when nothing waits before it on its flow's
+  // queue: handing it to a transmit thread would cost a wake-up more than the write itself.
+  // Data frames, whose writes carry the kernel's receive work, go through the threads.
+  const size_t queue = transmit_queues_ ? transmit_queues_->queue_of(frame) : 0;
+  if (transmit_queues_ && (frame.size() > kDirectWriteMax || !(*transmit_queues_)[queue].idle())) {
     if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
-    if (!transmit_queue_->push(head, frame)) ++stats_.send_errors;
+    if (!(*transmit_queues_)[queue].push(head, frame)) ++stats_.send_errors;
     return;
   }
-  const auto written = tap_.write(head, frame);
+  const auto written = tap_.write(queue, head, frame);
   if (written) {
     ++stats_.frames_sent;
     if (frame_tap_) frame_tap_(FrameDirection::Sent, frame);
@@ -225,9 +245,9 @@ void EventLoop::transmit(ByteView frame, const FrameOffload& offload) {
 
 EventLoopStats EventLoop::stats() const {
   EventLoopStats stats = stats_;
-  if (transmit_queue_) {
-    transmit_queue_->flush();
-    const TransmitQueueStats queued = transmit_queue_->stats();
+  if (transmit_queues_) {
+    transmit_queues_->flush();
+    const TransmitQueueStats queued = transmit_queues_->stats();
     stats.frames_sent += queued.frames_sent;
     stats.send_drops += queued.send_drops;
     stats.send_errors += queued.send_errors;
@@ -236,9 +256,9 @@ EventLoopStats EventLoop::stats() const {
 }
 
 std::string EventLoop::last_send_error() const {
-  if (transmit_queue_) {
-    transmit_queue_->flush();
-    if (std::string error = transmit_queue_->last_error(); !error.empty()) return error;
+  if (transmit_queues_) {
+    transmit_queues_->flush();
+    if (std::string error = transmit_queues_->last_error(); !error.empty()) return error;
   }
   return last_send_error_;
 }

@@ -1,8 +1,11 @@
 // The event loop that drives a sans-I/O Stack from a TAP device and the monotonic clock:
 // run due timers and the caller's hook; sleep in ppoll() until a frame arrives, the stack's
 // next deadline comes or someone wakes the loop; drain the TAP; repeat until stopped.
+// A multi-queue TAP is read through all its queues (the kernel spreads its frames over them by
+// flow), and written through one transmit thread per queue.
 #pragma once
 
+#include <poll.h>
 #include <signal.h>
 
 #include <atomic>
@@ -33,13 +36,15 @@ struct EventLoopStats {
 
 struct EventLoopOptions {
   // Frames read per wake-up before timers and the hook get their turn, so that a flood
-  // cannot starve them. The next ppoll() returns at once if more are waiting.
+  // cannot starve them (shared by the queues of a multi-queue TAP). The next ppoll() returns
+  // at once if more are waiting.
   size_t read_budget = 1024;
   // The longest run() sleeps with nothing to do; a hook that needs to run periodically sets
   // it. Duration::max(): sleep until a frame, a deadline or a wake-up.
   Duration max_sleep = Duration::max();
-  // Frames leave through a transmit thread (tap/transmit_queue.h) holding up to this many
-  // bytes of them; 0 writes each frame to the TAP on the loop's thread as it is made.
+  // Frames leave through a transmit thread (tap/transmit_queue.h), one per queue of the TAP,
+  // each holding up to this many bytes of them; 0 writes each frame to the TAP on the loop's
+  // thread as it is made.
   size_t transmit_queue_bytes = 2 << 20;
 };
 
@@ -83,7 +88,8 @@ class EventLoop {
  private:
   EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int wake_fd);
   void transmit(ByteView frame, const FrameOffload& offload);
-  Status drain_tap();
+  // Reads queue `queue` of the TAP until it is empty or budget frames were read.
+  Status drain_tap(size_t queue, size_t& budget);
   void run_due_timers(Instant now);
   void clear_wakeups();
 
@@ -97,7 +103,9 @@ class EventLoop {
   EventLoopStats stats_;
   std::string last_send_error_;
   std::vector<uint8_t> read_buffer_;
-  std::unique_ptr<TransmitQueue> transmit_queue_;
+  std::vector<pollfd> poll_fds_;  // the TAP's queues, then wake_fd_
+  size_t first_queue_ = 0;        // the queue drained first on the next wake-up, in turn
+  std::unique_ptr<TransmitQueues> transmit_queues_;
 };
 
 // While alive, SIGINT and SIGTERM stop one loop; the previous handlers come back afterwards.

@@ -81,29 +81,87 @@ Status check_interface_name(std::string_view name) {
   return Ok{};
 }
 
-Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads) {
+namespace {
+
+// Attaches fd to the TAP `name` as TUNSETIFF with flags would; false with errno set when the
+// kernel refuses.
+bool set_interface(int fd, std::string_view name, short flags, std::string& attached_name) {
+  ifreq request{};
+  request.ifr_flags = flags;
+  std::memcpy(request.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &request) != 0) return false;
+  attached_name.assign(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ));
+  return true;
+}
+
+// Linux's tun_set_iff() answers EINVAL both for an interface that is no TAP and for a TAP
+// whose IFF_MULTI_QUEUE differs from the request's. Asking again with the flag flipped tells
+// them apart; a probe that attaches is closed at once, which leaves a persistent TAP as it was.
+bool multi_queue_differs(std::string_view name, short flags) {
+  const int probe = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (probe < 0) return false;
+  std::string ignored;
+  const bool attached =
+      set_interface(probe, name, static_cast<short>(flags ^ IFF_MULTI_QUEUE), ignored);
+  const int code = errno;
+  close(probe);
+  return attached || code == EBUSY;
+}
+
+Error multi_queue_error(std::string_view name, size_t queues) {
+  if (queues > 1) {
+    return Error{EINVAL, fmt::format("TAP interface '{}' exists and was made without multi-queue, "
+                                     "so it cannot take --tap-queues {}: use --tap-queues 1, or "
+                                     "delete it (ip link del {}) and let tapstack create it, or "
+                                     "make it with `ip tuntap add dev {} mode tap multi_queue`",
+                                     name, queues, name, name)};
+  }
+  return Error{EINVAL, fmt::format("TAP interface '{}' exists and was made with multi-queue: use "
+                                   "--tap-queues 2 or more, or delete it (ip link del {})",
+                                   name, name)};
+}
+
+}  // namespace
+
+Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads, size_t queues) {
   if (!name.empty()) {
     if (auto valid = check_interface_name(name); !valid) return valid.error();
   }
-  const int fd = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return open_tun_error(errno);
-  TapDevice device(fd, std::string(name));
-
-  ifreq request{};
+  if (queues < 1 || queues > kMaxTapQueues) {
+    return Error{EINVAL,
+                 fmt::format("a TAP is opened with 1 to {} queues, not {}", kMaxTapQueues, queues)};
+  }
+  TapDevice device{std::string(name)};
   const bool offload = offloads == TapOffloads::TcpOffloads;
-  request.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0));
-  std::memcpy(request.ifr_name, name.data(), name.size());
-  if (ioctl(fd, TUNSETIFF, &request) != 0) return attach_error(errno, name);
-  device.name_ = std::string(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ));
+  const bool multi_queue = queues > 1;
+  const short flags = static_cast<short>(IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) |
+                                         (multi_queue ? IFF_MULTI_QUEUE : 0));
+  for (size_t queue = 0; queue < queues; ++queue) {
+    const int fd = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return open_tun_error(errno);
+    device.fds_.push_back(fd);
+    // The first queue creates the interface (or attaches to it), the others attach to the
+    // interface by the name it got: Linux's tun_attach() for each.
+    const std::string_view attach_to = queue == 0 ? name : std::string_view(device.name_);
+    if (!set_interface(fd, attach_to, flags, device.name_)) {
+      const int code = errno;
+      if (code == EINVAL && !attach_to.empty() && multi_queue_differs(attach_to, flags)) {
+        return multi_queue_error(attach_to, queues);
+      }
+      return attach_error(code, attach_to);
+    }
+  }
   if (offload) {
     device.virtio_net_header_ = true;
+    // Both are settings of the device, not of a queue: set through the first.
     int size = kVirtioNetHeaderSize;
-    if (ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) {
+    if (ioctl(device.fd(), TUNSETVNETHDRSZ, &size) != 0) {
       return errno_error(errno,
                          fmt::format("setting the virtio-net header size of '{}'", device.name_));
     }
     // Linux: tun_set_offload() → the device's features gain NETIF_F_HW_CSUM and NETIF_F_TSO.
-    if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) != 0) {
+    if (ioctl(device.fd(), TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) !=
+        0) {
       return errno_error(errno, fmt::format("turning on TCP offloads of '{}'", device.name_));
     }
   }
@@ -111,14 +169,14 @@ Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads) {
 }
 
 TapDevice::TapDevice(TapDevice&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
+    : fds_(std::exchange(other.fds_, {})),
       name_(std::move(other.name_)),
       virtio_net_header_(other.virtio_net_header_) {}
 
 TapDevice& TapDevice::operator=(TapDevice&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
+    close_all();
+    fds_ = std::exchange(other.fds_, {});
     name_ = std::move(other.name_);
     virtio_net_header_ = other.virtio_net_header_;
   }
@@ -126,12 +184,17 @@ TapDevice& TapDevice::operator=(TapDevice&& other) noexcept {
 }
 
 TapDevice::~TapDevice() {
-  if (fd_ >= 0) close(fd_);
+  close_all();
 }
 
-Result<size_t> TapDevice::read(MutableByteView buffer) {
+void TapDevice::close_all() {
+  for (const int fd : fds_) close(fd);
+  fds_.clear();
+}
+
+Result<size_t> TapDevice::read(size_t queue, MutableByteView buffer) {
   for (;;) {
-    const ssize_t size = ::read(fd_, buffer.data(), buffer.size());
+    const ssize_t size = ::read(fds_[queue], buffer.data(), buffer.size());
     if (size >= 0) return static_cast<size_t>(size);
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return would_block_error();
@@ -143,13 +206,13 @@ Status TapDevice::write(ByteView frame) {
   return write({}, frame);
 }
 
-Status TapDevice::write(ByteView head, ByteView body) {
+Status TapDevice::write(size_t queue, ByteView head, ByteView body) {
   iovec parts[2] = {{const_cast<uint8_t*>(head.data()), head.size()},
                     {const_cast<uint8_t*>(body.data()), body.size()}};
   const size_t total = head.size() + body.size();
   for (;;) {
-    const ssize_t size =
-        head.empty() ? ::write(fd_, body.data(), body.size()) : ::writev(fd_, parts, 2);
+    const ssize_t size = head.empty() ? ::write(fds_[queue], body.data(), body.size())
+                                      : ::writev(fds_[queue], parts, 2);
     if (size == static_cast<ssize_t>(total)) return Ok{};
     if (size >= 0) {
       return Error{EIO, fmt::format("writing to TAP interface '{}': {} of {} bytes written", name_,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "stack/address.h"
 #include "stack/bytes.h"
@@ -31,13 +32,22 @@ enum class TapOffloads { None, TcpOffloads };
 // Linux: struct virtio_net_hdr (include/uapi/linux/virtio_net.h), in the host's byte order.
 constexpr size_t kVirtioNetHeaderSize = 10;
 
+// The most queues a TAP is opened with here. Linux allows MAX_TAP_QUEUES (256) per device;
+// more queues than cores gain nothing, and each costs a transmit thread.
+constexpr size_t kMaxTapQueues = 16;
+
 class TapDevice {
  public:
   // Creates the TAP interface `name` in the calling thread's network namespace, or attaches
   // to it if it exists already (a persistent TAP made with `ip tuntap add mode tap`). An
   // empty name lets the kernel choose one ("tap0", "tap1", ...). Created interfaces vanish
   // when the device is closed. Linux: tun_set_iff().
-  static Result<TapDevice> open(std::string_view name, TapOffloads offloads = TapOffloads::None);
+  // queues > 1 opens that many queues of one multi-queue TAP (IFF_MULTI_QUEUE): each is a
+  // file descriptor of its own, and the kernel runs the receive path of a frame written to a
+  // queue on the writer's core, and spreads the frames it sends over the queues by flow
+  // (tun_select_queue()). queues == 1 opens an ordinary single-queue TAP.
+  static Result<TapDevice> open(std::string_view name, TapOffloads offloads = TapOffloads::None,
+                                size_t queues = 1);
 
   TapDevice(TapDevice&& other) noexcept;
   TapDevice& operator=(TapDevice&& other) noexcept;
@@ -45,18 +55,23 @@ class TapDevice {
   TapDevice& operator=(const TapDevice&) = delete;
   ~TapDevice();
 
-  int fd() const { return fd_; }
+  // Queue 0's file descriptor: the only one of a single-queue TAP.
+  int fd() const { return fds_.front(); }
+  int fd(size_t queue) const { return fds_[queue]; }
+  size_t queue_count() const { return fds_.size(); }
   const std::string& name() const { return name_; }
   // Frames read and written start with a virtio-net header (TapOffloads::TcpOffloads).
   bool virtio_net_header() const { return virtio_net_header_; }
 
-  // Reads one whole frame into buffer and returns its size; a frame longer than buffer is
-  // cut to fit. Error EAGAIN (is_would_block()) when no frame is waiting.
-  Result<size_t> read(MutableByteView buffer);
+  // Reads one whole frame from a queue into buffer and returns its size; a frame longer
+  // than buffer is cut to fit. Error EAGAIN (is_would_block()) when no frame is waiting.
+  Result<size_t> read(MutableByteView buffer) { return read(0, buffer); }
+  Result<size_t> read(size_t queue, MutableByteView buffer);
   // Writes one whole frame. Error EAGAIN when the kernel's queue for the device is full.
   Status write(ByteView frame);
-  // Writes head and body as one frame (head: the virtio-net header).
-  Status write(ByteView head, ByteView body);
+  // Writes head and body as one frame (head: the virtio-net header), to queue 0 or `queue`.
+  Status write(ByteView head, ByteView body) { return write(0, head, body); }
+  Status write(size_t queue, ByteView head, ByteView body);
 
   // The kernel side's view of the interface, through rtnetlink.
   Result<uint32_t> mtu() const;
@@ -64,9 +79,10 @@ class TapDevice {
   Result<MacAddress> kernel_mac() const;
 
  private:
-  TapDevice(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  explicit TapDevice(std::string name) : name_(std::move(name)) {}
+  void close_all();
 
-  int fd_ = -1;
+  std::vector<int> fds_;  // one per queue; never empty once open() returned it
   std::string name_;
   bool virtio_net_header_ = false;
 };

@@ -11,10 +11,15 @@
 // The queue is one contiguous ring of bytes, allocated once, holding frames back to back;
 // one producer (the loop's thread) and one consumer (the transmit thread). When it is full,
 // push() waits for room: the queue exerts back-pressure, like a qdisc, instead of dropping.
+//
+// A multi-queue TAP (IFF_MULTI_QUEUE) gets one TransmitQueue per queue (TransmitQueues):
+// Linux then runs the receive work of N writers on N cores. Frames of one flow always take
+// the same queue, so they are never reordered against each other.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -33,8 +38,9 @@ struct TransmitQueueStats {
 
 class TransmitQueue {
  public:
-  // capacity: bytes of frames the queue holds (rounded up to a power of two).
-  TransmitQueue(TapDevice& tap, size_t capacity);
+  // capacity: bytes of frames the queue holds (rounded up to a power of two); the thread
+  // writes to the TAP's queue `tap_queue`.
+  TransmitQueue(TapDevice& tap, size_t capacity, size_t tap_queue = 0);
   TransmitQueue(const TransmitQueue&) = delete;
   TransmitQueue& operator=(const TransmitQueue&) = delete;
   // Writes what is queued, then stops the thread.
@@ -60,6 +66,7 @@ class TransmitQueue {
   void write_one(const uint8_t* record, uint32_t size);
 
   TapDevice& tap_;
+  size_t tap_queue_;
   std::vector<uint8_t> ring_;
   uint32_t mask_;
   // Byte positions, free-running modulo 2^32: the producer advances head_, the consumer
@@ -75,6 +82,35 @@ class TransmitQueue {
   mutable std::mutex error_mutex_;
   std::string last_error_;
   std::thread thread_;
+};
+
+// Which of `queues` queues the frame leaves by: a hash of its flow, the IPv4 addresses and TCP
+// or UDP ports, so that a connection's segments keep their order; 0 for everything else (ARP,
+// ICMP, fragments), which has no order to keep across flows. Linux makes the same choice for
+// its own multi-queue devices by skb_get_hash() (netdev_pick_tx()); any hash that is the same
+// for every segment of a connection will do here.
+size_t flow_queue(ByteView frame, size_t queues);
+
+// One TransmitQueue per queue of the TAP, each frame pushed to its flow's.
+class TransmitQueues {
+ public:
+  // capacity: bytes each queue holds.
+  TransmitQueues(TapDevice& tap, size_t capacity);
+
+  size_t size() const { return queues_.size(); }
+  TransmitQueue& operator[](size_t queue) { return *queues_[queue]; }
+  size_t queue_of(ByteView frame) const { return flow_queue(frame, queues_.size()); }
+
+  // Queues head and frame on the frame's flow's queue (head: a virtio-net header, or empty).
+  bool push(ByteView head, ByteView frame) { return queues_[queue_of(frame)]->push(head, frame); }
+  void flush();
+  // The sums over the queues.
+  TransmitQueueStats stats() const;
+  // The last error any queue saw; empty when none did.
+  std::string last_error() const;
+
+ private:
+  std::vector<std::unique_ptr<TransmitQueue>> queues_;
 };
 
 }  // namespace tapstack

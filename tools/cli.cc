@@ -72,6 +72,18 @@ std::string parse_path(CommandLine& line, std::string_view option, std::string_v
   return std::string(text);
 }
 
+size_t parse_tap_queues(CommandLine& line, std::string_view text) {
+  size_t queues = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), queues);
+  if (error != std::errc{} || end != text.data() + text.size() || queues < 1 ||
+      queues > kMaxTapQueues) {
+    line.fail(fmt::format("bad --tap-queues '{}': expected a number of queues from 1 to {}", text,
+                          kMaxTapQueues));
+    return 1;
+  }
+  return queues;
+}
+
 uint16_t parse_port(CommandLine& line, std::string_view text) {
   const auto port = parse_port_number(text);
   if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
@@ -185,6 +197,11 @@ const std::string_view kCommonOptionsHelp =
   --no-offloads          one TCP segment per TAP frame: no virtio-net header, no TSO
                          (by default unsigned TCP moves up to 64 KiB per frame each way,
                          as the kernel's own devices do; signed segments never do)
+  --tap-queues N         open N queues of a multi-queue TAP (IFF_MULTI_QUEUE, 1 to 16;
+                         default 1) and write each through a thread of its own, so that
+                         the kernel's receive work for our frames runs on up to N cores;
+                         each TCP connection stays on one queue. An existing TAP must
+                         have been made with multi_queue for N above 1
   -h, --help             show this help
 )";
 
@@ -262,6 +279,8 @@ bool parse_common_option(CommandLine& line, CommonOptions& options) {
   } else if (line.is("--no-offloads")) {
     line.flag();
     options.offloads = false;
+  } else if (line.is("--tap-queues")) {
+    options.tap_queues = parse_tap_queues(line, line.value());
   } else {
     return false;
   }

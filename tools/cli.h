@@ -53,6 +53,7 @@ struct CommonOptions {
   std::string stats_path;                  // --stats FILE: counters as JSON at exit
   bool trace = false;                      // --trace: trace lines on stderr
   bool offloads = true;                    // --no-offloads: a TAP without virtio-net headers
+  size_t tap_queues = 1;                   // --tap-queues N: queues of a multi-queue TAP
 };
 
 // A decimal port number from 1 to 65535, digits only; nullopt on anything else.

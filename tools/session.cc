@@ -51,7 +51,8 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
     pcap.emplace(std::move(*writer));
   }
   auto tap =
-      TapDevice::open(options.tap, options.offloads ? TapOffloads::TcpOffloads : TapOffloads::None);
+      TapDevice::open(options.tap, options.offloads ? TapOffloads::TcpOffloads : TapOffloads::None,
+                      options.tap_queues);
   if (!tap) return tap.error();
 
   std::unique_ptr<Session> session(
@@ -136,9 +137,11 @@ void Session::attach_outputs() {
 std::string Session::describe() const {
   const std::string kernel_side =
       options_.host_addr ? options_.host_addr->to_string() : std::string("configured elsewhere");
-  return fmt::format("{} at {} on TAP '{}' (MTU {}); kernel side {} at {}",
+  const std::string queues =
+      tap_.queue_count() > 1 ? fmt::format(", {} queues", tap_.queue_count()) : std::string();
+  return fmt::format("{} at {} on TAP '{}' (MTU {}{}); kernel side {} at {}",
                      options_.addr.to_string(), stack_->config().mac.to_string(), tap_.name(), mtu_,
-                     kernel_side, kernel_mac_.to_string());
+                     queues, kernel_side, kernel_mac_.to_string());
 }
 
 Status Session::run_until_signal() {

@@ -12,14 +12,20 @@
 //               as `--no-offloads` does (one segment per frame);
 //   over veth:  two kernel sockets in two network namespaces joined by a veth pair with
 //               offloads off (TSO, GSO, GRO: the baseline), with TCP_MD5SIG on both
-//               sockets and without; then with the offloads on, for reference.
+//               sockets and without; then with the offloads on, for reference;
+//   multi-queue: the TAP as `--tap-queues 1` and `--tap-queues 2` open it (offloads on), each
+//               with two connections at once, one per queue (a connection never leaves its
+//               queue, so one connection cannot use two), both directions, with and without
+//               MD5; beside two connections at once over the veth pair with offloads off.
 //
 // The sender sends for the given time and then shuts down writing; the receiver counts from
 // its first byte to the end of stream. Everything runs in private network namespaces, on
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
 // bazel run //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
-//     [kernel-to-stack|stack-to-kernel|no-offloads|veth|tool: those paths alone]
+//     [kernel-to-stack|stack-to-kernel|no-offloads|veth|multi-queue|tool: those paths
+//      alone; multi-queue also measures the veth baselines, for its ratios]
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,10 +33,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -42,6 +53,7 @@
 
 #include "tap/clock.h"
 #include "tap/netlink.h"
+#include "tap/transmit_queue.h"
 #include "tests/md5_kernel/kernel_side.h"
 #include "tests/md5_kernel/peers.h"
 #include "tests/md5_kernel/rig.h"
@@ -61,11 +73,50 @@ constexpr Ipv4Interface kVethB = {Ipv4Address::from_octets(198, 18, 1, 2), 24};
 struct Rate {
   uint64_t bytes = 0;
   double seconds = 0;
+  // CPU time, where measured (the multi-queue rows): the loop's thread, the transmit threads,
+  // and the kernel peers' threads, each with the kernel's work inside their system calls.
+  uint64_t loop_cpu_ns = 0;
+  uint64_t transmit_cpu_ns = 0;
+  uint64_t peer_cpu_ns = 0;
   double mib_per_second() const { return seconds > 0 ? bytes / seconds / (1 << 20) : 0; }
 };
 
-// Sends a fixed buffer for `length`, then shuts down writing; returns the bytes sent.
-uint64_t kernel_source(int fd, Duration length) {
+// The calling thread's CPU time (Linux: the task's sum_exec_runtime).
+uint64_t thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// The CPU time of the transmit threads (named tapstack-tx<queue>), from
+// /proc/self/task/*/schedstat: the kernel's receive path of every frame they write is in it.
+uint64_t transmit_threads_cpu_ns() {
+  uint64_t sum = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    uint64_t ns = 0;
+    std::ifstream(task.path() / "schedstat") >> ns;
+    if (name.starts_with("tapstack-tx")) sum += ns;
+  }
+  return sum;
+}
+
+// Flows measured at once: their bytes together over the longest of their times.
+Rate combined(const std::vector<Rate>& rates) {
+  Rate sum;
+  for (const Rate& rate : rates) {
+    sum.bytes += rate.bytes;
+    sum.seconds = std::max(sum.seconds, rate.seconds);
+    sum.peer_cpu_ns += rate.peer_cpu_ns;
+  }
+  return sum;
+}
+
+// Sends a fixed buffer for `length`, then shuts down writing; returns the thread's CPU time
+// and counts what it sent in *sent.
+uint64_t kernel_source(int fd, Duration length, uint64_t* sent_bytes = nullptr) {
+  const uint64_t cpu = thread_cpu_ns();
   const std::vector<uint8_t> chunk(kChunk, 0x5a);
   const auto end = Clock::now() + std::chrono::nanoseconds(length.ns());
   uint64_t sent = 0;
@@ -77,11 +128,13 @@ uint64_t kernel_source(int fd, Duration length) {
     if (n > 0) sent += static_cast<uint64_t>(n);
   }
   shutdown(fd, SHUT_WR);
-  return sent;
+  if (sent_bytes) *sent_bytes = sent;
+  return thread_cpu_ns() - cpu;
 }
 
 // Reads until the end of stream (or the deadline): bytes, and the time from first to last.
 Rate kernel_sink(int fd, Clock::time_point deadline) {
+  const uint64_t cpu = thread_cpu_ns();
   std::vector<uint8_t> buffer(kChunk);
   Rate rate;
   Clock::time_point first{};
@@ -95,6 +148,7 @@ Rate kernel_sink(int fd, Clock::time_point deadline) {
     rate.bytes += static_cast<uint64_t>(n);
   }
   rate.seconds = std::chrono::duration<double>(Clock::now() - first).count();
+  rate.peer_cpu_ns = thread_cpu_ns() - cpu;
   return rate;
 }
 
@@ -168,6 +222,137 @@ Rate tap_stack_to_kernel(TapRig& rig, bool md5, Duration length, uint16_t port) 
   return rate;
 }
 
+// The TAP queue that the stack's frames of a connection take (flow_queue(), as the event loop
+// picks it), from the two ends of the kernel's socket.
+size_t stack_queue_of(const Connection& connection, size_t queues) {
+  sockaddr_in kernel{};
+  sockaddr_in stack{};
+  socklen_t size = sizeof kernel;
+  getsockname(connection.kernel.get(), reinterpret_cast<sockaddr*>(&kernel), &size);
+  size = sizeof stack;
+  getpeername(connection.kernel.get(), reinterpret_cast<sockaddr*>(&stack), &size);
+  std::vector<uint8_t> frame(14 + 20 + 20);
+  store_be16(&frame[12], 0x0800);
+  frame[14] = 0x45;
+  frame[14 + 9] = IPPROTO_TCP;
+  std::memcpy(&frame[14 + 12], &stack.sin_addr, 4);
+  std::memcpy(&frame[14 + 16], &kernel.sin_addr, 4);
+  std::memcpy(&frame[34], &stack.sin_port, 2);
+  std::memcpy(&frame[36], &kernel.sin_port, 2);
+  return flow_queue(frame, queues);
+}
+
+// `flows` connections, the i-th on queue i % queues of the TAP, so that the figures show the
+// queues and not the luck of the hash: one that lands elsewhere is closed and the next port
+// tried. Fewer than `flows` when 64 ports did not do.
+std::vector<Connection> connect_flows(TapRig& rig, Listener who, bool md5, uint16_t& port,
+                                      size_t flows) {
+  std::vector<Connection> chosen;
+  for (int attempt = 0; chosen.size() < flows && attempt < 64; ++attempt) {
+    auto connection = connect_over_tap(rig, who, md5, port++);
+    if (!connection) continue;
+    if (stack_queue_of(*connection, rig.queue_count()) == chosen.size() % rig.queue_count()) {
+      chosen.push_back(std::move(*connection));
+    } else {
+      close_connection(rig, *connection);
+    }
+  }
+  if (chosen.size() < flows)
+    fmt::print("  only {} of {} connections formed\n", chosen.size(), flows);
+  return chosen;
+}
+
+// kernel -> stack over `flows` connections at once, each from a kernel thread of its own.
+Rate tap_kernel_to_stack_flows(TapRig& rig, bool md5, Duration length, uint16_t& port,
+                               size_t flows) {
+  std::vector<Connection> connections = connect_flows(rig, Listener::Stack, md5, port, flows);
+  if (connections.size() < flows) return {};
+  const uint64_t loop_cpu = thread_cpu_ns();
+  const uint64_t transmit_cpu = transmit_threads_cpu_ns();
+  std::atomic<uint64_t> peer_cpu{0};
+  std::vector<std::jthread> senders;
+  for (const Connection& c : connections) {
+    senders.emplace_back(
+        [&c, &peer_cpu, length] { peer_cpu += kernel_source(c.kernel.get(), length); });
+  }
+  std::vector<uint8_t> buffer(kChunk);
+  Rate rate;
+  Instant first;
+  std::vector<bool> ended(flows, false);
+  size_t ended_count = 0;
+  rig.set_hook([&](Instant now) {
+    for (size_t i = 0; i < flows; ++i) {
+      while (!ended[i]) {
+        const auto n = rig.tcp().receive(connections[i].stack, buffer, now);
+        if (!n) break;
+        if (*n == 0) {
+          ended[i] = true;
+          ++ended_count;
+          break;
+        }
+        if (rate.bytes == 0) first = now;
+        rate.bytes += *n;
+      }
+    }
+  });
+  rig.pump_until([&] { return ended_count == flows; }, length + Duration::seconds(10));
+  rate.seconds = (monotonic_now() - first).seconds_f();
+  rate.loop_cpu_ns = thread_cpu_ns() - loop_cpu;
+  rate.transmit_cpu_ns = transmit_threads_cpu_ns() - transmit_cpu;
+  rig.set_hook({});
+  senders.clear();  // joins
+  rate.peer_cpu_ns = peer_cpu.load();
+  for (Connection& c : connections) close_connection(rig, c);
+  return rate;
+}
+
+// stack -> kernel over `flows` connections at once, each read by a kernel thread of its own.
+Rate tap_stack_to_kernel_flows(TapRig& rig, bool md5, Duration length, uint16_t& port,
+                               size_t flows) {
+  std::vector<Connection> connections = connect_flows(rig, Listener::Kernel, md5, port, flows);
+  if (connections.size() < flows) return {};
+  const auto deadline =
+      Clock::now() + std::chrono::nanoseconds((length + Duration::seconds(10)).ns());
+  const uint64_t loop_cpu = thread_cpu_ns();
+  const uint64_t transmit_cpu = transmit_threads_cpu_ns();
+  std::vector<std::future<Rate>> receivers;
+  for (const Connection& c : connections) {
+    receivers.push_back(std::async(
+        std::launch::async, [&c, deadline] { return kernel_sink(c.kernel.get(), deadline); }));
+  }
+  const std::vector<uint8_t> chunk(kChunk, 0xa5);
+  const Instant end = monotonic_now() + length;
+  std::vector<bool> shut(flows, false);
+  rig.set_hook([&](Instant now) {
+    for (size_t i = 0; i < flows; ++i) {
+      if (shut[i]) continue;
+      if (now >= end) {
+        shut[i] = rig.tcp().shutdown(connections[i].stack, ShutdownHow::Write, now).ok();
+        continue;
+      }
+      while (rig.tcp().send(connections[i].stack, chunk, now)) {
+      }
+    }
+  });
+  rig.pump_until(
+      [&] {
+        return std::all_of(receivers.begin(), receivers.end(), [](const std::future<Rate>& r) {
+          return r.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        });
+      },
+      length + Duration::seconds(11));
+  const uint64_t loop_cpu_used = thread_cpu_ns() - loop_cpu;
+  const uint64_t transmit_cpu_used = transmit_threads_cpu_ns() - transmit_cpu;
+  rig.set_hook({});
+  std::vector<Rate> rates;
+  for (auto& receiver : receivers) rates.push_back(receiver.get());
+  for (Connection& c : connections) close_connection(rig, c);
+  Rate rate = combined(rates);
+  rate.loop_cpu_ns = loop_cpu_used;
+  rate.transmit_cpu_ns = transmit_cpu_used;
+  return rate;
+}
+
 // Kernel to kernel: a listener in the namespace `other` (a thread moved there), the sender here.
 Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t port) {
   const std::vector<PeerKey> to_b = {{kVethB.address, 32, kSeedKey}};
@@ -200,6 +385,20 @@ Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t 
   poll(&entry, 1, 5000);
   if (connect_result(client.get()) == 0) kernel_source(client.get(), length);
   return receiver.get();
+}
+
+// `flows` veth connections at once, on ports port .. port + flows - 1.
+Rate veth_flows(const Fd& other, bool md5, Duration length, uint16_t port, size_t flows) {
+  std::vector<std::future<Rate>> runs;
+  for (size_t i = 0; i < flows; ++i) {
+    const uint16_t p = static_cast<uint16_t>(port + i);
+    runs.push_back(std::async(std::launch::async, [&other, md5, length, p] {
+      return veth_kernel_to_kernel(other, md5, length, p);
+    }));
+  }
+  std::vector<Rate> rates;
+  for (auto& run : runs) rates.push_back(run.get());
+  return combined(rates);
 }
 
 // TSO, GSO and GRO off (on = false), so that the kernel pays per segment on both ends, as MD5
@@ -249,27 +448,57 @@ struct Row {
   Rate md5;
   bool baseline = false;  // Linux <-> Linux over veth with offloads off: the measure
   bool tap = false;
+  size_t flows = 1;   // connections at once; a row's ratios are against the baseline with as many
+  size_t queues = 0;  // of the TAP, for the multi-queue rows; 0 elsewhere
+  std::string direction;
 };
 
 void print(const std::vector<Row>& rows) {
-  fmt::print("\n{:<40} {:>13} {:>11} {:>9}\n", "path", "no key MiB/s", "MD5 MiB/s", "MD5/none");
+  fmt::print("\n{:<52} {:>13} {:>11} {:>9}\n", "path", "no key MiB/s", "MD5 MiB/s", "MD5/none");
   for (const Row& row : rows) {
-    fmt::print("{:<40} {:>13.1f} {:>11.1f} {:>9.3f}\n", row.path, row.plain.mib_per_second(),
+    fmt::print("{:<52} {:>13.1f} {:>11.1f} {:>9.3f}\n", row.path, row.plain.mib_per_second(),
                row.md5.mib_per_second(), ratio(row.md5, row.plain));
   }
-  const auto baseline =
-      std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.baseline; });
-  if (baseline != rows.end()) {
-    fmt::print("\nagainst {}, keyed alike [goals: MD5 >= 2, no key >= 0.8]:\n", baseline->path);
+  for (const Row& baseline : rows) {
+    if (!baseline.baseline) continue;
+    fmt::print("\nagainst {}, keyed alike [goals: MD5 >= 2, no key >= 0.8]:\n", baseline.path);
     for (const Row& row : rows) {
-      if (&row == &*baseline) continue;
-      fmt::print("  {:<40} no key {:>7.3f}   MD5 {:>7.3f}\n", row.path,
-                 ratio(row.plain, baseline->plain), ratio(row.md5, baseline->md5));
+      if (&row == &baseline || row.baseline || row.flows != baseline.flows) continue;
+      fmt::print("  {:<52} no key {:>7.3f}   MD5 {:>7.3f}\n", row.path,
+                 ratio(row.plain, baseline.plain), ratio(row.md5, baseline.md5));
     }
+  }
+  bool header = false;
+  for (const Row& row : rows) {
+    if (row.queues < 2) continue;
+    const auto one = std::find_if(rows.begin(), rows.end(), [&](const Row& r) {
+      return r.queues == 1 && r.flows == row.flows && r.direction == row.direction;
+    });
+    if (one == rows.end()) continue;
+    if (!header) fmt::print("\nmulti-queue against one queue, same flows, same run:\n");
+    header = true;
+    fmt::print("  {:<52} no key {:>7.3f}   MD5 {:>7.3f}\n", row.path, ratio(row.plain, one->plain),
+               ratio(row.md5, one->md5));
+  }
+  fmt::print(
+      "\nCPU per signed segment (MD5 bytes / 1440, the MSS with the option), µs: the loop's "
+      "thread, the transmit threads (the kernel's receive path inside write()), the kernel "
+      "peers' threads; the wall time per segment; cores busy:\n");
+  for (const Row& row : rows) {
+    if (row.queues == 0 || row.md5.bytes == 0) continue;
+    const double segments = row.md5.bytes / 1440.0;
+    const auto us = [&](uint64_t ns) { return ns / 1e3 / segments; };
+    fmt::print(
+        "  {:<52} loop {:>5.2f}  transmit {:>5.2f}  peers {:>5.2f}  wall {:>5.2f}  "
+        "cores {:.2f}\n",
+        row.path, us(row.md5.loop_cpu_ns), us(row.md5.transmit_cpu_ns), us(row.md5.peer_cpu_ns),
+        row.md5.seconds * 1e6 / segments,
+        (row.md5.loop_cpu_ns + row.md5.transmit_cpu_ns + row.md5.peer_cpu_ns) / 1e9 /
+            row.md5.seconds);
   }
   fmt::print("\nraw:\n");
   for (const Row& row : rows) {
-    fmt::print("  {:<40} no key {} bytes in {:.2f} s, MD5 {} bytes in {:.2f} s\n", row.path,
+    fmt::print("  {:<52} no key {} bytes in {:.2f} s, MD5 {} bytes in {:.2f} s\n", row.path,
                row.plain.bytes, row.plain.seconds, row.md5.bytes, row.md5.seconds);
   }
 }
@@ -281,7 +510,7 @@ void measure_tap(TapRig& rig, std::string_view label, Duration length, std::stri
   const auto both = [&](std::string path, const auto& measure) {
     fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
                length.seconds_f(), length.seconds_f());
-    Row row{path, measure(false, port), measure(true, port + 1), false, true};
+    Row row{path, measure(false, port), measure(true, port + 1), false, true, 1, 0, ""};
     port += 2;
     rows.push_back(std::move(row));
   };
@@ -348,7 +577,7 @@ Rate tool_kernel_to_stack(bool md5, Duration length, uint16_t port) {
   if (connect_result(client.get()) != 0) return {};
   const auto start = Clock::now();
   Rate rate;
-  rate.bytes = kernel_source(client.get(), length);
+  kernel_source(client.get(), length, &rate.bytes);
   kernel_sink(client.get(), Clock::now() + std::chrono::seconds(10));
   rate.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const testing::ProcessResult result = tool->wait(std::chrono::milliseconds(10'000));
@@ -411,7 +640,7 @@ void measure_tool(Duration length, uint16_t& port, std::vector<Row>& rows) {
   const auto both = [&](std::string path, const auto& measure) {
     fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
                length.seconds_f(), length.seconds_f());
-    Row row{path, measure(false, port), measure(true, port + 1), false, true};
+    Row row{path, measure(false, port), measure(true, port + 1), false, true, 1, 0, ""};
     port += 2;
     rows.push_back(std::move(row));
   };
@@ -421,10 +650,37 @@ void measure_tool(Duration length, uint16_t& port, std::vector<Row>& rows) {
        [&](bool md5, uint16_t p) { return tool_stack_to_kernel(md5, length, p); });
 }
 
+// Two connections at once over a TAP of `queues` queues, one connection per queue: both
+// directions, without a key and with. A rig of its own (a fresh namespace): call it while no
+// other rig is alive.
+void measure_multi_queue(size_t queues, Duration length, uint16_t& port, std::vector<Row>& rows) {
+  constexpr size_t kFlows = 2;
+  TapRig rig(TapOffloads::TcpOffloads, queues);
+  rig.set_logging(false);
+  const std::string label =
+      fmt::format(", {} queue{}, {} flows", queues, queues > 1 ? "s" : "", kFlows);
+  const auto both = [&](std::string direction, const auto& measure) {
+    const std::string path = fmt::format("{} over TAP{}", direction, label);
+    fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
+               length.seconds_f(), length.seconds_f());
+    Row row{path, measure(false), measure(true), false, true, kFlows, queues, direction};
+    rows.push_back(std::move(row));
+  };
+  both("kernel -> stack",
+       [&](bool md5) { return tap_kernel_to_stack_flows(rig, md5, length, port, kFlows); });
+  both("stack -> kernel",
+       [&](bool md5) { return tap_stack_to_kernel_flows(rig, md5, length, port, kFlows); });
+  const EventLoopStats loop = rig.loop().stats();
+  fmt::print("  stack: TcpRetransSegs {}; TAP: {} frames read, {} written, {} send drops\n",
+             rig.stack().counters()[Counter::TcpRetransSegs], loop.frames_received,
+             loop.frames_sent, loop.send_drops);
+}
+
 // only: "" for every path, else one of kPaths (for a profile of one path).
 int run(Duration length, std::string_view only) {
   std::vector<Row> rows;
   uint16_t port = 6666;
+  const bool multi_queue = only.empty() || only == "multi-queue";
   if (only.empty() || only == "tool") {
     // A private namespace of its own, entered while this is the only thread.
     testing::enter_private_netns_or_skip();
@@ -434,7 +690,9 @@ int run(Duration length, std::string_view only) {
     // Enters a private namespace first, while this is the only thread. The TAP as the
     // tapstack tool opens it: virtio-net headers, TSO both ways for unsigned connections.
     TapRig rig(TapOffloads::TcpOffloads);
-    if (only != "veth" && only != "no-offloads") measure_tap(rig, "", length, only, port, rows);
+    if (only != "veth" && only != "no-offloads" && only != "multi-queue") {
+      measure_tap(rig, "", length, only, port, rows);
+    }
   }
   if (only.empty() || only == "no-offloads") {
     // A namespace of its own again (the first rig's threads are gone): tapstack --no-offloads,
@@ -442,19 +700,34 @@ int run(Duration length, std::string_view only) {
     TapRig rig(TapOffloads::None);
     measure_tap(rig, ", --no-offloads", length, "", port, rows);
   }
-  if (only.empty() || only == "veth") {
+  if (multi_queue) {
+    uint16_t multi_port = 20000;
+    measure_multi_queue(1, length, multi_port, rows);
+    measure_multi_queue(2, length, multi_port, rows);
+  }
+  if (only.empty() || only == "veth" || multi_queue) {
+    // In the namespace of the last rig: the veth pair's ends there and in one more.
     const Fd other = make_veth_pair();
-    const auto both = [&](std::string path, bool baseline) {
+    const auto both = [&](std::string path, bool baseline, size_t flows) {
       fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
                  length.seconds_f(), length.seconds_f());
-      Row row{path, veth_kernel_to_kernel(other, false, length, port),
-              veth_kernel_to_kernel(other, true, length, port + 1), baseline, false};
-      port += 2;
+      Row row{path,
+              veth_flows(other, false, length, port, flows),
+              veth_flows(other, true, length, static_cast<uint16_t>(port + flows), flows),
+              baseline,
+              false,
+              flows,
+              0,
+              ""};
+      port = static_cast<uint16_t>(port + 2 * flows);
       rows.push_back(std::move(row));
     };
-    both("kernel -> kernel over veth, offloads off", true);
-    veth_offloads_on(other);
-    both("kernel -> kernel over veth, offloads on", false);
+    both("kernel -> kernel over veth, offloads off", true, 1);
+    if (multi_queue) both("kernel -> kernel over veth, offloads off, 2 flows", true, 2);
+    if (only != "multi-queue") {
+      veth_offloads_on(other);
+      both("kernel -> kernel over veth, offloads on", false, 1);
+    }
   }
   print(rows);
   return 0;
@@ -467,7 +740,8 @@ int main(int argc, char** argv) {
   int seconds = 3;
   const std::string_view only = argc > 2 ? argv[2] : "";
   const bool known_path = only.empty() || only == "kernel-to-stack" || only == "stack-to-kernel" ||
-                          only == "no-offloads" || only == "veth" || only == "tool";
+                          only == "no-offloads" || only == "veth" || only == "multi-queue" ||
+                          only == "tool";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
@@ -475,7 +749,7 @@ int main(int argc, char** argv) {
         !known_path || argc > 3) {
       fmt::print(stderr,
                  "usage: md5_throughput_bench [seconds per measurement, 1..30] "
-                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth|tool]\n");
+                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth|multi-queue|tool]\n");
       return 2;
     }
   }

@@ -17,9 +17,9 @@ constexpr uint8_t kProtocolTcp = 6;
 
 }  // namespace
 
-TapRig::TapRig(TapOffloads offloads) {
+TapRig::TapRig(TapOffloads offloads, size_t queues) {
   testing::enter_private_netns_or_skip();
-  tap_.emplace(value_or_throw(TapDevice::open(kTapName, offloads), "opening the TAP"));
+  tap_.emplace(value_or_throw(TapDevice::open(kTapName, offloads, queues), "opening the TAP"));
   auto netlink = value_or_throw(Rtnetlink::open(), "rtnetlink");
   ok_or_throw(netlink.add_ipv4_address(kTapName, kKernelInterface), "kernel address");
   ok_or_throw(netlink.set_link_up(kTapName), "link up");

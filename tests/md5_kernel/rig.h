@@ -51,8 +51,9 @@ class TapRig {
   // network namespace, so call it while the process has one thread. Throws
   // std::runtime_error when the setup fails.
   // offloads: TcpOffloads for a TAP with virtio-net headers and TSO both ways (the tapstack
-  // tool's default); the tests that write raw frames use None.
-  explicit TapRig(TapOffloads offloads = TapOffloads::None);
+  // tool's default); the tests that write raw frames use None. queues > 1: a multi-queue TAP
+  // (tapstack --tap-queues).
+  explicit TapRig(TapOffloads offloads = TapOffloads::None, size_t queues = 1);
   ~TapRig();
   TapRig(const TapRig&) = delete;
   TapRig& operator=(const TapRig&) = delete;
@@ -79,6 +80,7 @@ class TapRig {
   // Writes a frame into the TAP as if the stack had sent it, past the stack and the log.
   void write_to_kernel(ByteView frame);
   MacAddress kernel_mac() const;
+  size_t queue_count() const { return tap_->queue_count(); }
   int kernel_ifindex() const;
 
  private:

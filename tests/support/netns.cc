@@ -50,9 +50,9 @@ void enter_private_netns_or_skip() {
 }
 
 TapDevice open_tap_in_private_netns(std::string_view name,
-                                    std::optional<Ipv4Interface> kernel_address) {
+                                    std::optional<Ipv4Interface> kernel_address, size_t queues) {
   enter_private_netns_or_skip();
-  auto tap = TapDevice::open(name);
+  auto tap = TapDevice::open(name, TapOffloads::None, queues);
   if (!tap) throw std::runtime_error(tap.error().message);
   auto netlink = Rtnetlink::open();
   if (!netlink) throw std::runtime_error(netlink.error().message);

@@ -30,9 +30,11 @@ Status enter_private_netns();
 void enter_private_netns_or_skip();
 
 // The first lines of most TAP tests: enter_private_netns_or_skip(), then the TAP `name` in the
-// new namespace with its kernel side up, and kernel_address on that side when one is given.
-// Throws std::runtime_error, saying what failed, when the TAP or its setup does.
+// new namespace with its kernel side up, and kernel_address on that side when one is given;
+// queues > 1: a multi-queue TAP with that many queues. Throws std::runtime_error, saying
+// what failed, when the TAP or its setup does.
 TapDevice open_tap_in_private_netns(std::string_view name,
-                                    std::optional<Ipv4Interface> kernel_address = std::nullopt);
+                                    std::optional<Ipv4Interface> kernel_address = std::nullopt,
+                                    size_t queues = 1);
 
 }  // namespace tapstack::testing

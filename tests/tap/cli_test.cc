@@ -39,12 +39,13 @@ TEST_CASE("up: the required options alone") {
   CHECK(options.pcap_path.empty());
   CHECK(options.stats_path.empty());
   CHECK_FALSE(options.trace);
+  CHECK(options.tap_queues == 1);
 }
 
 TEST_CASE("up: every common option, in both spellings") {
-  const auto parsed =
-      up({"--tap=t1", "--addr", "198.18.0.2/24", "--host-addr=198.18.0.1/24", "--mac",
-          "02:00:00:00:00:09", "--pcap", "out.pcap", "--stats=s.json", "--trace"});
+  const auto parsed = up({"--tap=t1", "--addr", "198.18.0.2/24", "--host-addr=198.18.0.1/24",
+                          "--mac", "02:00:00:00:00:09", "--pcap", "out.pcap", "--stats=s.json",
+                          "--trace", "--tap-queues=16"});
   REQUIRE(std::holds_alternative<UpOptions>(parsed));
   const CommonOptions& options = std::get<UpOptions>(parsed).common;
   CHECK(options.tap == "t1");
@@ -53,6 +54,7 @@ TEST_CASE("up: every common option, in both spellings") {
   CHECK(options.pcap_path == "out.pcap");
   CHECK(options.stats_path == "s.json");
   CHECK(options.trace);
+  CHECK(options.tap_queues == 16);
 }
 
 TEST_CASE("up: help wins") {
@@ -95,6 +97,13 @@ TEST_CASE("up: bad command lines are usage errors that say what is wrong") {
       {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--mac", "00:00:00:00:00:00"}, "unicast"},
       {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--trace=yes"}, "takes no value"},
       {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--pcap"}, "option --pcap needs a value"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "0"}, "bad --tap-queues '0'"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "17"}, "from 1 to 16"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "two"}, "bad --tap-queues"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "2x"}, "bad --tap-queues"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "-1"}, "bad --tap-queues"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues=+2"}, "bad --tap-queues"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues"}, "needs a value"},
   };
   for (const Case& c : cases) {
     CAPTURE(fmt::format("{}", fmt::join(c.args, " ")));

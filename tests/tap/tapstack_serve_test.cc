@@ -1,6 +1,7 @@
 // `tapstack serve` end to end against kernel clients, in a private network namespace: 64 MiB
 // byte-exact into a file, print to stdout, discard, 200 concurrent echo connections, a peer
-// that resets, and SIGTERM with connections open.
+// that resets, and SIGTERM with connections open; and over a multi-queue TAP (--tap-queues 2),
+// one connection of 16 MiB and 50 concurrent echo connections.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -142,6 +143,56 @@ TEST_CASE("serve --mode echo: 200 concurrent kernel connections, each echoed byt
   CHECK(count_lines_with(result.err, "aborted") == 0);
   CHECK(result.err.find("stopped by SIGTERM") != std::string::npos);
   CHECK(result.err.find(fmt::format("{} connections", kConnections)) != std::string::npos);
+}
+
+TEST_CASE("serve --tap-queues 2: one kernel connection byte-exact, then 50 echoed at once") {
+  enter_private_netns_or_skip();
+  constexpr uint64_t k16MiB = uint64_t{16} << 20;
+  constexpr size_t kConnections = 50;
+  auto serve = start_serve({"--port", "5000", "--mode", "echo", "--tap-queues", "2"});
+  REQUIRE_MESSAGE(serve, serve.error().message);
+
+  {
+    KernelSocket socket = connect_to_serve(5000);
+    REQUIRE(socket.set_congestion_control("cubic"));
+    const Transfer transfer =
+        exchange(socket, {.seed = 7, .size = k16MiB}, deadline_in(kTransferLimit));
+    CHECK(transfer.ok());
+    CHECK(transfer.received == k16MiB);
+    CHECK(transfer.received_digest == pattern_digest(7, k16MiB));
+  }
+  // Many flows: the stack's frames spread over both queues and their threads, the kernel's
+  // over both by its own hash, and every connection still gets its bytes whole and in order.
+  std::vector<KernelSocket> sockets;
+  std::vector<Outgoing> outgoing;
+  for (size_t i = 0; i < kConnections; ++i) {
+    auto socket = KernelSocket::start_connect(kStackAddress, 5000);
+    REQUIRE_MESSAGE(socket, socket.error().message);
+    sockets.push_back(std::move(*socket));
+    outgoing.push_back({.seed = 200 + i, .size = 65536 + 1021 * i});
+  }
+  const std::vector<Transfer> transfers =
+      exchange_all(sockets, outgoing, deadline_in(kTransferLimit));
+  size_t exact = 0;
+  for (size_t i = 0; i < kConnections; ++i) {
+    const Transfer& t = transfers[i];
+    CAPTURE(i);
+    CAPTURE(t.error);
+    const bool echoed = t.ok() && t.received == outgoing[i].size &&
+                        t.received_digest == pattern_digest(outgoing[i].seed, outgoing[i].size);
+    CHECK(echoed);
+    exact += echoed;
+  }
+  CHECK(exact == kConnections);
+
+  serve->send_signal(SIGTERM);
+  const ProcessResult result = serve->wait(kExitLimit);
+  CAPTURE(result.err);
+  CHECK(result.describe() == "exit 0");
+  CHECK(result.err.find("(MTU 1500, 2 queues)") != std::string::npos);
+  CHECK(count_lines_with(result.err, " closed: ") == kConnections + 1);
+  CHECK(count_lines_with(result.err, "aborted") == 0);
+  CHECK(result.err.find("dropped (TAP queue full)") == std::string::npos);
 }
 
 TEST_CASE("serve --once: a peer that resets is reported, and the exit is 1") {

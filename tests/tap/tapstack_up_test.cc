@@ -1,6 +1,7 @@
 // `tapstack up` end to end, as a user runs it, in a private network namespace: the kernel
 // pings it, SIGINT stops it, the stats and pcap files hold the run; and the runtime failures
-// (busy interface, not a TAP, no CAP_NET_ADMIN) exit 1 with one line that names the fix.
+// (busy interface, not a TAP, a TAP whose multi-queue flag differs from --tap-queues, no
+// CAP_NET_ADMIN) exit 1 with one line that names the fix.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -108,6 +109,39 @@ TEST_CASE("runtime failures: exit 1 and one line that names the fix") {
     const ProcessResult result = run_process(
         {tapstack_binary(), "up", "--tap", "lo", "--addr", "198.18.0.2/24"}, kRunTimeout);
     check_one_error_line(result, "not a TAP");
+  }
+  SUBCASE("--tap-queues 2 on a TAP made without multi-queue") {
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap"}, kRunTimeout)
+            .exit_code == 0);
+    check_one_error_line(run_process(tapstack_up({"--tap-queues", "2"}), kRunTimeout),
+                         "made without multi-queue, so it cannot take --tap-queues 2: use "
+                         "--tap-queues 1");
+  }
+  SUBCASE("--tap-queues 1 on a TAP made with multi-queue") {
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue"},
+                    kRunTimeout)
+            .exit_code == 0);
+    check_one_error_line(run_process(tapstack_up({}), kRunTimeout),
+                         "made with multi-queue: use --tap-queues 2 or more");
+  }
+  SUBCASE("--tap-queues 2 on a multi-queue TAP made beforehand: it runs") {
+    REQUIRE(
+        run_process({"/usr/sbin/ip", "tuntap", "add", "dev", "tap0", "mode", "tap", "multi_queue"},
+                    kRunTimeout)
+            .exit_code == 0);
+    auto child =
+        ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24", "--tap-queues", "2"}));
+    REQUIRE(child);
+    REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+    const ProcessResult ping = run_process(
+        {"/usr/bin/ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2"}, kRunTimeout);
+    CHECK(ping.out.find("2 received") != std::string::npos);
+    child->send_signal(SIGTERM);
+    const ProcessResult result = child->wait(kRunTimeout);
+    CHECK(result.describe() == "exit 0");
+    CHECK(result.out.find("2 queues") != std::string::npos);
   }
   SUBCASE("no CAP_NET_ADMIN") {
     const ProcessResult result =

@@ -42,6 +42,14 @@ TEST_CASE("bad arguments: exit 2, one line on stderr, nothing on stdout") {
       {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--mac", "nonsense"},
       {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--unknown"},
       {"up", "--tap", "name-longer-than-15", "--addr", "198.18.0.2/24"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "0"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "17"},
+      {"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--tap-queues", "1.5"},
+      {"serve", "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "5", "--tap-queues=x"},
+      {"connect", "--tap", "tap0", "--addr", "198.18.0.2/24", "--to", "198.18.0.1:5",
+       "--tap-queues", "99"},
+      {"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as", "1",
+       "--peer-as", "2", "--tap-queues", "0"},
       {"help", "nosuchcommand"},
       {"--version", "extra"},
   };
@@ -71,6 +79,10 @@ TEST_CASE("help: on stdout, exit 0") {
     CHECK(result.err.empty());
   }
   CHECK(tapstack({"up", "--help"}).out.find("--host-addr") != std::string::npos);
+  for (const std::string command : {"up", "serve", "connect", "bgp"}) {
+    CAPTURE(command);
+    CHECK(tapstack({command, "--help"}).out.find("--tap-queues N") != std::string::npos);
+  }
 }
 
 // The binary under test was built in this test's configuration, so it must describe the same
