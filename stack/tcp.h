@@ -50,17 +50,18 @@ enum class ShutdownHow { Read, Write, Both };
 // Per-socket options (setsockopt's TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL,
 // TCP_KEEPCNT, SO_SNDBUF, SO_RCVBUF, TCP_USER_TIMEOUT).
 struct SocketOptions {
-  bool no_delay = false;
-  bool keepalive = false;
   Duration keepalive_idle = Duration::seconds(7200);     // RFC 1122 §4.2.3.6: at least 2 h
   Duration keepalive_interval = Duration::seconds(75);
+  Duration user_timeout = Duration::zero();  // 0: the retry limit decides (tcp_retries2)
   int keepalive_probes = 9;
   // Big enough for 1 Gbit/s over 10 ms (1.25 MB in flight); memory is taken only as data
   // waits, so an idle connection costs next to nothing.
   uint32_t send_buffer = 4 << 20;
   uint32_t receive_buffer = 4 << 20;
-  Duration user_timeout = Duration::zero();  // 0: the retry limit decides (tcp_retries2)
+  bool no_delay = false;
+  bool keepalive = false;
   bool cubic = true;  // CUBIC (RFC 9438), Linux's default; false: NewReno (TCP_CONGESTION)
+  // (Durations first, flags last: every connection holds a copy, 48 bytes rather than 56.)
 };
 
 // Stack-wide TCP settings, Linux's defaults unless said otherwise.

@@ -153,6 +153,14 @@ void measure(size_t n, bool exchange) {
       static_cast<double>(rss_after) / (1 << 20));
   if (established != n)
     fmt::print("  only {} of {} connections were established\n", established, n);
+  const auto start = std::chrono::steady_clock::now();
+  malloc_trim(0);
+  const auto took = std::chrono::steady_clock::now() - start;
+  const uint64_t rss_trimmed = resident_bytes();
+  fmt::print("  malloc_trim: {:.1f} ms, RSS {:>5.0f} B per end, {:.1f} MiB in all\n",
+             std::chrono::duration<double, std::milli>(took).count(),
+             per_end(static_cast<double>(rss_trimmed - rss_before), established),
+             static_cast<double>(rss_trimmed) / (1 << 20));
 }
 
 void print_control_block() {
