@@ -92,6 +92,8 @@ void Tcp::destroy(Connection& c) {
       if (c.in_accept_queue) std::erase(l.listen->accept_queue, c.id);
     }
   }
+  freed_buffer_bytes_ +=
+      c.send_buffer.allocated() + c.receive_buffer.allocated() + c.out_of_order_bytes();
   if (c.state == TcpState::Listen) {
     listeners_.erase(c.local_port);
   } else if (c.remote_port != 0) {
@@ -473,6 +475,32 @@ std::vector<SocketId> Tcp::sockets() const {
   for (const auto& [id, c] : connections_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+Result<SocketMemory> Tcp::memory(SocketId id) const {
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  const Connection& c = **found;
+  SocketMemory m;
+  m.control_block = sizeof(Connection);
+  m.send_buffer = c.send_buffer.allocated();
+  m.receive_buffer = c.receive_buffer.allocated();
+  if (c.out_of_order) {
+    m.out_of_order = sizeof(OutOfOrderQueue) + c.out_of_order->bytes +
+                     c.out_of_order->segments.capacity() * sizeof(OutOfOrderSegment);
+  }
+  if (c.scoreboard) {
+    m.sack_scoreboard = sizeof(SackScoreboard) + c.scoreboard->blocks.capacity() * sizeof(SackBlock);
+  }
+  if (c.cubic) m.congestion = sizeof(CubicState);
+  if (c.md5_keys) {
+    m.md5_keys = sizeof(md5opt::KeyTable) +
+                 c.md5_keys->entries().size() * sizeof(md5opt::KeyTable::Entry);
+  }
+  if (c.listen) {
+    m.listener = sizeof(ListenerState) + c.listen->accept_queue.size() * sizeof(SocketId);
+  }
+  return m;
 }
 
 size_t Tcp::buffer_memory() const {

@@ -15,6 +15,7 @@
 #include "stack/error.h"
 #include "stack/stack.h"
 #include "stack/time.h"
+#include "tap/memory_release.h"
 #include "tap/tap_device.h"
 #include "tap/transmit_queue.h"
 
@@ -41,6 +42,9 @@ struct EventLoopOptions {
   // Frames leave through a transmit thread (tap/transmit_queue.h) holding up to this many
   // bytes of them; 0 writes each frame to the TAP on the loop's thread as it is made.
   size_t transmit_queue_bytes = 2 << 20;
+  // When socket buffers freed this much, the allocator is asked to give free memory back to
+  // the system (malloc_trim), at most once per second; 0: never (tap/memory_release.h).
+  size_t release_freed_memory = 1 << 20;
 };
 
 class EventLoop {
@@ -98,6 +102,7 @@ class EventLoop {
   std::string last_send_error_;
   std::vector<uint8_t> read_buffer_;
   std::unique_ptr<TransmitQueue> transmit_queue_;
+  MemoryRelease memory_release_;
 };
 
 // While alive, SIGINT and SIGTERM stop one loop; the previous handlers come back afterwards.
