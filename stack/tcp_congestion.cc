@@ -14,6 +14,13 @@ constexpr double kRenoAlpha = 3 * (1 - kCubicBeta) / (1 + kCubicBeta);  // §4.3
 
 double segments(const Connection& c) { return static_cast<double>(c.cwnd) / c.mss; }
 
+// Made the first time CUBIC needs it, so that a connection that never leaves slow start (most
+// of them) does not carry it; all zero then, as it would have been all along.
+CubicState& cubic_state(Connection& c) {
+  if (!c.cubic) c.cubic = std::make_unique<CubicState>();
+  return *c.cubic;
+}
+
 // RFC 5681 §3.1 with RFC 3465's byte counting: one MSS per window acknowledged.
 void reno_avoidance(Connection& c, uint32_t acked) {
   c.bytes_acked += acked;
@@ -25,7 +32,7 @@ void reno_avoidance(Connection& c, uint32_t acked) {
 
 // RFC 9438 §4.2-4.5. Linux: cubictcp_cong_avoid(), bictcp_update() (tcp_cubic.c)
 void cubic_avoidance(Connection& c, uint32_t acked, Instant now) {
-  CubicState& s = c.cubic;
+  CubicState& s = cubic_state(c);
   if (!s.in_epoch) {
     s.in_epoch = true;
     s.epoch = now;
@@ -64,7 +71,7 @@ uint32_t congestion_ssthresh_after_loss(Connection& c) {
   if (c.congestion == CongestionAlgorithm::NewReno) {
     return std::max(c.in_flight() / 2, 2u * c.mss);  // RFC 5681 equation (4)
   }
-  CubicState& s = c.cubic;
+  CubicState& s = cubic_state(c);
   const double w = segments(c);
   // §4.7 fast convergence: a flow whose window keeps shrinking releases bandwidth sooner.
   s.w_max = w < s.w_last_max ? w * (1 + kCubicBeta) / 2 : w;
@@ -82,7 +89,7 @@ void congestion_after_idle(Connection& c, uint32_t restart_window, Duration idle
     cwnd >>= 1;
   }
   c.cwnd = std::max(cwnd, restart_window);
-  if (c.cubic.in_epoch) c.cubic.epoch = c.cubic.epoch + idle;
+  if (c.cubic && c.cubic->in_epoch) c.cubic->epoch = c.cubic->epoch + idle;
 }
 
 void congestion_on_ack(Connection& c, uint32_t acked, Instant now) {

@@ -75,10 +75,10 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Ad
   store_be16(options + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
   n += 4;
   const uint16_t window = cookie_window(listener);
-  listener.synq_overflow_at = now;
+  listener.listen->synq_overflow_at = now;
   stack_.counters_.add(Counter::TcpExtSyncookiesSent);
   stack_.trace_.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
-                     listener.half_open);
+                     listener.listen->half_open);
   emit(source, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
        ByteView(options, n), {}, key, now);
 }
@@ -86,8 +86,8 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Ad
 // Linux: cookie_v4_check(), then tcp_get_cookie_sock() making the connection.
 bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
                      const md5opt::Md5Key* key, Instant now) {
-  if (!config_.syn_cookies || listener.synq_overflow_at.is_never() ||
-      now - listener.synq_overflow_at > kCookieValid) {
+  if (!config_.syn_cookies || listener.listen->synq_overflow_at.is_never() ||
+      now - listener.listen->synq_overflow_at > kCookieValid) {
     return false;
   }
   const uint32_t cookie = (seg.ack - 1).value();
@@ -108,7 +108,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
     return false;
   }
   stack_.counters_.add(Counter::TcpExtSyncookiesRecv);
-  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog) ||
+  if (listener.listen->accept_queue.size() >= static_cast<size_t>(listener.listen->backlog) ||
       connections_.size() >= config_.max_connections) {
     stack_.drop(DropReason::TcpListenOverflow);
     return true;  // dropped without a reset, as Linux does with a full accept queue

@@ -13,7 +13,7 @@ namespace {
 using namespace tcp_flags;
 
 const md5opt::Md5Key* key_for(const Connection& socket, Ipv4Address peer) {
-  return socket.md5_keys.empty() ? nullptr : socket.md5_keys.lookup(md5_address(peer));
+  return socket.md5_keys ? socket.md5_keys->lookup(md5_address(peer)) : nullptr;
 }
 
 // SYN with RST or FIN. Checked after RFC 2385, as Linux does: an unsigned segment to a signed
@@ -148,12 +148,13 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
   // A full accept queue drops the SYN, cookies or not: the application is not keeping up.
   // Linux: sk_acceptq_is_full() in tcp_conn_request()
-  if (listener.accept_queue.size() >= static_cast<size_t>(listener.backlog)) {
+  const ListenerState& queues = *listener.listen;
+  if (queues.accept_queue.size() >= static_cast<size_t>(queues.backlog)) {
     return stack_.drop(DropReason::TcpListenOverflow);
   }
   // A full queue of half-open connections (or no room for one more connection): answer
   // with a cookie, keeping nothing. Linux: tcp_syn_flood_action() in tcp_conn_request()
-  if (listener.half_open >= static_cast<size_t>(listener.backlog) ||
+  if (queues.half_open >= static_cast<size_t>(queues.backlog) ||
       connections_.size() >= config_.max_connections) {
     if (!config_.syn_cookies) {
       stack_.counters_.add(Counter::TcpExtTCPReqQFullDrop);
@@ -183,7 +184,10 @@ Connection& Tcp::create_child(const Connection& listener, Ipv4Address source, ui
   c.passive = true;
   c.listener = listener.id;
   c.options = listener.options;
-  if (key) c.md5_keys.add(md5_address(source), 32, key->bytes());
+  if (key) {
+    c.md5_keys = std::make_unique<md5opt::KeyTable>();
+    c.md5_keys->add(md5_address(source), 32, key->bytes());
+  }
   init_connection(c, now);
   return c;
 }
@@ -192,7 +196,7 @@ Connection& Tcp::create_child(const Connection& listener, Ipv4Address source, ui
 // of half-open connections.
 void Tcp::enter_syn_queue(Connection& listener, Connection& c) {
   flows_.emplace(c.flow(), c.id);
-  ++listener.half_open;
+  ++listener.listen->half_open;
   c.in_syn_queue = true;
   stack_.counters_.add(Counter::TcpPassiveOpens);
 }
@@ -603,7 +607,6 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
     stack_.counters_.add(Counter::TcpExtTCPOFOQueue);
     stack_.trace_.step("out of order by {} bytes: queued, duplicate ACK", seq - c.rcv_nxt);
     queue_out_of_order(c, seq, data, fin);
-    c.latest_out_of_order = seq;
     c.ack_now = true;
     return;
   }
@@ -617,7 +620,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   // than its MSS. Linux: tcp_measure_rcv_mss()
   c.rcv_mss = std::clamp<uint32_t>(static_cast<uint32_t>(data.size()), c.rcv_mss, c.mss);
   // With a FIN here, what is queued lies beyond the end of the stream: fin_received() drops it.
-  if (!c.out_of_order.empty() && !fin) {
+  if (c.out_of_order && !fin) {
     fin = drain_out_of_order(c);
     c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)
   }
@@ -628,13 +631,18 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
 }
 
 void Tcp::queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin) {
-  if (c.out_of_order_bytes + data.size() > config_.max_out_of_order_bytes) {
+  if (c.out_of_order_bytes() + data.size() > config_.max_out_of_order_bytes) {
+    // Still the latest to arrive: the SACK blocks of what is queued follow it.
+    if (c.out_of_order) c.out_of_order->latest = seq;
     return stack_.drop(DropReason::TcpOfoQueueFull);
   }
+  if (!c.out_of_order) c.out_of_order = std::make_unique<OutOfOrderQueue>();
+  OutOfOrderQueue& ofo = *c.out_of_order;
+  ofo.latest = seq;
   // Merge with every queued segment it overlaps or touches, so the queue stays disjoint.
   Seq begin = seq;
   Seq end = seq + static_cast<uint32_t>(data.size());
-  auto& queue = c.out_of_order;
+  auto& queue = ofo.segments;
   auto first = std::find_if(queue.begin(), queue.end(), [&](const auto& s) { return s.end() >= begin; });
   auto last = first;
   while (last != queue.end() && last->seq <= end) ++last;
@@ -646,19 +654,20 @@ void Tcp::queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin) {
   for (auto it = first; it != last; ++it) {
     std::copy(it->data.begin(), it->data.end(), merged.data.begin() + (it->seq - begin));
     merged.fin = merged.fin || (it->fin && it->end() == end);
-    c.out_of_order_bytes -= it->data.size();
+    ofo.bytes -= it->data.size();
   }
   std::copy(data.begin(), data.end(), merged.data.begin() + (seq - begin));
-  c.out_of_order_bytes += merged.data.size();
+  ofo.bytes += merged.data.size();
   const auto at = queue.erase(first, last);
   queue.insert(at, std::move(merged));
 }
 
 // Moves queued segments that now continue the stream into the receive buffer; true when
-// that reached a queued FIN.
+// that reached a queued FIN. An emptied queue is freed.
 bool Tcp::drain_out_of_order(Connection& c) {
-  auto& queue = c.out_of_order;
-  while (!queue.empty() && queue.front().seq <= c.rcv_nxt) {
+  auto& queue = c.out_of_order->segments;
+  bool fin = false;
+  while (!fin && !queue.empty() && queue.front().seq <= c.rcv_nxt) {
     OutOfOrderSegment& s = queue.front();
     if (s.end() > c.rcv_nxt) {
       const size_t skip = static_cast<uint32_t>(c.rcv_nxt - s.seq);
@@ -666,12 +675,12 @@ bool Tcp::drain_out_of_order(Connection& c) {
       c.rcv_nxt += static_cast<uint32_t>(taken);
       if (skip + taken < s.data.size()) return false;  // no room: keep the rest queued
     }
-    const bool fin = s.fin;
-    c.out_of_order_bytes -= s.data.size();
+    fin = s.fin;
+    c.out_of_order->bytes -= s.data.size();
     queue.erase(queue.begin());
-    if (fin) return true;
   }
-  return false;
+  if (queue.empty()) c.out_of_order.reset();
+  return fin;
 }
 
 // Linux: tcp_fin()
@@ -681,8 +690,7 @@ void Tcp::fin_received(Connection& c, Instant now) {
   c.ack_now = true;
   // Nothing comes after the FIN: data queued beyond it is no part of the stream (found by
   // fuzzing: a FIN queued out of order past the real one stayed, and its bytes with it).
-  c.out_of_order.clear();
-  c.out_of_order_bytes = 0;
+  c.out_of_order.reset();
   switch (c.state) {
     case TcpState::Established:
       stack_.trace_.step("FIN → CLOSE-WAIT");
@@ -719,9 +727,9 @@ void Tcp::established(Connection& c, Instant now) {
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {
       Connection& l = *it->second;
-      if (c.in_syn_queue) --l.half_open;
+      if (c.in_syn_queue) --l.listen->half_open;
       c.in_syn_queue = false;
-      l.accept_queue.push_back(c.id);
+      l.listen->accept_queue.push_back(c.id);
       c.in_accept_queue = true;
     }
   }

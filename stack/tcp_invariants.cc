@@ -41,25 +41,29 @@ void check_sequence_space(const Connection& c, size_t max_out_of_order,
                     c.rcv_adv.value()));
   }
   size_t queued = 0;
-  for (size_t i = 0; i < c.out_of_order.size(); ++i) {
-    const OutOfOrderSegment& s = c.out_of_order[i];
+  const auto queue = c.out_of_order_segments();
+  if (c.out_of_order && queue.empty()) bad("out-of-order queue kept while empty");
+  for (size_t i = 0; i < queue.size(); ++i) {
+    const OutOfOrderSegment& s = queue[i];
     queued += s.data.size();
     // Touching segments are merged, so there is a gap between any two.
-    if (i > 0 && !(c.out_of_order[i - 1].end() < s.seq)) bad("out-of-order queue not disjoint");
+    if (i > 0 && !(queue[i - 1].end() < s.seq)) bad("out-of-order queue not disjoint");
     // Only the first may reach back to rcv_nxt: its rest when the receive buffer filled.
     if (!(s.end() > c.rcv_nxt) || (i > 0 && !(s.seq > c.rcv_nxt))) {
       bad(fmt::format("out-of-order data at {} not beyond rcv_nxt {}", s.seq.value(),
                       c.rcv_nxt.value()));
     }
   }
-  if (queued != c.out_of_order_bytes || queued > max_out_of_order) {
+  if (queued != c.out_of_order_bytes() || queued > max_out_of_order) {
     bad(fmt::format("out-of-order queue holds {} bytes, counted {}, limit {}", queued,
-                    c.out_of_order_bytes, max_out_of_order));
+                    c.out_of_order_bytes(), max_out_of_order));
   }
-  for (size_t i = 0; i < c.scoreboard.size(); ++i) {
-    const SackBlock& b = c.scoreboard[i];
+  const auto board = c.sacked();
+  if (c.scoreboard && board.empty()) bad("SACK scoreboard kept while empty");
+  for (size_t i = 0; i < board.size(); ++i) {
+    const SackBlock& b = board[i];
     const bool inside = c.snd_una <= b.left && b.left < b.right && b.right <= c.snd_max;
-    if (!inside || (i > 0 && !(c.scoreboard[i - 1].right < b.left))) {
+    if (!inside || (i > 0 && !(board[i - 1].right < b.left))) {
       bad("SACK scoreboard not sorted, disjoint and within [snd_una, snd_max]");
     }
   }
@@ -100,11 +104,11 @@ std::vector<std::string> Tcp::check_invariants() const {
           std::count_if(connections_.begin(), connections_.end(), [&](const auto& e) {
             return e.second->listener == listener && e.second->state == TcpState::SynReceived;
           });
-      if (static_cast<size_t>(children) != c.half_open) {
+      if (static_cast<size_t>(children) != c.listen->half_open) {
         out.push_back(fmt::format("listener {}: half_open {} but {} children in SYN-RECEIVED", id,
-                                  c.half_open, children));
+                                  c.listen->half_open, children));
       }
-      for (const SocketId child : c.accept_queue) {
+      for (const SocketId child : c.listen->accept_queue) {
         const Connection* a = connections_.contains(child) ? connections_.at(child).get() : nullptr;
         if (!a || a->listener != id || !a->in_accept_queue ||
             one_of(a->state, {TcpState::SynSent, TcpState::SynReceived})) {

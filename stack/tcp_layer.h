@@ -64,6 +64,13 @@ class Tcp {
   size_t connection_count() const { return connections_.size(); }
   // Bytes of buffer memory the connections hold now.
   size_t buffer_memory() const;
+  // What one socket holds, part by part (like `ss -m`).
+  Result<SocketMemory> memory(SocketId id) const;
+  // Bytes of socket buffer memory given back to the allocator since the last call: buffers
+  // trimmed after kBufferTrimDelay idle, and those of connections that ended. The core cannot
+  // make the allocator return memory to the system (that takes a system call); this is the
+  // cue for the code around it that can (tap/memory_release.h).
+  size_t take_freed_buffer_bytes() { return std::exchange(freed_buffer_bytes_, 0); }
   // What is wrong between the layer's own variables (sequence space, queues, timer set,
   // demultiplexing maps), one sentence each; empty when all holds. For the fuzz harness,
   // which calls it after every step; nothing in the stack does (tcp_invariants.cc).
@@ -187,6 +194,7 @@ class Tcp {
   Instant challenge_window_start_;
   uint32_t challenge_acks_in_window_ = 0;
   std::vector<uint8_t> segment_buffer_;
+  size_t freed_buffer_bytes_ = 0;  // see take_freed_buffer_bytes()
   // One MD5 context for the stack (Linux: the per-CPU tcp_md5sig_pool).
   md5opt::Md5Signer signer_;
   // Inside a burst (begin_burst()): the connections whose ACK waits for its end. At most

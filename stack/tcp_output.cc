@@ -239,9 +239,9 @@ size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_
     out[n + 3] = static_cast<uint8_t>(2 + 8 * blocks);
     n += 4;
     // RFC 2018 §4: first the block holding the segment that arrived last, then the others.
-    const auto& queue = c.out_of_order;
+    const auto queue = c.out_of_order_segments();
     const auto latest = std::find_if(queue.begin(), queue.end(), [&](const auto& s) {
-      return seq_in_window(c.latest_out_of_order, s.seq, s.end());
+      return seq_in_window(c.out_of_order->latest, s.seq, s.end());
     });
     auto put = [&](const OutOfOrderSegment& s) {
       store_be32(out + n, s.seq.value());
@@ -272,7 +272,7 @@ size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_
 // How many SACK blocks fit after `used` bytes of other options (RFC 2018 §3: 4 bytes of
 // NOP NOP kind length, 8 per block).
 size_t Tcp::sack_blocks(const Connection& c, size_t used) const {
-  const size_t wanted = c.out_of_order.size() + (c.dsack ? 1 : 0);
+  const size_t wanted = c.out_of_order_segments().size() + (c.dsack ? 1 : 0);
   if (!c.sack || wanted == 0) return 0;
   const size_t space = kTcpMaxHeaderSize - kTcpMinHeaderSize - used;
   return space < 12 ? 0 : std::min((space - 4) / 8, wanted);
@@ -285,8 +285,8 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
 
 // Linux: tcp_v4_md5_lookup()
 const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
-  if (c.md5_keys.empty()) return nullptr;  // the common case costs one branch
-  return c.md5_keys.lookup(md5_address(c.remote_address));
+  if (!c.md5_keys) return nullptr;  // the common case costs one branch
+  return c.md5_keys->lookup(md5_address(c.remote_address));
 }
 
 // Linux: tcp_current_mss() — the options a segment carries now come out of the MSS: 20 bytes

@@ -37,7 +37,8 @@ bool Tcp::update_scoreboard(Connection& c, const TcpSegment& seg) {
     SackBlock block = seg.options.sack[i];
     if (!(block.left < block.right) || block.right > c.snd_max || block.right <= c.snd_una) continue;
     block.left = seq_max(block.left, c.snd_una);
-    auto& board = c.scoreboard;
+    if (!c.scoreboard) c.scoreboard = std::make_unique<SackScoreboard>();
+    auto& board = c.scoreboard->blocks;
     // Merge with every range it touches, so the board stays sorted and disjoint.
     auto first = std::find_if(board.begin(), board.end(), [&](const SackBlock& b) { return b.right >= block.left; });
     auto last = first;
@@ -55,11 +56,13 @@ bool Tcp::update_scoreboard(Connection& c, const TcpSegment& seg) {
   return news;
 }
 
-// Forgets what the cumulative ACK now covers.
+// Forgets what the cumulative ACK now covers; an emptied scoreboard is freed.
 void Tcp::prune_scoreboard(Connection& c) {
-  auto& board = c.scoreboard;
+  if (!c.scoreboard) return;
+  auto& board = c.scoreboard->blocks;
   while (!board.empty() && board.front().right <= c.snd_una) board.erase(board.begin());
-  if (!board.empty()) board.front().left = seq_max(board.front().left, c.snd_una);
+  if (board.empty()) return c.scoreboard.reset();
+  board.front().left = seq_max(board.front().left, c.snd_una);
 }
 
 // RFC 6675 §4 IsLost(): DupThresh SACKed ranges above s, or more than (DupThresh - 1)·MSS
@@ -67,7 +70,7 @@ void Tcp::prune_scoreboard(Connection& c) {
 bool Tcp::is_lost(const Connection& c, Seq s) const {
   uint32_t ranges = 0;
   uint32_t bytes = 0;
-  for (const SackBlock& b : c.scoreboard) {
+  for (const SackBlock& b : c.sacked()) {
     if (b.right <= s) continue;
     ++ranges;
     bytes += static_cast<uint32_t>(b.right - seq_max(b.left, s));
@@ -79,7 +82,7 @@ bool Tcp::is_lost(const Connection& c, Seq s) const {
 template <typename Visit>
 void for_each_hole(const Connection& c, Visit visit) {
   Seq at = c.snd_una;
-  for (const SackBlock& b : c.scoreboard) {
+  for (const SackBlock& b : c.sacked()) {
     if (at < b.left) visit(at, b.left);
     at = seq_max(at, b.right);
   }
@@ -139,7 +142,7 @@ void Tcp::sack_recovery_send(Connection& c, Instant now) {
 // snd_nxt past a SACKed range it stands in and returns how far it may send before the next.
 uint32_t Tcp::skip_sacked(Connection& c) const {
   uint32_t limit = UINT32_MAX;
-  for (const SackBlock& b : c.scoreboard) {
+  for (const SackBlock& b : c.sacked()) {
     if (seq_in_window(c.snd_nxt, b.left, b.right)) c.snd_nxt = b.right;
     if (c.snd_nxt < b.left) {
       limit = static_cast<uint32_t>(b.left - c.snd_nxt);

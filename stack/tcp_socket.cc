@@ -88,10 +88,12 @@ void Tcp::destroy(Connection& c) {
   if (c.listener) {
     if (const auto it = connections_.find(*c.listener); it != connections_.end()) {
       Connection& l = *it->second;
-      if (c.in_syn_queue) --l.half_open;
-      if (c.in_accept_queue) std::erase(l.accept_queue, c.id);
+      if (c.in_syn_queue) --l.listen->half_open;
+      if (c.in_accept_queue) std::erase(l.listen->accept_queue, c.id);
     }
   }
+  freed_buffer_bytes_ +=
+      c.send_buffer.allocated() + c.receive_buffer.allocated() + c.out_of_order_bytes();
   if (c.state == TcpState::Listen) {
     listeners_.erase(c.local_port);
   } else if (c.remote_port != 0) {
@@ -162,7 +164,8 @@ Result<SocketId> Tcp::listen(uint16_t port, int backlog) {
   }
   Connection& c = create(TcpState::Listen, Instant{});
   c.local_port = port;
-  c.backlog = std::clamp(backlog, 1, 65535);
+  c.listen = std::make_unique<ListenerState>();
+  c.listen->backlog = std::clamp(backlog, 1, 65535);
   listeners_.emplace(port, c.id);
   return c.id;
 }
@@ -172,9 +175,9 @@ Result<SocketId> Tcp::accept(SocketId id) {
   if (!listener) return listener.error();
   Connection& l = **listener;
   if (l.state != TcpState::Listen) return Error{EINVAL, "accept on a socket that is not listening"};
-  if (l.accept_queue.empty()) return Error{EAGAIN, "no connection waiting"};
-  const SocketId child = l.accept_queue.front();
-  l.accept_queue.pop_front();
+  if (l.listen->accept_queue.empty()) return Error{EAGAIN, "no connection waiting"};
+  const SocketId child = l.listen->accept_queue.front();
+  l.listen->accept_queue.pop_front();
   Connection* c = find(child);
   c->listener.reset();
   c->in_accept_queue = false;
@@ -236,7 +239,10 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
 Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key) {
   auto found = find_or_error(id);
   if (!found) return found.error();
-  const auto status = (*found)->md5_keys.add(md5_address(peer), prefix_length, key);
+  auto& keys = (*found)->md5_keys;
+  if (!keys) keys = std::make_unique<md5opt::KeyTable>();
+  const auto status = keys->add(md5_address(peer), prefix_length, key);
+  if (keys->empty()) keys.reset();  // the last key deleted, or none was added
   if (!status) return Error{status.error().code, status.error().message};
   return Ok{};
 }
@@ -386,7 +392,7 @@ uint32_t Tcp::events(SocketId id) const {
   if (!c) return socket_event::kError | socket_event::kClosed;
   using namespace socket_event;
   uint32_t e = 0;
-  if (c->state == TcpState::Listen) return c->accept_queue.empty() ? 0 : kAcceptable;
+  if (c->state == TcpState::Listen) return c->listen->accept_queue.empty() ? 0 : kAcceptable;
   if (!c->receive_buffer.empty() || c->fin_received || c->error != 0 ||
       c->state == TcpState::Closed) {
     e |= kReadable;
@@ -422,11 +428,11 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
   }
   info.retransmits = c.total_retransmits;
   info.unacked = static_cast<uint32_t>(c.snd_max - c.snd_una);
-  for (const SackBlock& b : c.scoreboard) info.sacked += static_cast<uint32_t>(b.right - b.left);
+  for (const SackBlock& b : c.sacked()) info.sacked += static_cast<uint32_t>(b.right - b.left);
   info.in_recovery = c.in_recovery;
   if (c.in_recovery && c.sack) info.pipe = pipe(c);
   info.peer_window = c.snd_wnd;
-  info.md5 = !c.md5_keys.empty();
+  info.md5 = c.md5_keys != nullptr;
   info.window_scaling = c.window_scaling;
   info.snd_wscale = c.snd_wscale;
   info.rcv_wscale = c.rcv_wscale;
@@ -471,10 +477,36 @@ std::vector<SocketId> Tcp::sockets() const {
   return ids;
 }
 
+Result<SocketMemory> Tcp::memory(SocketId id) const {
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  const Connection& c = **found;
+  SocketMemory m;
+  m.control_block = sizeof(Connection);
+  m.send_buffer = c.send_buffer.allocated();
+  m.receive_buffer = c.receive_buffer.allocated();
+  if (c.out_of_order) {
+    m.out_of_order = sizeof(OutOfOrderQueue) + c.out_of_order->bytes +
+                     c.out_of_order->segments.capacity() * sizeof(OutOfOrderSegment);
+  }
+  if (c.scoreboard) {
+    m.sack_scoreboard = sizeof(SackScoreboard) + c.scoreboard->blocks.capacity() * sizeof(SackBlock);
+  }
+  if (c.cubic) m.congestion = sizeof(CubicState);
+  if (c.md5_keys) {
+    m.md5_keys = sizeof(md5opt::KeyTable) +
+                 c.md5_keys->entries().size() * sizeof(md5opt::KeyTable::Entry);
+  }
+  if (c.listen) {
+    m.listener = sizeof(ListenerState) + c.listen->accept_queue.size() * sizeof(SocketId);
+  }
+  return m;
+}
+
 size_t Tcp::buffer_memory() const {
   size_t total = 0;
   for (const auto& [id, c] : connections_) {
-    total += c->send_buffer.allocated() + c->receive_buffer.allocated() + c->out_of_order_bytes;
+    total += c->send_buffer.allocated() + c->receive_buffer.allocated() + c->out_of_order_bytes();
   }
   return total;
 }

@@ -43,8 +43,7 @@ void Tcp::on_timer(Instant now) {
     }
     if (alive() && c->trim_at <= now) {
       c->trim_at = Instant::never();
-      c->send_buffer.trim();
-      c->receive_buffer.trim();
+      freed_buffer_bytes_ += c->send_buffer.trim() + c->receive_buffer.trim();
     }
     if (alive()) reschedule(*c);
   }

@@ -103,7 +103,8 @@ EventLoop::EventLoop(TapDevice& tap, Stack& stack, EventLoopOptions options, int
       stack_(stack),
       options_(options),
       wake_fd_(wake_fd),
-      read_buffer_(kReadBufferSize) {
+      read_buffer_(kReadBufferSize),
+      memory_release_(MemoryReleaseOptions{.threshold = options.release_freed_memory}) {
   for (size_t queue = 0; queue < tap_.queue_count(); ++queue) {
     poll_fds_.push_back({tap_.fd(queue), POLLIN, 0});
   }
@@ -136,8 +137,9 @@ Status EventLoop::run_once(Duration max_wait) {
   const Instant now = monotonic_now();
   run_due_timers(now);
   if (hook_) hook_(now);
+  memory_release_.poll(stack_, now);
 
-  const Instant deadline = stack_.next_deadline();
+  const Instant deadline = std::min(stack_.next_deadline(), memory_release_.next_deadline());
   Duration sleep = max_wait;
   if (!deadline.is_never()) {
     sleep = std::clamp(deadline - monotonic_now(), Duration::zero(), max_wait);

@@ -18,6 +18,7 @@
 #include "stack/error.h"
 #include "stack/stack.h"
 #include "stack/time.h"
+#include "tap/memory_release.h"
 #include "tap/tap_device.h"
 #include "tap/transmit_queue.h"
 
@@ -46,6 +47,9 @@ struct EventLoopOptions {
   // each holding up to this many bytes of them; 0 writes each frame to the TAP on the loop's
   // thread as it is made.
   size_t transmit_queue_bytes = 2 << 20;
+  // When socket buffers freed this much, the allocator is asked to give free memory back to
+  // the system (malloc_trim), at most once per second; 0: never (tap/memory_release.h).
+  size_t release_freed_memory = 1 << 20;
 };
 
 class EventLoop {
@@ -106,6 +110,7 @@ class EventLoop {
   std::vector<pollfd> poll_fds_;  // the TAP's queues, then wake_fd_
   size_t first_queue_ = 0;        // the queue drained first on the next wake-up, in turn
   std::unique_ptr<TransmitQueues> transmit_queues_;
+  MemoryRelease memory_release_;
 };
 
 // While alive, SIGINT and SIGTERM stop one loop; the previous handlers come back afterwards.
