@@ -175,6 +175,20 @@ Status EventLoop::run_once(Duration max_wait) {
   return status;
 }
 
+void EventLoop::watch(int fd, short events) {
+  // poll_fds_: the TAP's queues, the wake-up eventfd, then the watched descriptors.
+  const auto watched = poll_fds_.begin() + static_cast<std::ptrdiff_t>(tap_.queue_count() + 1);
+  const auto it =
+      std::find_if(watched, poll_fds_.end(), [fd](const pollfd& entry) { return entry.fd == fd; });
+  if (events == 0) {
+    if (it != poll_fds_.end()) poll_fds_.erase(it);
+  } else if (it != poll_fds_.end()) {
+    it->events = events;
+  } else {
+    poll_fds_.push_back({fd, events, 0});
+  }
+}
+
 void EventLoop::request_stop() {
   stop_.store(true, std::memory_order_release);
   wake();

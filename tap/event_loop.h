@@ -80,6 +80,10 @@ class EventLoop {
   // Called once per iteration with the current time, before the loop sleeps: the place
   // where application code (sockets, a BGP speaker) runs on the loop's thread.
   void set_iteration_hook(Hook hook) { hook_ = std::move(hook); }
+  // Also wakes the loop when fd is ready for events (POLLIN, POLLOUT), so that the hook runs
+  // at once instead of at its next deadline: an application's input, say. events 0 stops
+  // watching fd. The loop does nothing with fd itself.
+  void watch(int fd, short events);
   // Sees every frame read from and written to the TAP, for example to write a pcap file.
   void set_frame_tap(FrameTap tap) { frame_tap_ = std::move(tap); }
 

@@ -6,6 +6,7 @@
 // acknowledged.
 #include "tools/connect.h"
 
+#include <poll.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -27,7 +28,7 @@ namespace {
 // The handshake's limit, ARP included: shorter than the stack's own SYN retries (about two
 // minutes, as Linux's tcp_syn_retries), which a person at a terminal would not wait for.
 constexpr Duration kConnectTimeout = Duration::seconds(30);
-constexpr size_t kChunk = 64 * 1024;
+constexpr size_t kChunk = 256 * 1024;
 // Chunks moved each way per turn before the loop reads the TAP again.
 constexpr int kChunksPerTurn = 16;
 // How soon to look again at an input with nothing ready or an output that is full: the loop
@@ -75,13 +76,21 @@ class Client {
     }
   }
 
+  // An input that poll() can watch (a pipe, a terminal) wakes the loop when it has more,
+  // instead of being polled every kPollInterval: a fast producer is then never kept waiting.
+  void watch_input_with(EventLoop& loop) {
+    if (input_.pollable()) loop_ = &loop;
+  }
+
   // One turn; nullopt once the connection has finished or failed.
   std::optional<Duration> step(Instant now) {
-    waiting_ = false;
+    waiting_ = waiting_for_input_ = false;
     const bool more = failure_ ? false : advance(now);
+    if (loop_) loop_->watch(input_.fd(), waiting_for_input_ && !failure_ ? POLLIN : 0);
     if (failure_ || finished_) return std::nullopt;
     if (more) return Duration::zero();
-    return std::min(waiting_ ? kPollInterval : Duration::max(), time_left(now));
+    const bool poll_soon = waiting_ || (waiting_for_input_ && !loop_);
+    return std::min(poll_soon ? kPollInterval : Duration::max(), time_left(now));
   }
 
   // After the loop stopped: the exit code, with the failure said on stderr.
@@ -155,7 +164,7 @@ class Client {
     auto size = input_.read(staged_);
     if (!size) {
       if (size.error().code == EAGAIN) {
-        waiting_ = true;
+        waiting_for_input_ = true;
       } else {
         fail(size.error().message);
       }
@@ -273,7 +282,9 @@ class Client {
   bool signed_ = false;  // a --md5 key covers the peer
   bool shut_down_ = false;      // our FIN is queued
   bool end_of_stream_ = false;  // the peer's FIN was read
-  bool waiting_ = false;        // on an input or output that is not ready: poll again soon
+  bool waiting_ = false;        // on an output that is not ready: poll again soon
+  bool waiting_for_input_ = false;  // on an input with nothing ready
+  EventLoop* loop_ = nullptr;       // watches the input, when it can be watched
   bool finished_ = false;       // both directions closed cleanly
   std::optional<std::string> failure_;
 };
@@ -294,6 +305,7 @@ int run_connect(const ConnectOptions& options) {
   const Instant start = monotonic_now();
   Client client(session.stack().tcp(), options, std::move(*input), std::move(*output), start);
   client.start(options, start);
+  client.watch_input_with(session.loop());
   const Status run = session.run([&](Instant now) { return client.step(now); });
   const int code = client.finish(session.stopped_by_signal(), monotonic_now());
   const Status finished = session.finish();

@@ -34,6 +34,15 @@ bool is_standard(std::string_view path) {
 // What a write to a regular file may take at once: big enough to cost few system calls.
 constexpr size_t kFileChunk = 256 * 1024;
 
+// A pipe holds 64 KiB by default: a producer as fast as the stack then wakes us, and waits for
+// us, every 64 KiB. A larger pipe lets it run ahead (1 MiB is what an unprivileged process may
+// ask for, /proc/sys/fs/pipe-max-size). Best effort: another kind of input keeps what it has.
+constexpr int kPipeSize = 1 << 20;
+void enlarge_if_pipe(int fd) {
+  struct stat status {};
+  if (fstat(fd, &status) == 0 && S_ISFIFO(status.st_mode)) fcntl(fd, F_SETPIPE_SZ, kPipeSize);
+}
+
 }  // namespace
 
 FileHandle::FileHandle(FileHandle&& other) noexcept
@@ -61,11 +70,13 @@ Status FileHandle::close() {
 
 Result<InputStream> InputStream::open(std::string_view path) {
   if (is_standard(path)) {
+    enlarge_if_pipe(STDIN_FILENO);
     return InputStream(FileHandle(STDIN_FILENO, false), "stdin", is_regular_file(STDIN_FILENO));
   }
   const std::string name(path);
   const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_error(errno, fmt::format("cannot read --input '{}'", name));
+  enlarge_if_pipe(fd);
   return InputStream(FileHandle(fd, true), name, is_regular_file(fd));
 }
 

@@ -44,6 +44,9 @@ class InputStream {
   Result<size_t> read(MutableByteView buffer);
   bool at_end() const { return at_end_; }
   const std::string& name() const { return name_; }
+  // A pipe, terminal or socket, whose readiness poll() tells (a regular file is always ready).
+  bool pollable() const { return !regular_file_; }
+  int fd() const { return file_.fd(); }
 
  private:
   InputStream(FileHandle file, std::string name, bool regular_file)

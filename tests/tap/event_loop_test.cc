@@ -7,10 +7,12 @@
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -72,6 +74,34 @@ TEST_CASE("request_stop from another thread ends an idle run()") {
   REQUIRE(running.wait_for(milliseconds(2'000)) == std::future_status::ready);
   CHECK(running.get());
   CHECK(fixture.loop->stop_requested());
+}
+
+// An application's input (a pipe, here) wakes the loop while watched: the hook runs at once
+// instead of at a deadline, which an idle loop does not have.
+TEST_CASE("a watched descriptor wakes the loop") {
+  LoopOverTap fixture;
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  std::atomic<int> hook_runs = 0;
+  fixture.loop->set_iteration_hook([&](Instant) { ++hook_runs; });
+  fixture.loop->watch(pipe_fds[0], POLLIN);
+  auto running = run_in_thread(*fixture.loop);
+  std::this_thread::sleep_for(milliseconds(100));  // asleep: nothing to read, no deadline
+  const int before = hook_runs;
+  REQUIRE(write(pipe_fds[1], "x", 1) == 1);
+  // The pipe stays readable (nobody reads it), so a watched pipe wakes the loop again and
+  // again; unwatched, only the kernel's few frames on a new link (IPv6 neighbour discovery)
+  // would wake it.
+  constexpr int kWakeUps = 1000;
+  for (int i = 0; i < 200 && hook_runs <= before + kWakeUps; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  fixture.loop->request_stop();
+  REQUIRE(running.wait_for(milliseconds(2'000)) == std::future_status::ready);
+  CHECK(running.get());
+  CHECK(hook_runs > before + kWakeUps);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
 }
 
 TEST_CASE("SIGINT and SIGTERM stop run() while StopOnSignals lives") {
