@@ -152,6 +152,17 @@ Rate kernel_sink(int fd, Clock::time_point deadline) {
   return rate;
 }
 
+// A connection on a non-blocking listener, waited for until the deadline (or an empty Fd).
+Fd accept_before(int listener, Clock::time_point deadline) {
+  Fd connection;
+  while (connection.get() < 0 && Clock::now() < deadline) {
+    pollfd entry{listener, POLLIN, 0};
+    poll(&entry, 1, 10);
+    connection = try_accept(listener);
+  }
+  return connection;
+}
+
 KeyPlan tap_keys(bool md5) {
   return md5 ? seed_keys() : KeyPlan{};
 }
@@ -365,12 +376,7 @@ Rate veth_kernel_to_kernel(const Fd& other, bool md5, Duration length, uint16_t 
     listening.set_value();
     const auto deadline =
         Clock::now() + std::chrono::nanoseconds((length + Duration::seconds(10)).ns());
-    Fd connection;
-    while (connection.get() < 0 && Clock::now() < deadline) {
-      pollfd entry{listener.get(), POLLIN, 0};
-      poll(&entry, 1, 10);
-      connection = try_accept(listener.get());
-    }
+    const Fd connection = accept_before(listener.get(), deadline);
     return connection.get() < 0 ? Rate{} : kernel_sink(connection.get(), deadline);
   });
   // A receiver that failed to listen has thrown: get() passes that on.
@@ -613,12 +619,7 @@ Rate tool_stack_to_kernel(bool md5, Duration length, uint16_t port) {
   }
   const auto deadline =
       Clock::now() + std::chrono::nanoseconds((length + Duration::seconds(10)).ns());
-  Fd connection;
-  while (connection.get() < 0 && Clock::now() < deadline) {
-    pollfd entry{listener.get(), POLLIN, 0};
-    poll(&entry, 1, 10);
-    connection = try_accept(listener.get());
-  }
+  Fd connection = accept_before(listener.get(), deadline);
   Rate rate;
   if (connection.get() >= 0) {
     ok_or_throw(set_congestion_control(connection.get(), "cubic"), "cubic");

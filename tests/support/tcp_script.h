@@ -126,8 +126,12 @@ class TcpScript : public Harness {
   // A listener on kOurPort, and a peer whose handshake completed; returns the accepted socket.
   // Our ISS is in iss after the call.
   SocketId establish_passive(uint16_t peer_mss = 1460) {
+    return establish_passive_with([peer_mss](Tins::TCP& syn) { syn.mss(peer_mss); });
+  }
+  // The same, with the options of the peer's SYN set by `options` (libtins' TCP PDU).
+  SocketId establish_passive_with(const std::function<void(Tins::TCP&)>& options) {
     listener = *tcp().listen(kOurPort, 8);
-    const auto synack = send(SYN, kPeerIss, 0, {}, 65535, peer_mss);
+    const auto synack = send_with(SYN, kPeerIss, 0, options);
     REQUIRE(synack.size() == 1);
     REQUIRE(synack[0].flags == (SYN | ACK));
     iss = synack[0].seq;

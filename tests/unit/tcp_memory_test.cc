@@ -21,17 +21,10 @@ SocketMemory memory(TcpScript& t, SocketId id) {
 
 // A peer whose SYN offers MSS and SACK-permitted, accepted; t.iss is our ISS.
 SocketId establish_with_sack(TcpScript& t, uint16_t mss = 1460) {
-  t.listener = *t.tcp().listen(TcpScript::kOurPort, 4);
-  const auto synack = t.send_with(SYN, TcpScript::kPeerIss, 0, [mss](Tins::TCP& tcp) {
-    tcp.mss(mss);
-    tcp.sack_permitted();
+  return t.establish_passive_with([mss](Tins::TCP& syn) {
+    syn.mss(mss);
+    syn.sack_permitted();
   });
-  REQUIRE(synack.size() == 1);
-  t.iss = synack[0].seq;
-  t.send(ACK, P, t.iss + 1);
-  const auto accepted = t.tcp().accept(t.listener);
-  REQUIRE(accepted);
-  return *accepted;
 }
 
 TEST_CASE("an idle connection holds its control block and nothing else; a listener its queues") {
