@@ -74,7 +74,9 @@ class ByteRing {
   }
   // Socket buffers are bounded by SocketOptions' 32-bit sizes: 32-bit bookkeeping makes the
   // ring 24 bytes instead of 40, in every connection.
-  static uint32_t narrow(size_t n) { return static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX)); }
+  static uint32_t narrow(size_t n) {
+    return static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX));
+  }
 
   std::unique_ptr<uint8_t[]> buffer_;
   uint32_t capacity_ = 0;

@@ -96,10 +96,10 @@ struct TcpConfig {
 // INET_DIAG_SKMEMINFO) and the control block with what hangs off it. A part that is not in
 // use is 0: its state is made when needed and freed afterwards.
 struct SocketMemory {
-  size_t control_block = 0;   // the transmission control block itself
-  size_t send_buffer = 0;     // allocated, used or not
-  size_t receive_buffer = 0;  // allocated, used or not
-  size_t out_of_order = 0;    // the queue beyond a gap: its bookkeeping and the bytes it holds
+  size_t control_block = 0;    // the transmission control block itself
+  size_t send_buffer = 0;      // allocated, used or not
+  size_t receive_buffer = 0;   // allocated, used or not
+  size_t out_of_order = 0;     // the queue beyond a gap: its bookkeeping and the bytes it holds
   size_t sack_scoreboard = 0;  // what the peer SACKed above snd_una
   size_t congestion = 0;       // CUBIC's state, from its first epoch or loss on
   size_t md5_keys = 0;         // the RFC 2385 key table and its keys

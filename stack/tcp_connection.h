@@ -69,7 +69,7 @@ struct SackScoreboard {
 struct ListenerState {
   int backlog = 0;
   std::deque<SocketId> accept_queue;
-  size_t half_open = 0;  // connections of this listener in in_syn_queue
+  size_t half_open = 0;                         // connections of this listener in in_syn_queue
   Instant synq_overflow_at = Instant::never();  // the last SYN answered with a cookie
 };
 
@@ -88,7 +88,7 @@ struct Connection {
   bool in_accept_queue = false;
   bool user_closed = false;          // the application let go of its handle
   bool read_shutdown = false;
-  bool write_shutdown = false;       // FIN queued after the buffered data
+  bool write_shutdown = false;  // FIN queued after the buffered data
   bool was_established = false;
   int error = 0;                     // pending errno for the application
   std::optional<SocketId> listener;  // while not yet accepted
@@ -150,7 +150,7 @@ struct Connection {
   uint32_t dup_acks = 0;
   uint32_t bytes_acked = 0;  // congestion avoidance by bytes (RFC 3465)
   Seq recover;
-  Seq high_rxt;              // RFC 6675 HighRxt: the end of what recovery resent
+  Seq high_rxt;  // RFC 6675 HighRxt: the end of what recovery resent
 
   // --- Timers: one instant each, Instant::never() when not armed ---
   Instant retransmit_at = Instant::never();  // RTO, or the zero-window probe (persist)
@@ -161,18 +161,18 @@ struct Connection {
   Instant scheduled = Instant::never();       // the key under which the timer set holds it
   Instant last_received;
   Instant last_data_sent = Instant::never();  // Linux: tp->lsndtime
-  int probes = 0;                            // zero-window probes unanswered
-  int persist_backoff = 0;                   // zero-window probes while the window stays shut
-  int keepalive_probes = 0;                  // keepalive probes unanswered
-  bool persist = false;                      // retransmit_at is the persist timer
-  bool sws_override = false;                 // the persist timer fired into an open window
+  int probes = 0;                             // zero-window probes unanswered
+  int persist_backoff = 0;                    // zero-window probes while the window stays shut
+  int keepalive_probes = 0;                   // keepalive probes unanswered
+  bool persist = false;                       // retransmit_at is the persist timer
+  bool sws_override = false;                  // the persist timer fired into an open window
 
   // --- Out of line, null until needed ---
   std::unique_ptr<ListenerState> listen;          // listeners only
   std::unique_ptr<OutOfOrderQueue> out_of_order;  // data beyond a gap
   std::unique_ptr<SackScoreboard> scoreboard;     // the peer SACKed data above snd_una
-  std::unique_ptr<CubicState> cubic;  // from CUBIC's first epoch or first loss on
-  std::unique_ptr<md5opt::KeyTable> md5_keys;  // RFC 2385 keys by peer (TCP_MD5SIG)
+  std::unique_ptr<CubicState> cubic;              // from CUBIC's first epoch or first loss on
+  std::unique_ptr<md5opt::KeyTable> md5_keys;     // RFC 2385 keys by peer (TCP_MD5SIG)
 
   FlowKey flow() const { return {remote_address.value, remote_port, local_port}; }
   bool synchronized() const {
@@ -183,7 +183,8 @@ struct Connection {
   // snd_una while all of this is still outstanding).
   uint32_t in_flight() const { return static_cast<uint32_t>(snd_max - snd_una); }
   std::span<const SackBlock> sacked() const {
-    return scoreboard ? std::span<const SackBlock>(scoreboard->blocks) : std::span<const SackBlock>();
+    return scoreboard ? std::span<const SackBlock>(scoreboard->blocks)
+                      : std::span<const SackBlock>();
   }
   std::span<const OutOfOrderSegment> out_of_order_segments() const {
     return out_of_order ? std::span<const OutOfOrderSegment>(out_of_order->segments)

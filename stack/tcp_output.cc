@@ -488,8 +488,8 @@ uint16_t Tcp::syn_window(Connection& c) {
 void Tcp::after_read(Connection& c, Instant now) {
   if (!c.synchronized() || c.state == TcpState::TimeWait || c.fin_received) return;
   const uint8_t shift = c.window_scaling ? c.rcv_wscale : 0;
-  const uint32_t largest = static_cast<uint32_t>(
-      std::min<size_t>(c.receive_buffer.limit(), size_t{65535} << shift));
+  const uint32_t largest =
+      static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.limit(), size_t{65535} << shift));
   const uint32_t advertised = static_cast<uint32_t>(std::max<int32_t>(c.rcv_adv - c.rcv_nxt, 0));
   if (2 * static_cast<uint64_t>(advertised) > largest) return;
   uint32_t free = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), largest));
@@ -497,8 +497,8 @@ void Tcp::after_read(Connection& c, Instant now) {
   if (free == 0 || free < 2 * static_cast<uint64_t>(advertised)) return;
   // Receiver SWS avoidance (RFC 1122 §4.2.3.3), as advertise_window() applies it: a window that
   // would not move is no update, and the peer would count the ACK as a duplicate.
-  if (free - advertised < std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2),
-                                             c.mss)) {
+  if (free - advertised <
+      std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2), c.mss)) {
     return;
   }
   stack_.trace_.begin("window update: {} bytes free", free);

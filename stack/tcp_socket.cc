@@ -490,12 +490,13 @@ Result<SocketMemory> Tcp::memory(SocketId id) const {
                      c.out_of_order->segments.capacity() * sizeof(OutOfOrderSegment);
   }
   if (c.scoreboard) {
-    m.sack_scoreboard = sizeof(SackScoreboard) + c.scoreboard->blocks.capacity() * sizeof(SackBlock);
+    m.sack_scoreboard =
+        sizeof(SackScoreboard) + c.scoreboard->blocks.capacity() * sizeof(SackBlock);
   }
   if (c.cubic) m.congestion = sizeof(CubicState);
   if (c.md5_keys) {
-    m.md5_keys = sizeof(md5opt::KeyTable) +
-                 c.md5_keys->entries().size() * sizeof(md5opt::KeyTable::Entry);
+    m.md5_keys =
+        sizeof(md5opt::KeyTable) + c.md5_keys->entries().size() * sizeof(md5opt::KeyTable::Entry);
   }
   if (c.listen) {
     m.listener = sizeof(ListenerState) + c.listen->accept_queue.size() * sizeof(SocketId);

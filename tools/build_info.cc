@@ -52,8 +52,8 @@ BuildInfo build_info() {
 std::string describe_build() {
   const BuildInfo info = build_info();
   return fmt::format("{} (bazel -c {}{}, {})", info.optimised ? "optimised build" : "not optimised",
-                     info.compilation_mode,
-                     info.sanitized ? ", AddressSanitizer and UBSan" : "", info.compiler);
+                     info.compilation_mode, info.sanitized ? ", AddressSanitizer and UBSan" : "",
+                     info.compiler);
 }
 
 std::string slow_build_warning() {

@@ -49,7 +49,7 @@ struct Event {
 
 struct Recording {
   std::vector<Event> events;
-  size_t data_segments = 0;  // frames that carry payload
+  size_t data_segments = 0;     // frames that carry payload
   size_t handshake_events = 0;  // events before the first data segment
   size_t other_sizes = 0;       // data segments not of kSegmentBytes (should be none)
 };
@@ -69,8 +69,12 @@ StackConfig bench_config(uint8_t host) {
   config.transmit_queue_frames = 4096;
   return config;
 }
-StackConfig receiver_config() { return bench_config(1); }
-StackConfig sender_config() { return bench_config(2); }
+StackConfig receiver_config() {
+  return bench_config(1);
+}
+StackConfig sender_config() {
+  return bench_config(2);
+}
 
 // The receiver's side of the connection: a listener (keyed when signed), the accepted socket,
 // reads into a buffer of its own.
@@ -239,7 +243,8 @@ size_t parse_arg(int argc, char** argv, int index, size_t fallback, size_t low, 
   size_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-    fmt::print(stderr, "usage: receive_path_bench [thousands of segments, 1..5000] [runs, 1..50]\n");
+    fmt::print(stderr,
+               "usage: receive_path_bench [thousands of segments, 1..5000] [runs, 1..50]\n");
     std::exit(2);
   }
   return value;
@@ -254,14 +259,18 @@ void run(std::string_view name, bool signed_, size_t segments, size_t runs) {
     rates.push_back(static_cast<double>(recording.data_segments) / last.seconds);
   }
   std::sort(rates.begin(), rates.end());
-  const bool whole = last.received == recording.data_segments * kSegmentBytes &&
-                     recording.other_sizes == 0;
-  fmt::print("{:<34} {:>6.2f} M segments/s (median; {:.2f}–{:.2f}), {:>5.1f} ns each, "
-             "{:.2f} replies per segment, {} drops{}\n",
-             name, rates[rates.size() / 2] / 1e6, rates.front() / 1e6, rates.back() / 1e6,
-             1e9 / rates[rates.size() / 2],
-             static_cast<double>(last.replies) / static_cast<double>(recording.data_segments),
-             last.dropped, whole ? "" : fmt::format(" — {} bytes arrived, not {}; {} segments of another size", last.received, recording.data_segments * kSegmentBytes, recording.other_sizes));
+  const bool whole =
+      last.received == recording.data_segments * kSegmentBytes && recording.other_sizes == 0;
+  fmt::print(
+      "{:<34} {:>6.2f} M segments/s (median; {:.2f}–{:.2f}), {:>5.1f} ns each, "
+      "{:.2f} replies per segment, {} drops{}\n",
+      name, rates[rates.size() / 2] / 1e6, rates.front() / 1e6, rates.back() / 1e6,
+      1e9 / rates[rates.size() / 2],
+      static_cast<double>(last.replies) / static_cast<double>(recording.data_segments),
+      last.dropped,
+      whole ? ""
+            : fmt::format(" — {} bytes arrived, not {}; {} segments of another size", last.received,
+                          recording.data_segments * kSegmentBytes, recording.other_sizes));
 }
 
 }  // namespace
@@ -271,17 +280,19 @@ int main(int argc, char** argv) {
   using namespace tapstack;
   const size_t segments = parse_arg(argc, argv, 1, 200, 1, 5000) * 1000;
   const size_t runs = parse_arg(argc, argv, 2, 5, 1, 50);
-  fmt::print("In-memory receive path, one stack on one core: {} segments of {} bytes per run, "
-             "{} runs\n\n",
-             segments, kSegmentBytes, runs);
+  fmt::print(
+      "In-memory receive path, one stack on one core: {} segments of {} bytes per run, "
+      "{} runs\n\n",
+      segments, kSegmentBytes, runs);
   run("no key", false, segments, runs);
   run("RFC 2385 key (digest checked)", true, segments, runs);
   std::vector<double> md5;
   for (size_t i = 0; i < runs; ++i) md5.push_back(md5_digests_per_second(segments));
   std::sort(md5.begin(), md5.end());
-  fmt::print("{:<34} {:>6.2f} M digests/s (median; {:.2f}–{:.2f}), {:>5.1f} ns each "
-             "(12 + 20 + {} bytes and the key)\n",
-             "raw MD5 (libcrypto), the same bytes", md5[md5.size() / 2] / 1e6, md5.front() / 1e6,
-             md5.back() / 1e6, 1e9 / md5[md5.size() / 2], kSegmentBytes);
+  fmt::print(
+      "{:<34} {:>6.2f} M digests/s (median; {:.2f}–{:.2f}), {:>5.1f} ns each "
+      "(12 + 20 + {} bytes and the key)\n",
+      "raw MD5 (libcrypto), the same bytes", md5[md5.size() / 2] / 1e6, md5.front() / 1e6,
+      md5.back() / 1e6, 1e9 / md5[md5.size() / 2], kSegmentBytes);
   return 0;
 }

@@ -197,8 +197,7 @@ void measure(size_t n, Run run) {
     fmt::print("  only {} of {} connections were established\n", established, n);
   if (run == Run::TrafficReleased) {
     fmt::print("  {} releases of freed buffer memory (malloc_trim), {:.1f} ms in all\n",
-               releases.count(),
-               std::chrono::duration<double, std::milli>(releases.took).count());
+               releases.count(), std::chrono::duration<double, std::milli>(releases.took).count());
   }
 }
 
@@ -250,12 +249,15 @@ void print_control_block() {
   fmt::print("  {:<58} {:>4} B + {} B per key\n", "md5opt::KeyTable (RFC 2385 keys)",
              sizeof(md5opt::KeyTable), sizeof(md5opt::KeyTable::Entry));
   constexpr size_t kEntries = 100'000;
-  const double block = heap_per_entry(kEntries, [](size_t n) {
-    std::vector<std::unique_ptr<Connection>> v;
-    v.reserve(n);
-    for (size_t i = 0; i < n; ++i) v.push_back(std::make_unique<Connection>());
-    return v;
-  }) - sizeof(std::unique_ptr<Connection>);
+  const double block = heap_per_entry(kEntries,
+                                      [](size_t n) {
+                                        std::vector<std::unique_ptr<Connection>> v;
+                                        v.reserve(n);
+                                        for (size_t i = 0; i < n; ++i)
+                                          v.push_back(std::make_unique<Connection>());
+                                        return v;
+                                      }) -
+                       sizeof(std::unique_ptr<Connection>);
   const double by_id = heap_per_entry(kEntries, [](size_t n) {
     std::unordered_map<SocketId, std::unique_ptr<Connection>> m;
     for (size_t i = 0; i < n; ++i) m.emplace(static_cast<SocketId>(i), nullptr);
@@ -271,7 +273,8 @@ void print_control_block() {
   fmt::print("  {:<58} {:>4.0f} B\n", "Tcp::connections_ entry (by socket id)", by_id);
   fmt::print("  {:<58} {:>4.0f} B\n", "Tcp::flows_ entry (by address and ports)", by_flow);
   fmt::print("  {:<58} {:>4.0f} B\n", "in all", block + by_id + by_flow);
-  fmt::print("  (a connection with a timer armed adds one std::set node; an idle one has none)\n\n");
+  fmt::print(
+      "  (a connection with a timer armed adds one std::set node; an idle one has none)\n\n");
 }
 
 }  // namespace

@@ -25,11 +25,11 @@
 // bazel run //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
 //     [kernel-to-stack|stack-to-kernel|no-offloads|veth|multi-queue|tool: those paths
 //      alone; multi-queue also measures the veth baselines, for its ratios]
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -546,15 +546,12 @@ constexpr Ipv4Interface kToolKernel = {Ipv4Address::from_octets(198, 18, 2, 1), 
 
 std::vector<std::string> tool_command(std::string_view command, bool md5,
                                       std::vector<std::string> extra) {
-  std::vector<std::string> argv = {kTool,
-                                   std::string(command),
-                                   "--tap",
-                                   "tstool0",
-                                   "--addr",
-                                   kToolStack.to_string(),
-                                   "--host-addr",
-                                   kToolKernel.to_string()};
-  if (md5) argv.insert(argv.end(), {"--md5", fmt::format("{}={}", kToolKernel.address.to_string(), kSeedKey)});
+  std::vector<std::string> argv = {
+      kTool,    std::string(command),   "--tap",       "tstool0",
+      "--addr", kToolStack.to_string(), "--host-addr", kToolKernel.to_string()};
+  if (md5)
+    argv.insert(argv.end(),
+                {"--md5", fmt::format("{}={}", kToolKernel.address.to_string(), kSeedKey)});
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
@@ -568,8 +565,8 @@ std::vector<PeerKey> tool_kernel_keys(bool md5) {
 // over the time from the start to the end of stream coming back (the tool closes once it has
 // read everything and our FIN).
 Rate tool_kernel_to_stack(bool md5, Duration length, uint16_t port) {
-  auto tool = testing::ChildProcess::start(tool_command(
-      "serve", md5, {"--port", std::to_string(port), "--mode", "discard", "--once"}));
+  auto tool = testing::ChildProcess::start(
+      tool_command("serve", md5, {"--port", std::to_string(port), "--mode", "discard", "--once"}));
   if (!tool || !tool->wait_for_stderr("listening", std::chrono::milliseconds(5000))) {
     fmt::print("  tapstack serve did not start\n");
     return {};
@@ -609,10 +606,10 @@ Rate tool_stack_to_kernel(bool md5, Duration length, uint16_t port) {
       if (write(pipe.get(), chunk.data(), chunk.size()) < 0) break;
     }
   });
-  auto tool = testing::ChildProcess::start(tool_command(
-      "connect", md5,
-      {"--to", fmt::format("{}:{}", kToolKernel.address.to_string(), port), "--input", fifo, "--output",
-       "/dev/null"}));
+  auto tool = testing::ChildProcess::start(
+      tool_command("connect", md5,
+                   {"--to", fmt::format("{}:{}", kToolKernel.address.to_string(), port), "--input",
+                    fifo, "--output", "/dev/null"}));
   if (!tool) {
     fmt::print("  tapstack connect did not start: {}\n", tool.error().message);
     return {};

@@ -157,7 +157,8 @@ bool ChildProcess::wait_for_stderr(std::string_view needle, milliseconds timeout
 // says hold in every configuration.
 void separate_build_warning(ProcessResult& result) {
   constexpr std::string_view kPrefix = "tapstack: this binary is not optimised";
-  const size_t start = result.err.starts_with(kPrefix) ? 0 : result.err.find(fmt::format("\n{}", kPrefix));
+  const size_t start =
+      result.err.starts_with(kPrefix) ? 0 : result.err.find(fmt::format("\n{}", kPrefix));
   if (start == std::string::npos) return;
   const size_t begin = start == 0 ? 0 : start + 1;
   const size_t end = result.err.find('\n', begin);

@@ -161,7 +161,8 @@ TEST_CASE("the buffers of a connection that ends are reported freed with it") {
   CHECK(t.tcp().take_freed_buffer_bytes() == held);
 }
 
-TEST_CASE("MemoryRelease: a release once the freed bytes pass the threshold, at most one per interval") {
+TEST_CASE(
+    "MemoryRelease: a release once the freed bytes pass the threshold, at most one per interval") {
   TcpScript t;
   MemoryRelease release(
       MemoryReleaseOptions{.threshold = 8000, .min_interval = Duration::seconds(1)});
