@@ -509,16 +509,24 @@ void print(const std::vector<Row>& rows) {
   }
 }
 
+// One path over the TAP, one connection: measure(md5, port) without a key and with, each on a
+// port of its own.
+template <typename Measure>
+void add_tap_row(std::vector<Row>& rows, std::string path, Duration length, uint16_t& port,
+                 const Measure& measure) {
+  fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
+             length.seconds_f(), length.seconds_f());
+  Row row{path, measure(false, port), measure(true, port + 1), false, true, 1, 0, ""};
+  port += 2;
+  rows.push_back(std::move(row));
+}
+
 // The TAP paths over one rig: kernel -> stack, stack -> kernel, without a key and with.
 void measure_tap(TapRig& rig, std::string_view label, Duration length, std::string_view only,
                  uint16_t& port, std::vector<Row>& rows) {
   rig.set_logging(false);
   const auto both = [&](std::string path, const auto& measure) {
-    fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
-               length.seconds_f(), length.seconds_f());
-    Row row{path, measure(false, port), measure(true, port + 1), false, true, 1, 0, ""};
-    port += 2;
-    rows.push_back(std::move(row));
+    add_tap_row(rows, std::move(path), length, port, measure);
   };
   if (only.empty() || only == "kernel-to-stack") {
     both(fmt::format("kernel -> stack over TAP{}", label),
@@ -636,11 +644,7 @@ void measure_tool(Duration length, uint16_t& port, std::vector<Row>& rows) {
       testing::run_process({kTool, "--version"}, std::chrono::milliseconds(5000));
   fmt::print("the tool: {}", version.out);
   const auto both = [&](std::string path, const auto& measure) {
-    fmt::print("measuring {}, {:.0f} s without a key and {:.0f} s with MD5\n", path,
-               length.seconds_f(), length.seconds_f());
-    Row row{path, measure(false, port), measure(true, port + 1), false, true, 1, 0, ""};
-    port += 2;
-    rows.push_back(std::move(row));
+    add_tap_row(rows, std::move(path), length, port, measure);
   };
   both("kernel -> tapstack serve (the tool)",
        [&](bool md5, uint16_t p) { return tool_kernel_to_stack(md5, length, p); });

@@ -40,6 +40,23 @@ KernelSocket connect_to_serve(uint16_t port) {
   return std::move(*socket);
 }
 
+// How many transfers came back whole: all sent, all echoed, the digest right; each one that
+// did not is a failed check with its index and error.
+size_t count_echoed(const std::vector<Transfer>& transfers, const std::vector<Outgoing>& outgoing) {
+  size_t exact = 0;
+  for (size_t i = 0; i < transfers.size(); ++i) {
+    const Transfer& t = transfers[i];
+    CAPTURE(i);
+    CAPTURE(t.error);
+    CAPTURE(t.timed_out);
+    const bool echoed = t.ok() && t.sent == outgoing[i].size && t.received == outgoing[i].size &&
+                        t.received_digest == pattern_digest(outgoing[i].seed, outgoing[i].size);
+    CHECK(echoed);
+    exact += echoed;
+  }
+  return exact;
+}
+
 TEST_CASE("serve --once --output: 64 MiB from a kernel client arrive byte-exact") {
   enter_private_netns_or_skip();
   const std::string output = temporary_path("serve_64mib.out");
@@ -121,18 +138,7 @@ TEST_CASE("serve --mode echo: 200 concurrent kernel connections, each echoed byt
   const std::vector<Transfer> transfers =
       exchange_all(sockets, outgoing, deadline_in(kTransferLimit));
   MESSAGE(fmt::format("{} echo connections in {:.2f} s", kConnections, seconds_since(start)));
-  size_t exact = 0;
-  for (size_t i = 0; i < kConnections; ++i) {
-    const Transfer& t = transfers[i];
-    CAPTURE(i);
-    CAPTURE(t.error);
-    CAPTURE(t.timed_out);
-    const bool echoed = t.ok() && t.sent == outgoing[i].size && t.received == outgoing[i].size &&
-                        t.received_digest == pattern_digest(outgoing[i].seed, outgoing[i].size);
-    CHECK(echoed);
-    exact += echoed;
-  }
-  CHECK(exact == kConnections);
+  CHECK(count_echoed(transfers, outgoing) == kConnections);
 
   // Every connection is closed on our side too before serve is stopped.
   serve->send_signal(SIGTERM);
@@ -173,17 +179,7 @@ TEST_CASE("serve --tap-queues 2: one kernel connection byte-exact, then 50 echoe
   }
   const std::vector<Transfer> transfers =
       exchange_all(sockets, outgoing, deadline_in(kTransferLimit));
-  size_t exact = 0;
-  for (size_t i = 0; i < kConnections; ++i) {
-    const Transfer& t = transfers[i];
-    CAPTURE(i);
-    CAPTURE(t.error);
-    const bool echoed = t.ok() && t.received == outgoing[i].size &&
-                        t.received_digest == pattern_digest(outgoing[i].seed, outgoing[i].size);
-    CHECK(echoed);
-    exact += echoed;
-  }
-  CHECK(exact == kConnections);
+  CHECK(count_echoed(transfers, outgoing) == kConnections);
 
   serve->send_signal(SIGTERM);
   const ProcessResult result = serve->wait(kExitLimit);
