@@ -128,7 +128,15 @@ class TcpScript : public Harness {
   SocketId establish_passive(uint16_t peer_mss = 1460) {
     return establish_passive_with([peer_mss](Tins::TCP& syn) { syn.mss(peer_mss); });
   }
-  // The same, with the options of the peer's SYN set by `options` (libtins' TCP PDU).
+  // A peer whose SYN offers MSS and SACK-permitted (RFC 2018), accepted.
+  SocketId establish_passive_with_sack(uint16_t peer_mss = 1460) {
+    return establish_passive_with([peer_mss](Tins::TCP& syn) {
+      syn.mss(peer_mss);
+      syn.sack_permitted();
+    });
+  }
+  // As establish_passive(), with the options of the peer's SYN set by `options` (libtins'
+  // TCP PDU).
   SocketId establish_passive_with(const std::function<void(Tins::TCP&)>& options) {
     listener = *tcp().listen(kOurPort, 8);
     const auto synack = send_with(SYN, kPeerIss, 0, options);

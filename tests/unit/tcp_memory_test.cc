@@ -19,14 +19,6 @@ SocketMemory memory(TcpScript& t, SocketId id) {
   return *m;
 }
 
-// A peer whose SYN offers MSS and SACK-permitted, accepted; t.iss is our ISS.
-SocketId establish_with_sack(TcpScript& t, uint16_t mss = 1460) {
-  return t.establish_passive_with([mss](Tins::TCP& syn) {
-    syn.mss(mss);
-    syn.sack_permitted();
-  });
-}
-
 TEST_CASE("an idle connection holds its control block and nothing else; a listener its queues") {
   TcpScript t;
   const SocketId id = t.establish_passive();
@@ -41,7 +33,7 @@ TEST_CASE("an idle connection holds its control block and nothing else; a listen
 
 TEST_CASE("the out-of-order queue is made by data beyond a gap and freed when the gap fills") {
   TcpScript t;
-  const SocketId id = establish_with_sack(t);
+  const SocketId id = t.establish_passive_with_sack();
   const auto first = t.send(ACK, P + 10, t.iss + 1, text("bbbbb"));
   REQUIRE(first.size() == 1);
   CHECK(first[0].sack == std::vector<std::pair<uint32_t, uint32_t>>{{P + 10, P + 15}});
@@ -80,7 +72,7 @@ TEST_CASE("the out-of-order queue goes with the peer's FIN") {
 
 TEST_CASE("the SACK scoreboard is made by the first SACK block and freed by the cumulative ACK") {
   TcpScript t;
-  const SocketId id = establish_with_sack(t, 1000);
+  const SocketId id = t.establish_passive_with_sack(1000);
   REQUIRE(t.tcp().send(id, Bytes(4 * 1000, 's'), t.now));
   REQUIRE(t.sent().size() == 4);
   CHECK(memory(t, id).sack_scoreboard == 0);

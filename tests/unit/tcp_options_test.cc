@@ -19,14 +19,6 @@ void linux_syn_options(Tins::TCP& tcp) {
   tcp.winscale(7);
 }
 
-// A peer whose SYN offers MSS and SACK-permitted, accepted; t.iss is our ISS.
-SocketId establish_with_sack(TcpScript& t, uint16_t mss = 1460) {
-  return t.establish_passive_with([mss](Tins::TCP& syn) {
-    syn.mss(mss);
-    syn.sack_permitted();
-  });
-}
-
 TEST_CASE("our SYN offers MSS, SACK-permitted, timestamps and window scale, in Linux's layout") {
   TcpScript t;
   REQUIRE(t.tcp().connect(ip(kPeerIp), TcpScript::kPeerPort, t.now, TcpScript::kOurPort));
@@ -123,7 +115,7 @@ TEST_CASE("timestamps: every segment carries them; PAWS drops an old duplicate")
 
 TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
   TcpScript t;
-  const SocketId id = establish_with_sack(t);
+  const SocketId id = t.establish_passive_with_sack();
   CHECK(t.tcp().info(id)->sack);
   const auto first = t.send(ACK, P + 10, t.iss + 1, text("bbbbb"));
   REQUIRE(first.size() == 1);
@@ -144,7 +136,7 @@ TEST_CASE("SACK blocks describe what arrived out of order, the latest first") {
 
 TEST_CASE("D-SACK (RFC 2883): a duplicate is reported once, as the first block, before the others") {
   TcpScript t;
-  const SocketId id = establish_with_sack(t);
+  const SocketId id = t.establish_passive_with_sack();
   t.send(ACK, P, t.iss + 1, text("aaaaa"));
   t.wait(Duration::seconds(1));  // the delayed ACK
 
@@ -183,7 +175,7 @@ TEST_CASE("D-SACK (RFC 2883): a duplicate is reported once, as the first block, 
 
 TEST_CASE("several losses in one window: SACK recovery resends every hole without a timeout") {
   TcpScript t;
-  const SocketId id = establish_with_sack(t, 1000);
+  const SocketId id = t.establish_passive_with_sack(1000);
   REQUIRE(t.tcp().send(id, Bytes(10 * 1000, 's'), t.now));
   REQUIRE(t.sent().size() == 10);
   const uint32_t base = t.iss + 1;
