@@ -36,7 +36,14 @@ void observe(const Tins::TCP& tcp, Seen& seen, const Seen& other) {
     return;
   }
   ++seen.segments;
-  if (!tcp.search_option(Tins::TCP::TSOPT)) ++seen.without_timestamps;
+  // RFC 7323 §3.2: once negotiated, TSopt MUST be in every non-<RST> segment. A reset may come
+  // at the end, when a late segment of the peer finds the connection gone (no socket: no
+  // options, as Linux's tcp_v4_send_reset()); it is counted apart.
+  if (tcp.get_flag(Tins::TCP::RST)) {
+    ++seen.resets;
+  } else if (!tcp.search_option(Tins::TCP::TSOPT)) {
+    ++seen.without_timestamps;
+  }
   if (tcp.search_option(Tins::TCP::SACK)) ++seen.with_sack_blocks;
   // The scale applies only when both SYNs carried the option (RFC 7323 §2.2).
   const uint8_t shift =

@@ -17,7 +17,8 @@ struct Seen {
   bool syn_sack_permitted = false;
   bool syn_timestamps = false;
   uint64_t segments = 0;            // after the handshake
-  uint64_t without_timestamps = 0;  // of those
+  uint64_t without_timestamps = 0;  // of those, not resets
+  uint64_t resets = 0;              // of those
   uint64_t with_sack_blocks = 0;
   uint32_t largest_window = 0;      // bytes, the scale applied
 };

@@ -23,10 +23,11 @@ TEST_CASE("window scaling, timestamps and SACK with the kernel, used both ways t
   const Seen& theirs = run.theirs;
   MESSAGE(fmt::format("{} MiB each way at 2 % loss each way in {:.2f} s; we sent {} segments "
                       "({} with SACK blocks, largest window {} B), the kernel {} ({} with SACK "
-                      "blocks, largest window {} B); our retransmissions {}",
+                      "blocks, largest window {} B); our retransmissions {}; resets: ours {}, "
+                      "the kernel's {}",
                       kSize >> 20, run.seconds, ours.segments, ours.with_sack_blocks,
                       ours.largest_window, theirs.segments, theirs.with_sack_blocks,
-                      theirs.largest_window, run.info.retransmits));
+                      theirs.largest_window, run.info.retransmits, ours.resets, theirs.resets));
   // Byte-exact both ways.
   CHECK(run.finished);
   CHECK(run.received_intact);
@@ -42,7 +43,8 @@ TEST_CASE("window scaling, timestamps and SACK with the kernel, used both ways t
   CHECK(run.info.window_scaling);
   CHECK(run.info.timestamps);
   CHECK(run.info.sack);
-  // ...and used: timestamps on every segment, windows beyond 16 bits, SACK blocks each way.
+  // ...and used: timestamps on every segment but resets (RFC 7323 §3.2), windows beyond 16
+  // bits, SACK blocks each way.
   CHECK(ours.without_timestamps == 0);
   CHECK(theirs.without_timestamps == 0);
   CHECK(ours.largest_window > 65535u);
