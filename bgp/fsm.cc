@@ -76,7 +76,15 @@ void Fsm::start(Instant now) {
 
 void Fsm::initiate(Instant now) {
   connect_retry_deadline_ = now + config_.connect_retry;
+  ++attempts_;
   emit(OpenTcp{});
+}
+
+Instant Fsm::next_attempt() const {
+  if (config_.passive) return Instant::never();
+  if (state_ == State::Active) return connect_retry_deadline_;
+  if (state_ == State::Idle) return restart_deadline_;
+  return Instant::never();
 }
 
 // Event 2 in every state.
@@ -90,6 +98,7 @@ void Fsm::stop(Instant now) {
   if (open) cease = notification(ErrorCode::Cease, cease::kAdministrativeShutdown);
   fail("stopped", cease, now);
   connect_retry_counter_ = 0;
+  attempts_ = 0;
 }
 
 void Fsm::fail(std::string why, std::optional<Notification> notification, Instant now) {
@@ -98,7 +107,7 @@ void Fsm::fail(std::string why, std::optional<Notification> notification, Instan
     emit(Note{fmt::format("sent NOTIFICATION {}", notification->describe())});
   }
   if (state_ != State::Idle && state_ != State::Active) emit(CloseTcp{});
-  for (const auto& [prefix, attributes] : routes_) emit(RouteWithdrawn{prefix});
+  for (const auto& [prefix, attributes] : routes_) emit(RouteWithdrawn{prefix, true});
   routes_.clear();
   buffer_.clear();
   connect_retry_deadline_ = hold_deadline_ = keepalive_deadline_ = Instant::never();
@@ -126,6 +135,7 @@ void Fsm::tcp_failed(Instant now) {
       // §8.2.2 Connect: restart the ConnectRetryTimer, continue to listen in Active.
       emit(CloseTcp{});
       connect_retry_deadline_ = now + config_.connect_retry;
+      emit(ConnectFailed{attempts_, false, connect_retry_deadline_});
       return to(State::Active, "TCP connection failed");
     case State::OpenSent:
       // §8.2.2 OpenSent: close, restart the ConnectRetryTimer, Active.
@@ -148,6 +158,7 @@ void Fsm::on_timer(Instant now) {
   if (now >= connect_retry_deadline_) {  // event 9
     if (state_ == State::Connect) {
       emit(CloseTcp{});
+      emit(ConnectFailed{attempts_, true, now});
       initiate(now);
     } else if (state_ == State::Active) {
       initiate(now);
@@ -259,6 +270,7 @@ void Fsm::on_keepalive(Instant now) {
   restart_hold_timer(now);
   if (state_ != State::OpenConfirm) return;
   connect_retry_counter_ = 0;
+  attempts_ = 0;
   to(State::Established, "KEEPALIVE received");
   for (const Update& update : announcements_) send(update, now);
 }
@@ -279,7 +291,7 @@ void Fsm::on_update(Update update, Instant now) {
   std::vector<Prefix> gone = std::move(update.withdrawn);
   if (update.treat_as_withdraw) gone.insert(gone.end(), update.nlri.begin(), update.nlri.end());
   for (const Prefix& prefix : gone) {
-    if (routes_.erase(prefix) > 0) emit(RouteWithdrawn{prefix});
+    if (routes_.erase(prefix) > 0) emit(RouteWithdrawn{prefix, false});
   }
   if (update.treat_as_withdraw) return;
   for (const Prefix& prefix : update.nlri) {

@@ -29,7 +29,9 @@ struct PeerConfig {
   // ManualStart_with_PassiveTcpEstablishment (event 4): wait in Active for the peer to
   // connect, never connecting ourselves.
   bool passive = false;
-  Duration connect_retry = Duration::seconds(120);  // RFC 4271 §10
+  // The ConnectRetry time: how long one unanswered attempt may last, and the pause after a
+  // failed one. RFC 4271 §10 suggests 120 s; tapstack bgp's default is shorter (its help).
+  Duration connect_retry = Duration::seconds(120);
   // After an error takes the session to Idle, AutomaticStart (event 3) after this long.
   Duration idle_hold = Duration::seconds(5);
 };
@@ -50,6 +52,18 @@ struct RouteLearned {
 };
 struct RouteWithdrawn {
   Prefix prefix;
+  // The peer withdrew it in an UPDATE (false), or the session ended and the route went with
+  // it (true, RFC 4271 §8.2.2: "deletes all routes associated with this connection").
+  bool session_ended = false;
+};
+// An attempt of ours to connect failed: the connection was refused or reset (event 18), or
+// the ConnectRetry timer expired before it came up (event 9). `attempt` counts from 1 since
+// the start or the last Established; the next attempt is at `next` (now, or a ConnectRetry
+// time later).
+struct ConnectFailed {
+  uint32_t attempt = 0;
+  bool timed_out = false;  // no answer within the ConnectRetry time
+  Instant next;
 };
 // Something to log: an UPDATE error handled without a reset (RFC 7606 §2 asks that it be
 // logged), or a NOTIFICATION we sent.
@@ -57,7 +71,8 @@ struct Note {
   std::string text;
 };
 using Output =
-    std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned, RouteWithdrawn, Note>;
+    std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned, RouteWithdrawn,
+                 ConnectFailed, Note>;
 
 class Fsm {
  public:
@@ -89,6 +104,8 @@ class Fsm {
   // The Adj-RIB-In: what the peer announced and has not withdrawn.
   const std::map<Prefix, PathAttributes>& routes() const { return routes_; }
   uint32_t connect_retry_counter() const { return connect_retry_counter_; }
+  // When the machine will next try to connect (never when passive, stopped or connecting).
+  Instant next_attempt() const;
 
  private:
   void to(State next, std::string why);
@@ -117,6 +134,7 @@ class Fsm {
   CodecOptions codec_;
   uint16_t hold_time_ = 0;
   uint32_t connect_retry_counter_ = 0;
+  uint32_t attempts_ = 0;  // connections initiated since the start or the last Established
   Instant connect_retry_deadline_ = Instant::never();
   Instant hold_deadline_ = Instant::never();
   Instant keepalive_deadline_ = Instant::never();

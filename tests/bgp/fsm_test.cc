@@ -49,6 +49,8 @@ struct Seen {
   std::vector<State> states;
   std::vector<Prefix> learned;
   std::vector<Prefix> withdrawn;
+  std::vector<bool> withdrawn_as_session_ended;
+  std::vector<ConnectFailed> failed;
   std::vector<std::string> notes;
 
   template <typename T>
@@ -64,7 +66,7 @@ struct Seen {
   }
   bool nothing() const {
     return open_tcp == 0 && close_tcp == 0 && sent.empty() && states.empty() && learned.empty() &&
-           withdrawn.empty() && notes.empty();
+           withdrawn.empty() && failed.empty() && notes.empty();
   }
 };
 
@@ -84,7 +86,11 @@ struct Rig {
       }
       if (auto* s = std::get_if<StateChanged>(&o)) seen.states.push_back(s->to);
       if (auto* r = std::get_if<RouteLearned>(&o)) seen.learned.push_back(r->prefix);
-      if (auto* r = std::get_if<RouteWithdrawn>(&o)) seen.withdrawn.push_back(r->prefix);
+      if (auto* r = std::get_if<RouteWithdrawn>(&o)) {
+        seen.withdrawn.push_back(r->prefix);
+        seen.withdrawn_as_session_ended.push_back(r->session_ended);
+      }
+      if (auto* f = std::get_if<ConnectFailed>(&o)) seen.failed.push_back(*f);
       if (auto* n = std::get_if<Note>(&o)) seen.notes.push_back(n->text);
     }
     return seen;
@@ -168,6 +174,50 @@ TEST_CASE("Connect: ConnectRetry expiry tries again; a failed connection goes to
   CHECK(s.states == std::vector{State::Connect});
 }
 
+TEST_CASE("each failed attempt is reported: its number, timed out or not, the next one's time") {
+  Rig r;
+  const Instant start = r.now;
+  r.fsm.start(r.now);
+  CHECK(r.fsm.next_attempt().is_never());  // connecting
+  r.out();
+  r.advance(Duration::seconds(10));  // attempt 1 unanswered: attempt 2 at once
+  Seen s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 1);
+  CHECK(s.failed[0].timed_out);
+  CHECK(s.failed[0].next == r.now);
+
+  r.fsm.tcp_failed(r.now);  // attempt 2 refused: attempt 3 a ConnectRetry time later
+  s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 2);
+  CHECK_FALSE(s.failed[0].timed_out);
+  CHECK(s.failed[0].next == start + Duration::seconds(20));
+  CHECK(r.fsm.next_attempt() == start + Duration::seconds(20));
+
+  r.advance(Duration::seconds(10));
+  r.fsm.tcp_connected(r.now);
+  r.peer(Open::make(kPeerAs, 90, ip(198, 18, 0, 1)));
+  r.peer(Keepalive{});
+  r.fsm.tcp_failed(r.now);  // Established, then lost: the count starts again
+  CHECK(r.fsm.next_attempt() == r.now + Duration::seconds(2));  // the idle hold time
+  r.out();
+  r.advance(Duration::seconds(2));
+  r.fsm.tcp_failed(r.now);
+  s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 1);
+}
+
+TEST_CASE("passive: no attempts of ours, so none to report and no next one") {
+  Rig r(config(/*passive=*/true));
+  r.fsm.start(r.now);
+  r.fsm.tcp_connected(r.now);
+  r.fsm.tcp_failed(r.now);
+  CHECK(r.out().failed.empty());
+  CHECK(r.fsm.next_attempt().is_never());
+}
+
 TEST_CASE("keepalives every hold/3; silence for the hold time ends with NOTIFICATION 4/0") {
   Rig r;
   r.establish(9);
@@ -221,6 +271,50 @@ TEST_CASE("after an error, an automatic restart once the idle hold time has pass
   s = r.out();
   CHECK(s.open_tcp == 1);
   CHECK(s.states == std::vector{State::Connect});
+}
+
+TEST_CASE("each failed attempt is reported: its number, timed out or not, the next one's time") {
+  Rig r;
+  const Instant start = r.now;
+  r.fsm.start(r.now);
+  CHECK(r.fsm.next_attempt().is_never());  // connecting
+  r.out();
+  r.advance(Duration::seconds(10));  // attempt 1 unanswered: attempt 2 at once
+  Seen s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 1);
+  CHECK(s.failed[0].timed_out);
+  CHECK(s.failed[0].next == r.now);
+
+  r.fsm.tcp_failed(r.now);  // attempt 2 refused: attempt 3 a ConnectRetry time later
+  s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 2);
+  CHECK_FALSE(s.failed[0].timed_out);
+  CHECK(s.failed[0].next == start + Duration::seconds(20));
+  CHECK(r.fsm.next_attempt() == start + Duration::seconds(20));
+
+  r.advance(Duration::seconds(10));
+  r.fsm.tcp_connected(r.now);
+  r.peer(Open::make(kPeerAs, 90, ip(198, 18, 0, 1)));
+  r.peer(Keepalive{});
+  r.fsm.tcp_failed(r.now);  // Established, then lost: the count starts again
+  CHECK(r.fsm.next_attempt() == r.now + Duration::seconds(2));  // the idle hold time
+  r.out();
+  r.advance(Duration::seconds(2));
+  r.fsm.tcp_failed(r.now);
+  s = r.out();
+  REQUIRE(s.failed.size() == 1);
+  CHECK(s.failed[0].attempt == 1);
+}
+
+TEST_CASE("passive: no attempts of ours, so none to report and no next one") {
+  Rig r(config(/*passive=*/true));
+  r.fsm.start(r.now);
+  r.fsm.tcp_connected(r.now);
+  r.fsm.tcp_failed(r.now);
+  CHECK(r.out().failed.empty());
+  CHECK(r.fsm.next_attempt().is_never());
 }
 
 TEST_CASE("ManualStop: Cease / Administrative Shutdown, Idle, and no restart") {
@@ -316,6 +410,7 @@ TEST_CASE("routes: learned, withdrawn, treat-as-withdraw, and all withdrawn when
   r.fsm.receive(bad_origin, r.now);
   Seen s = r.out();
   CHECK(s.withdrawn == std::vector<Prefix>{{ip(198, 18, 6, 0), 24}});
+  CHECK(s.withdrawn_as_session_ended == std::vector{false});
   CHECK(s.sent.empty());
   REQUIRE(s.notes.size() == 1);
   CHECK(s.notes[0] == "treat-as-withdraw: malformed ORIGIN");
@@ -326,6 +421,7 @@ TEST_CASE("routes: learned, withdrawn, treat-as-withdraw, and all withdrawn when
   r.fsm.tcp_failed(r.now);
   s = r.out();
   CHECK(s.withdrawn == std::vector<Prefix>{{ip(198, 18, 8, 0), 24}});
+  CHECK(s.withdrawn_as_session_ended == std::vector{true});  // not the peer's withdrawal
   CHECK(s.states == std::vector{State::Idle});
 }
 
