@@ -287,11 +287,15 @@ StopOnSignals::StopOnSignals(EventLoop& loop) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, &previous_int_);
   sigaction(SIGTERM, &action, &previous_term_);
+  // A terminal that goes away sends SIGHUP; a daemon takes it as "reload". Either way the
+  // program ends cleanly rather than dying, and may say what SIGHUP meant to it.
+  sigaction(SIGHUP, &action, &previous_hup_);
 }
 
 StopOnSignals::~StopOnSignals() {
   sigaction(SIGINT, &previous_int_, nullptr);
   sigaction(SIGTERM, &previous_term_, nullptr);
+  sigaction(SIGHUP, &previous_hup_, nullptr);
   g_signal_loop.store(nullptr);
 }
 

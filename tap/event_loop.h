@@ -117,7 +117,8 @@ class EventLoop {
   MemoryRelease memory_release_;
 };
 
-// While alive, SIGINT and SIGTERM stop one loop; the previous handlers come back afterwards.
+// While alive, SIGINT, SIGTERM and SIGHUP stop one loop; the previous handlers come back
+// afterwards.
 // One instance at a time.
 class StopOnSignals {
  public:
@@ -132,6 +133,7 @@ class StopOnSignals {
  private:
   struct sigaction previous_int_ {};
   struct sigaction previous_term_ {};
+  struct sigaction previous_hup_ {};
 };
 
 // While alive, SIGUSR1 and SIGUSR2 are requests to the loop's owner, who carries on running
