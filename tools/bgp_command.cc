@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <string>
 
@@ -62,22 +63,62 @@ Ipv4Address parse_address(CommandLine& line, std::string_view option, std::strin
   return address.value_or(Ipv4Address{});
 }
 
-// --md5-key takes a key as --md5 PEER=KEY does: text, or hex:..., 1 to 80 bytes.
-void parse_md5_key(CommandLine& line, std::string_view text, BgpOptions& options) {
+// Whether an --md5-key value is --md5's PEER[/PREFIX]=KEY form: an address before '='.
+bool looks_like_peer_and_key(std::string_view text) {
+  const size_t equals = text.find('=');
+  if (equals == std::string_view::npos) return false;
+  const std::string_view peer = text.substr(0, equals);
+  return Ipv4Address::parse(peer.substr(0, peer.find('/'))).has_value();
+}
+
+// --md5-key KEY, the older spelling of --md5 PEER=KEY for --peer alone: checked when seen,
+// taken after the walk (--peer may come later). A value in --md5's own form is an error
+// rather than a key that happens to contain '=' (it names the address, never the key).
+void check_md5_key(CommandLine& line, std::string_view text) {
   if (text.empty()) {
     return line.fail("bad --md5-key: empty; a key is text, or hex:HEXDIGITS, 1 to 80 bytes");
   }
+  if (looks_like_peer_and_key(text)) {
+    const std::string_view peer = text.substr(0, text.find('='));
+    line.fail(
+        fmt::format("bad --md5-key '{}=...': --md5-key takes the key alone; for a key with its "
+                    "peer write --md5 {}=KEY",
+                    peer, peer));
+  }
+}
+
+// The --md5-key value as the key for --peer, through the parser of --md5 (text, hex:..., and
+// whatever other forms it takes), its errors said of --md5-key.
+void take_md5_key(CommandLine& line, std::string_view text, BgpOptions& options) {
   const std::vector<std::string_view> none;
   CommandLine scratch(none);
-  std::vector<Md5KeyOption> keys;
-  parse_md5_option(scratch, fmt::format("0.0.0.0={}", text), keys);
-  if (scratch.error()) {
-    std::string message = scratch.error()->message;
-    const std::string_view prefix = "bad --md5 key for 0.0.0.0";
-    if (message.starts_with(prefix)) message.replace(0, prefix.size(), "bad --md5-key");
-    return line.fail(message);
+  parse_md5_option(scratch, fmt::format("{}={}", options.peer, text), options.md5_keys);
+  if (!scratch.error()) return;
+  std::string message = scratch.error()->message;
+  const std::string said_of_peer = fmt::format("--md5 key for {}", options.peer);
+  if (const size_t at = message.find(said_of_peer); at != std::string::npos) {
+    message.replace(at, said_of_peer.size(), "--md5-key");
   }
-  options.md5_key = keys.front().key;
+  line.fail(message);
+}
+
+bool key_covers(const Md5KeyOption& key, Ipv4Address address) {
+  return Ipv4Interface{key.peer, key.prefix_length}.on_link(address);
+}
+
+// A key that covers no --peer would leave the session unsigned: surely not what was meant.
+void check_md5_keys(CommandLine& line, const BgpOptions& options) {
+  if (options.md5_keys.empty()) return;
+  const bool covered =
+      std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
+                  [&](const Md5KeyOption& key) { return key_covers(key, options.peer); });
+  if (covered) return;
+  std::vector<std::string> peers;
+  for (const Md5KeyOption& key : options.md5_keys) peers.push_back(key.peer_text());
+  line.fail(
+      fmt::format("no --md5 key covers --peer {} (keys for {}): the session would be unsigned; "
+                  "add --md5 {}=KEY",
+                  options.peer, fmt::join(peers, ", "), options.peer));
 }
 
 // PREFIX[,next-hop=IP]
@@ -138,10 +179,20 @@ void check_peer(CommandLine& line, const BgpOptions& options) {
     return line.fail(fmt::format("--peer {} is the stack's own address (--addr)", options.peer));
   }
   if (!ours.on_link(options.peer)) {
-    line.fail(
+    return line.fail(
         fmt::format("--peer {} is not in the subnet of --addr {}; the stack reaches only "
                     "hosts on its own link",
                     options.peer, ours.to_string()));
+  }
+  // RFC 4271 §5.1.3: a next hop that is the receiver's own address makes no route (BIRD
+  // rejects the UPDATE: "Invalid NEXT_HOP attribute - neighbor address").
+  for (const BgpAnnouncement& a : options.announce) {
+    if (a.next_hop == options.peer) {
+      return line.fail(
+          fmt::format("bad --announce '{},next-hop={}': the next hop is --peer's own address, "
+                      "which the peer rejects; leave next-hop out (it defaults to --addr)",
+                      a.prefix.to_string(), options.peer));
+    }
   }
 }
 
@@ -194,18 +245,34 @@ std::string route_text(const bgp::Prefix& prefix, const bgp::PathAttributes& a) 
   return line;
 }
 
+// The wall clock for JSON lines, UTC to the millisecond: "2026-12-03T16:02:11.123Z".
+std::string utc_time_text() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                     now.tv_nsec / 1'000'000);
+}
+
+// A JSON line: the fields given (`"type": ...`), then the time it was written.
+std::string json_line(std::string_view fields) {
+  return fmt::format(R"({{{}, "time": "{}"}})", fields, utc_time_text());
+}
+
 std::string route_json(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
   std::vector<std::string> communities;
   for (const std::string& c : communities_of(a)) communities.push_back(fmt::format("\"{}\"", c));
   std::string line = fmt::format(
-      R"({{"type": "route", "prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])",
+      R"("type": "route", "prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])",
       prefix.to_string(), Ipv4Address{a.next_hop.value_or(0)},
       as_path_json(a.as_path.value_or(std::vector<bgp::AsPathSegment>{})),
       fmt::join(communities, ", "));
   if (a.origin) line += fmt::format(R"(, "origin": "{}")", origin_name(*a.origin));
   if (a.multi_exit_disc) line += fmt::format(R"(, "med": {})", *a.multi_exit_disc);
   if (a.local_pref) line += fmt::format(R"(, "local_pref": {})", *a.local_pref);
-  return line + "}";
+  return json_line(line);
 }
 
 // The text of a JSON string: quotes, backslashes and control characters escaped.
@@ -274,7 +341,13 @@ bgp::PeerConfig peer_config(const BgpOptions& options) {
 class Speaker {
  public:
   Speaker(Tcp& tcp, const BgpOptions& options, Instant start)
-      : tcp_(tcp), options_(options), fsm_(peer_config(options)), start_(start) {
+      : tcp_(tcp),
+        options_(options),
+        fsm_(peer_config(options)),
+        start_(start),
+        signed_(
+            std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
+                        [&](const Md5KeyOption& key) { return key_covers(key, options.peer); })) {
     fsm_.set_announcements(announcements(options));
   }
 
@@ -284,7 +357,7 @@ class Speaker {
       auto listener = tcp_.listen(bgp::kBgpPort, kBacklog);
       if (!listener) return fmt::format("cannot listen on port 179: {}", listener.error().message);
       listener_ = *listener;
-      if (auto failed = set_key(listener_)) return failed;
+      if (auto failed = set_keys(listener_)) return failed;
     }
     fsm_.start(now);
     carry_out(now);
@@ -322,12 +395,16 @@ class Speaker {
   const std::optional<std::string>& failure() const { return failure_; }
 
  private:
-  std::optional<std::string> set_key(SocketId id) {
-    if (!options_.md5_key) return std::nullopt;
-    // Linux: setsockopt(TCP_MD5SIG) for the peer, before connect() or on the listener.
-    const Status set = tcp_.set_md5_key(id, options_.peer, 32, *options_.md5_key);
-    if (set) return std::nullopt;
-    return fmt::format("setting the TCP-MD5 key for {}: {}", options_.peer, set.error().message);
+  // Linux: setsockopt(TCP_MD5SIG) for each key, before connect() or on the listener.
+  std::optional<std::string> set_keys(SocketId id) {
+    for (const Md5KeyOption& key : options_.md5_keys) {
+      const Status set = tcp_.set_md5_key(id, key.peer, key.prefix_length, key.key);
+      if (!set) {
+        return fmt::format("setting the TCP-MD5 key for {}: {}", key.peer_text(),
+                           set.error().message);
+      }
+    }
+    return std::nullopt;
   }
 
   void accept_new(Instant now) {
@@ -357,9 +434,7 @@ class Speaker {
         carry_out(now);
       } else if (events & socket_event::kError) {
         auto error = tcp_.receive(socket_, MutableByteView(), now);
-        return connection_lost(fmt::format("cannot connect: {}",
-                                           error ? std::string("closed") : error.error().message),
-                               now);
+        return connect_failed(error ? Error{0, "closed"} : error.error(), now);
       } else {
         return;  // still connecting
       }
@@ -375,6 +450,13 @@ class Speaker {
       fsm_.receive(ByteView(buffer, *received), now);
       carry_out(now);
     }
+  }
+
+  // Our attempt failed before it was up: the FSM's ConnectFailed output says so, with why.
+  void connect_failed(const Error& error, Instant now) {
+    connect_error_ = error;
+    fsm_.tcp_failed(now);
+    carry_out(now);
   }
 
   void connection_lost(const std::string& why, Instant now) {
@@ -401,10 +483,57 @@ class Speaker {
       } else if (auto* note = std::get_if<bgp::Note>(&output)) {
         report("bgp {}: {}", options_.peer, note->text);
       } else if (auto* withdrawn = std::get_if<bgp::RouteWithdrawn>(&output)) {
-        print_line(options_.json ? fmt::format(R"({{"type": "withdraw", "prefix": "{}"}})",
-                                               withdrawn->prefix.to_string())
-                                 : fmt::format("withdraw {}", withdrawn->prefix.to_string()));
+        print_line(withdraw_line(*withdrawn));
+      } else if (auto* failed = std::get_if<bgp::ConnectFailed>(&output)) {
+        report_failed_attempt(*failed, now);
       }
+    }
+  }
+
+  // "withdraw 198.18.5.0/24" when the peer withdrew it; when the session ended, the route
+  // went with it, which the line says so that it is not taken for the peer's withdrawal.
+  std::string withdraw_line(const bgp::RouteWithdrawn& withdrawn) const {
+    const std::string prefix = withdrawn.prefix.to_string();
+    if (options_.json) {
+      return json_line(fmt::format(R"("type": "withdraw", "prefix": "{}", "reason": "{}")", prefix,
+                                   withdrawn.session_ended ? "session-ended" : "peer-withdrew"));
+    }
+    if (!withdrawn.session_ended) return fmt::format("withdraw {}", prefix);
+    return fmt::format("withdraw {} (session with {} ended: route dropped)", prefix, options_.peer);
+  }
+
+  // Why an attempt failed, in words: what our TCP saw, or that nothing came back in time.
+  std::string failure_reason(const bgp::ConnectFailed& failed) const {
+    if (failed.timed_out) {
+      return fmt::format("no answer in {}{}", seconds_text(options_.connect_retry),
+                         unanswered_hint());
+    }
+    switch (connect_error_.code) {
+      case ECONNREFUSED:
+        return "refused (a reset answered our SYN: nothing listens on port 179 there)";
+      case ETIMEDOUT:
+        return fmt::format("no answer to our SYNs{}", unanswered_hint());
+      default:
+        return connect_error_.message;
+    }
+  }
+
+  // RFC 2385 §2.0: a segment that fails the MD5 check is dropped without a word, so a key
+  // mismatch looks like a peer that is not there.
+  std::string unanswered_hint() const {
+    if (signed_) return std::string(unanswered_signed_syn_hint());
+    return " (our SYNs are unsigned: a peer that expects TCP-MD5 drops them unanswered)";
+  }
+
+  void report_failed_attempt(const bgp::ConnectFailed& failed, Instant now) {
+    const std::string why = failure_reason(failed);
+    const Duration wait = std::max(failed.next - now, Duration::zero());
+    report("bgp {}: connection attempt {} failed: {}; next attempt {}", options_.peer,
+           failed.attempt, why, wait == Duration::zero() ? "now" : "in " + seconds_text(wait));
+    if (options_.json) {
+      print_line(json_line(fmt::format(
+          R"("type": "connect-failed", "attempt": {}, "why": "{}", "next_attempt_in": {:g})",
+          failed.attempt, json_escape(why), wait.seconds_f())));
     }
   }
 
@@ -416,11 +545,17 @@ class Speaker {
       line += fmt::format(" (session {}, {:.3f} s after start)", ++sessions_,
                           (now - start_).seconds_f());
     }
+    // After a failed attempt its own line says when the next is; after a session, this one.
+    const Instant next = fsm_.next_attempt();
+    if (change.from != bgp::State::Connect && !next.is_never()) {
+      line +=
+          fmt::format("; next attempt in {}", seconds_text(std::max(next - now, Duration::zero())));
+    }
     report("{}", line);
     if (options_.json) {
-      print_line(fmt::format(R"({{"type": "state", "from": "{}", "to": "{}", "why": "{}"}})",
-                             bgp::state_name(change.from), bgp::state_name(change.to),
-                             json_escape(change.why)));
+      print_line(json_line(fmt::format(R"("type": "state", "from": "{}", "to": "{}", "why": "{}")",
+                                       bgp::state_name(change.from), bgp::state_name(change.to),
+                                       json_escape(change.why))));
     }
   }
 
@@ -432,13 +567,13 @@ class Speaker {
       return;
     }
     socket_ = *socket;
-    if (auto failed = set_key(socket_)) {
+    if (auto failed = set_keys(socket_)) {
       failure_ = failed;
       return;
     }
     if (const Status connected = tcp_.connect(socket_, options_.peer, bgp::kBgpPort, now);
         !connected) {
-      connection_lost(fmt::format("cannot connect: {}", connected.error().message), now);
+      connect_failed(connected.error(), now);
     }
   }
 
@@ -472,6 +607,8 @@ class Speaker {
   bool connected_ = false;
   std::vector<uint8_t> pending_;  // bytes the send buffer had no room for yet
   std::vector<SocketId> closing_;
+  bool signed_;            // a --md5 key covers the peer: our segments are signed
+  Error connect_error_;    // why our last attempt to connect failed
   uint64_t sessions_ = 0;  // how many times the session has been Established
   std::optional<std::string> failure_;
 };
@@ -486,6 +623,7 @@ int usage_error(std::string_view message) {
 Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
   CommandLine line(args);
   BgpOptions options;
+  std::optional<std::string_view> md5_key;  // --md5-key KEY
   while (line.next()) {
     if (line.is_help()) return HelpRequested{};
     if (parse_common_option(line, options.common)) continue;
@@ -498,8 +636,11 @@ Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
     } else if (line.is("--router-id")) {
       options.router_id = parse_address(line, "--router-id", line.value());
       if (options.router_id->is_zero()) line.fail("bad --router-id 0.0.0.0: it must not be zero");
+    } else if (line.is_repeatable("--md5")) {
+      parse_md5_option(line, line.value(), options.md5_keys);
     } else if (line.is("--md5-key")) {
-      parse_md5_key(line, line.value(), options);
+      md5_key = line.value();
+      check_md5_key(line, *md5_key);
     } else if (line.is_repeatable("--announce")) {
       parse_announcement(line, line.value(), options);
     } else if (line.is("--passive")) {
@@ -523,6 +664,14 @@ Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
     if (!line.error() && !line.seen(option)) line.fail(fmt::format("missing {} {}", option, what));
   }
   if (!line.error()) check_peer(line, options);
+  if (!line.error() && md5_key) {
+    if (line.seen("--md5")) {
+      line.fail("--md5-key and --md5 both given: give every key with --md5 PEER[/PREFIX]=KEY");
+    } else {
+      take_md5_key(line, *md5_key, options);
+    }
+  }
+  if (!line.error()) check_md5_keys(line, options);
   if (line.error()) return *line.error();
   return options;
 }
@@ -540,31 +689,53 @@ void print_bgp_help() {
       "hop, AS path, communities) and every withdrawal, one line each:\n"
       "  route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp\n"
       "  withdraw 198.18.5.0/24\n"
-      "State changes go to stderr. When the session ends, it starts again after a few\n"
-      "seconds. Runs until SIGINT or SIGTERM, which end the session with a NOTIFICATION\n"
-      "(Cease, Administrative Shutdown). Exit status 0 then, 1 on a runtime failure.\n"
+      "A withdrawal because the session ended (and the route with it) says so:\n"
+      "  withdraw 198.18.5.0/24 (session with 198.18.0.1 ended: route dropped)\n"
+      "State changes go to stderr, and after each failed attempt to connect a line with its\n"
+      "number, why (refused, or no answer: with a hint on TCP-MD5 keys, as a peer drops a\n"
+      "segment whose signature does not match without a word) and when the next one is:\n"
+      "  bgp 198.18.0.1: connection attempt 2 failed: no answer in 10 s (our SYNs are signed\n"
+      "  with --md5: a peer without that key drops them unanswered); next attempt now\n"
+      "When the session ends, it starts again after a few seconds. Runs until SIGINT, SIGTERM\n"
+      "or SIGHUP, which end the session with a NOTIFICATION (Cease, Administrative Shutdown)\n"
+      "and write --stats (SIGHUP, which asks a daemon to reload its configuration, does the\n"
+      "same: there is no configuration file). Exit status 0 then, 1 on a runtime failure.\n"
       "\n"
       "options:\n"
       "  --peer IP              the peer's address (required)\n"
       "  --local-as N           our AS number, 1 to 4294967295 (required)\n"
       "  --peer-as N            the peer's AS number (required); equal to --local-as: iBGP\n"
       "  --router-id IP         our BGP Identifier (default: the address of --addr)\n"
-      "  --md5-key KEY          sign the session with RFC 2385 TCP-MD5, as BIRD's password or\n"
-      "                         FRR's neighbor password do: KEY is text, or hex:HEXDIGITS;\n"
-      "                         1 to 80 bytes\n"
+      "  --md5 PEER[/PREFIX]=KEY\n"
+      "                         sign with RFC 2385 TCP-MD5, as BIRD's password or FRR's\n"
+      "                         neighbor password do: the key for PEER, or for the addresses\n"
+      "                         of PEER/PREFIX, set on our socket and listener as\n"
+      "                         TCP_MD5SIG would (repeatable; the longest prefix wins). KEY is\n"
+      "                         text, or hex:HEXDIGITS; 1 to 80 bytes. One key must cover\n"
+      "                         --peer, or it is an error; without --md5 the session is\n"
+      "                         unsigned\n"
+      "  --md5-key KEY          the same as --md5 PEER=KEY for --peer (the older spelling)\n"
       "  --announce PREFIX[,next-hop=IP]\n"
       "                         announce PREFIX (repeatable); the next hop defaults to --addr\n"
       "  --passive              wait for the peer to connect; never connect\n"
       "  --hold SECONDS         the hold time to offer: 0 or 3 to 65535 (default 90); the\n"
       "                         smaller of both sides' applies, keepalives every third of it\n"
       "  --connect-retry SECONDS\n"
-      "                         the ConnectRetry time (default 120, RFC 4271 §10)\n"
-      "  --json                 print routes, withdrawals and state changes as JSON lines\n"
+      "                         the ConnectRetry time (RFC 4271 §8): how long an attempt to\n"
+      "                         connect may go unanswered, and the pause after one that\n"
+      "                         failed (default 10, from 0.1). RFC 4271 §10 suggests 120, as\n"
+      "                         BIRD's connect retry time and FRR's timers connect use; FRR's\n"
+      "                         datacenter profile uses 10, and BIRD tries again 5 s (its\n"
+      "                         connect delay time) after a refused connection\n"
+      "  --json                 print routes, withdrawals, state changes and failed attempts\n"
+      "                         as JSON lines on stdout, each with \"time\": UTC to the\n"
+      "                         millisecond, like \"2026-12-03T16:02:11.123Z\"; a withdrawal's\n"
+      "                         \"reason\" is \"peer-withdrew\" or \"session-ended\"\n"
       "{}"
       "\n"
       "example (as root, in a network namespace of its own, with BIRD on the kernel side):\n"
       "  tapstack bgp --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
-      "      --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5-key secret \\\n"
+      "      --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5 198.18.0.1=secret \\\n"
       "      --announce 198.18.100.0/24\n",
       kCommonOptionsHelp);
 }
@@ -576,7 +747,8 @@ int run_bgp(const BgpOptions& options) {
   Session& session = **opened;
   report("{}", session.describe());
   report("bgp: AS {} peering with {} AS {}{}{}", options.local_as, options.peer, options.peer_as,
-         options.passive ? ", passive" : "", options.md5_key ? ", TCP-MD5" : "");
+         options.passive ? ", passive" : "",
+         options.md5_keys.empty() ? ", unsigned (no --md5)" : md5_keys_text(options.md5_keys));
 
   const Instant start = monotonic_now();
   Speaker speaker(session.stack().tcp(), options, start);
@@ -585,6 +757,12 @@ int run_bgp(const BgpOptions& options) {
     return runtime_failure(*failed);
   }
   const Status run = session.run([&](Instant now) { return speaker.step(now); });
+  if (session.stopped_by_signal() == SIGHUP) {
+    // What a daemon does on SIGHUP is reload its configuration; there is none to reload.
+    report(
+        "bgp: SIGHUP: no configuration file to reload; stopping as on SIGTERM (an open session "
+        "ends with a Cease NOTIFICATION)");
+  }
   if (!speaker.failure()) speaker.stop(session);
   report("{}", session.summary());
   const Status finished = session.finish();

@@ -255,9 +255,7 @@ class Client {
   // RFC 2385 §2.0: a host drops, without a word, a segment that fails its MD5 check, so a
   // key mismatch looks like a peer that is not there.
   std::string unanswered_hint() const {
-    return signed_ ? " (our SYNs are signed with --md5: a peer without that key drops them "
-                     "unanswered)"
-                   : "";
+    return signed_ ? std::string(unanswered_signed_syn_hint()) : "";
   }
 
   // Records the first failure; the connection, if any, ends with a reset.

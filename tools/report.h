@@ -33,6 +33,12 @@ inline std::string signal_name(int signal_number) {
                       : fmt::format("signal {}", signal_number);
 }
 
+// RFC 2385 §2.0: a host drops, without a word, a segment that fails its MD5 check, so a key
+// mismatch looks like a peer that is not there. Said after a connection left unanswered.
+inline std::string_view unanswered_signed_syn_hint() {
+  return " (our SYNs are signed with --md5: a peer without that key drops them unanswered)";
+}
+
 // "30 s", "0.5 s": a duration as a person gave it.
 inline std::string seconds_text(Duration duration) {
   return fmt::format("{:g} s", duration.seconds_f());
