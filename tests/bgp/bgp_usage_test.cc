@@ -37,8 +37,11 @@ TEST_CASE("tapstack --help lists bgp; bgp --help shows its options") {
     const ProcessResult result = tapstack(args);
     CHECK(result.exit_code == 0);
     CHECK(result.out.starts_with("usage: tapstack bgp"));
-    for (const char* option : {"--peer IP", "--md5-key KEY", "--announce PREFIX", "--passive",
-                               "--hold SECONDS", "--json", "--tap NAME"}) {
+    for (const char* option :
+         {"--peer IP", "--md5 PEER[/PREFIX]=KEY", "--md5-key KEY", "--announce PREFIX", "--passive",
+          "--hold SECONDS", "--connect-retry SECONDS", "(default 10", "datacenter profile",
+          "--json", "\"time\"", "\"session-ended\"", "connection attempt 2 failed",
+          "(session with 198.18.0.1 ended", "SIGHUP", "--tap NAME"}) {
       CHECK_MESSAGE(result.out.find(option) != std::string::npos, option);
     }
   }
@@ -69,6 +72,20 @@ TEST_CASE("bgp usage errors: one line naming the problem, exit 2") {
       {bgp({"--md5-key", "hex:123"}), "bad --md5-key: after hex:"},
       {bgp({"--md5-key", long_key}), "bad --md5-key: 81 bytes"},
       {bgp({"--md5-key="}), "--md5-key"},
+      // §2 of issue 19: --md5's form given to --md5-key is not taken as a key.
+      {bgp({"--md5-key", "198.18.0.1=s3cr3t"}),
+       "bad --md5-key '198.18.0.1=...': --md5-key takes the key alone; for a key with its peer "
+       "write --md5 198.18.0.1=KEY"},
+      {bgp({"--md5-key", "198.18.0.0/24=s3cr3t"}), "write --md5 198.18.0.0/24=KEY"},
+      {bgp({"--md5-key", "s3cr3t", "--md5", "198.18.0.1=s3cr3t"}), "both given"},
+      {bgp({"--md5", "s3cr3t"}), "bad --md5: expected PEER[/PREFIX]=KEY"},
+      {bgp({"--md5", "198.18.0.1=hex:zz"}), "bad --md5 key for 198.18.0.1: after hex:"},
+      {bgp({"--md5", "198.18.1.0/24=s3cr3t", "--md5", "198.18.0.9=s3cr3t"}),
+       "no --md5 key covers --peer 198.18.0.1 (keys for 198.18.1.0/24, 198.18.0.9): the session "
+       "would be unsigned; add --md5 198.18.0.1=KEY"},
+      {bgp({"--announce", "198.18.5.0/24,next-hop=198.18.0.1"}),
+       "bad --announce '198.18.5.0/24,next-hop=198.18.0.1': the next hop is --peer's own "
+       "address"},
       {bgp({"--router-id", "1.2.3"}), "bad --router-id"},
       {bgp({"--connect-retry", "0"}), "bad --connect-retry"},
       {bgp({"--passive=yes"}), "takes no value"},
@@ -83,6 +100,7 @@ TEST_CASE("bgp usage errors: one line naming the problem, exit 2") {
     CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
     CHECK_MESSAGE(result.err.find(expected) != std::string::npos, result.err);
     CHECK(result.err.find(long_key) == std::string::npos);
+    CHECK(result.err.find("s3cr3t") == std::string::npos);
   }
 }
 
