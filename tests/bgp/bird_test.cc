@@ -10,12 +10,14 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "tests/md5_kernel/kernel_side.h"
 #include "tests/support/netns.h"
 #include "tests/support/subprocess.h"
 #include "tests/tap/tapstack_tcp.h"
@@ -134,9 +136,10 @@ void skip_without_bird() {
 ChildProcess start_tapstack(const std::vector<std::string>& extra,
                             const std::string& local_as = "65002",
                             const std::string& peer_as = "65001") {
-  std::vector<std::string> options = {"--peer",          "198.18.0.1", "--local-as", local_as,
-                                      "--peer-as",       peer_as,      "--md5-key",  kKey,
-                                      "--connect-retry", "1",          "--hold",     "9"};
+  std::vector<std::string> options = {
+      "--peer",          "198.18.0.1", "--local-as", local_as,
+      "--peer-as",       peer_as,      "--md5",      fmt::format("198.18.0.1={}", kKey),
+      "--connect-retry", "1",          "--hold",     "9"};
   options.insert(options.end(), extra.begin(), extra.end());
   auto child = ChildProcess::start(tapstack::testing::tapstack_command("bgp", options));
   REQUIRE_MESSAGE(static_cast<bool>(child), (child ? "" : child.error().message));
@@ -169,9 +172,12 @@ TEST_CASE("tapstack bgp and BIRD over TCP-MD5: routes both ways, withdrawals, a 
   CHECK(detail.find("BGP.as_path: 65002") != std::string::npos);
   CHECK(detail.find("BGP.next_hop: 198.18.0.2") != std::string::npos);
 
-  // BIRD goes away: its route is withdrawn on our side. It comes back: a new session.
+  // BIRD goes away: its route goes with the session, and the line says so (BIRD did not
+  // withdraw it). It comes back: a new session.
   bird->stop();
-  CHECK(tapstack.wait_for_stdout(fmt::format("withdraw {}", kBirdRoute), kLimit));
+  CHECK(tapstack.wait_for_stdout(
+      fmt::format("withdraw {} (session with 198.18.0.1 ended: route dropped)\n", kBirdRoute),
+      kLimit));
   bird = std::make_unique<Bird>(BirdConfig{});
   CHECK_MESSAGE(tapstack.wait_for_stderr("(session 2,", kLimit), Bird::log());
   CHECK(Bird::wait_until([&] { return bird->has_route(kOurRoute); }));
@@ -184,6 +190,9 @@ TEST_CASE("tapstack bgp and BIRD over TCP-MD5: routes both ways, withdrawals, a 
   // (BIRD's protocol status soon says "Neighbor lost": tap0 goes with tapstack.)
   CHECK(Bird::log().find("Received: Administrative shutdown") != std::string::npos);
   CHECK(tapstack::testing::count_lines_with(result.out, fmt::format("route {}", kBirdRoute)) == 2);
+  CHECK(tapstack::testing::count_lines_with(
+            result.out, fmt::format("withdraw {} (session with 198.18.0.1 ended: route dropped)",
+                                    kBirdRoute)) == 2);
   CHECK(tapstack::testing::stats_counter(stats, "TcpExtTCPMD5Failure") == 0u);
 }
 
@@ -196,7 +205,7 @@ TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines"
   CHECK_MESSAGE(tapstack.wait_for_stdout(R"("to": "Established")", kLimit), Bird::log());
   CHECK(tapstack.wait_for_stdout(
       R"({"type": "route", "prefix": "198.18.200.0/24", "next_hop": "198.18.0.1", )"
-      R"("as_path": [65001], "communities": ["65001:7"], "origin": "igp", "med": 5})",
+      R"("as_path": [65001], "communities": ["65001:7"], "origin": "igp", "med": 5, "time": "20)",
       kLimit));
   CHECK(Bird::wait_until([&] { return bird.has_route("198.18.101.0/24"); }));
   CHECK(bird.birdc({"show", "route", "198.18.101.0/24", "all"}).find("BGP.next_hop: 198.18.0.9") !=
@@ -204,8 +213,22 @@ TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines"
 
   // BIRD withdraws its route in an UPDATE; the session stays up.
   bird.birdc({"disable", "birdstatic"});
-  CHECK(tapstack.wait_for_stdout(R"({"type": "withdraw", "prefix": "198.18.200.0/24"})", kLimit));
+  CHECK(tapstack.wait_for_stdout(
+      R"({"type": "withdraw", "prefix": "198.18.200.0/24", "reason": "peer-withdrew", "time": ")",
+      kLimit));
   CHECK(bird.established());
+  tapstack.send_signal(SIGTERM);
+  const ProcessResult result = tapstack.wait(kLimit);
+  CHECK(result.exit_code == 0);
+  // Every line has its time: UTC to the millisecond, "2026-12-03T16:02:11.123Z".
+  const std::regex timed(R"(^\{"type": ".*, "time": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"\}$)");
+  size_t lines = 0;
+  for (size_t begin = 0, end; (end = result.out.find('\n', begin)) != std::string::npos;
+       begin = end + 1, ++lines) {
+    const std::string line = result.out.substr(begin, end - begin);
+    CHECK_MESSAGE(std::regex_match(line, timed), line);
+  }
+  CHECK(lines >= 5);
 }
 
 TEST_CASE("4-octet AS numbers on both sides (RFC 6793): AS_TRANS in OPEN, full ASNs in paths") {
@@ -222,10 +245,38 @@ TEST_CASE("4-octet AS numbers on both sides (RFC 6793): AS_TRANS in OPEN, full A
         std::string::npos);
 }
 
-TEST_CASE("a wrong password keeps the session down; tapstack counts TcpExtTCPMD5Failure") {
+// The README's claims for another password, one per role: the side that receives the SYNs
+// counts TcpExtTCPMD5Failure, the side that sends them sees no answer.
+TEST_CASE("a wrong password, BIRD passive: the kernel counts our SYNs, our log says why") {
+  skip_without_bird();
+  tapstack::testing::enter_private_netns_or_skip();
+  const std::string stats = temporary_path("bgp_wrong_active_stats.json");
+  const uint64_t kernel_before = md5kernel::kernel_md5_counters().failure;
+  Bird bird(BirdConfig{.password = "not-the-key"});
+  ChildProcess tapstack = start_tapstack({"--stats", stats});
+  // --connect-retry 1: each attempt is given up after 1 s without an answer.
+  CHECK(tapstack.wait_for_stderr(
+      "connection attempt 2 failed: no answer in 1 s (our SYNs are signed with --md5: a peer "
+      "without that key drops them unanswered); next attempt now",
+      kLimit));
+  CHECK_FALSE(bird.established());
+  tapstack.send_signal(SIGTERM);
+  const ProcessResult result = tapstack.wait(kLimit);
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.find("connection attempt 1 failed: no answer in 1 s") != std::string::npos);
+  CHECK(result.err.find("-> OpenSent") == std::string::npos);
+  const uint64_t kernel_failures = md5kernel::kernel_md5_counters().failure - kernel_before;
+  CHECK(kernel_failures >= 2);  // our first two SYNs at least
+  CHECK(tapstack::testing::stats_counter(stats, "TcpExtTCPMD5Failure") == 0u);  // BIRD sent none
+  MESSAGE(fmt::format("the kernel's TcpExtTCPMD5Failure rose by {}", kernel_failures));
+}
+
+TEST_CASE(
+    "a wrong password, tapstack passive: tapstack counts BIRD's SYNs as TcpExtTCPMD5Failure") {
   skip_without_bird();
   tapstack::testing::enter_private_netns_or_skip();
   const std::string stats = temporary_path("bgp_wrong_stats.json");
+  const uint64_t kernel_before = md5kernel::kernel_md5_counters().failure;
   // tapstack listens; BIRD connects with another key: every SYN fails our check.
   ChildProcess tapstack = start_tapstack({"--passive", "--stats", stats});
   Bird bird(BirdConfig{.password = "not-the-key", .passive = false});
@@ -240,6 +291,27 @@ TEST_CASE("a wrong password keeps the session down; tapstack counts TcpExtTCPMD5
   REQUIRE(failures);
   CHECK(*failures >= 2);  // BIRD's SYN and at least one retransmission or retry
   MESSAGE(fmt::format("TcpExtTCPMD5Failure {} after 5 s", *failures));
+  CHECK(md5kernel::kernel_md5_counters().failure == kernel_before);  // we sent nothing back
+}
+
+TEST_CASE("SIGHUP: no configuration file to reload, so a Cease to BIRD, the stats, exit 0") {
+  skip_without_bird();
+  tapstack::testing::enter_private_netns_or_skip();
+  const std::string stats = temporary_path("bgp_hup_stats.json");
+  ChildProcess tapstack = start_tapstack({"--announce", kOurRoute, "--stats", stats});
+  Bird bird(BirdConfig{});
+  REQUIRE_MESSAGE(tapstack.wait_for_stderr("-> Established", kLimit), Bird::log());
+  CHECK(Bird::wait_until([&] { return bird.has_route(kOurRoute); }));
+  tapstack.send_signal(SIGHUP);
+  const ProcessResult result = tapstack.wait(kLimit);
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.find("bgp: SIGHUP: no configuration file to reload; stopping as on SIGTERM") !=
+        std::string::npos);
+  CHECK(result.err.find("stopped by SIGHUP") != std::string::npos);
+  CHECK(Bird::wait_until(
+      [&] { return Bird::log().find("Received: Administrative shutdown") != std::string::npos; }));
+  CHECK(Bird::wait_until([&] { return !bird.has_route(kOurRoute); }));
+  CHECK(tapstack::testing::stats_counter(stats, "TcpExtTCPMD5Failure") == 0u);
 }
 
 }  // namespace
