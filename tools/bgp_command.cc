@@ -706,14 +706,10 @@ void print_bgp_help() {
       "  --local-as N           our AS number, 1 to 4294967295 (required)\n"
       "  --peer-as N            the peer's AS number (required); equal to --local-as: iBGP\n"
       "  --router-id IP         our BGP Identifier (default: the address of --addr)\n"
-      "  --md5 PEER[/PREFIX]=KEY\n"
-      "                         sign with RFC 2385 TCP-MD5, as BIRD's password or FRR's\n"
-      "                         neighbor password do: the key for PEER, or for the addresses\n"
-      "                         of PEER/PREFIX, set on our socket and listener as\n"
-      "                         TCP_MD5SIG would (repeatable; the longest prefix wins). KEY is\n"
-      "                         text, or hex:HEXDIGITS; 1 to 80 bytes. One key must cover\n"
-      "                         --peer, or it is an error; without --md5 the session is\n"
-      "                         unsigned\n"
+      "{}"
+      "                         For bgp: the keys go on the session's socket and listener;\n"
+      "                         one must cover --peer, or it is an error. Without --md5 the\n"
+      "                         session is unsigned, as BIRD without password\n"
       "  --md5-key KEY          the same as --md5 PEER=KEY for --peer (the older spelling)\n"
       "  --announce PREFIX[,next-hop=IP]\n"
       "                         announce PREFIX (repeatable); the next hop defaults to --addr\n"
@@ -737,7 +733,7 @@ void print_bgp_help() {
       "  tapstack bgp --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
       "      --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5 198.18.0.1=secret \\\n"
       "      --announce 198.18.100.0/24\n",
-      kCommonOptionsHelp);
+      kMd5OptionHelp, kCommonOptionsHelp);
 }
 
 int run_bgp(const BgpOptions& options) {

@@ -7,10 +7,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -196,6 +196,19 @@ TEST_CASE("tapstack bgp and BIRD over TCP-MD5: routes both ways, withdrawals, a 
   CHECK(tapstack::testing::stats_counter(stats, "TcpExtTCPMD5Failure") == 0u);
 }
 
+// `{"type": ..., "time": "2026-12-03T16:02:11.123Z"}`: d for a digit, the rest literally.
+bool ends_with_utc_time(std::string_view line) {
+  constexpr std::string_view kEnd = R"(, "time": "dddd-dd-ddTdd:dd:dd.dddZ"})";
+  if (!line.starts_with(R"({"type": ")") || line.size() < kEnd.size()) return false;
+  const std::string_view end = line.substr(line.size() - kEnd.size());
+  for (size_t i = 0; i < kEnd.size(); ++i) {
+    const bool matches =
+        kEnd[i] == 'd' ? std::isdigit(static_cast<unsigned char>(end[i])) != 0 : end[i] == kEnd[i];
+    if (!matches) return false;
+  }
+  return true;
+}
+
 TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines") {
   skip_without_bird();
   tapstack::testing::enter_private_netns_or_skip();
@@ -221,12 +234,11 @@ TEST_CASE("passive tapstack, BIRD connecting: Established, routes as JSON lines"
   const ProcessResult result = tapstack.wait(kLimit);
   CHECK(result.exit_code == 0);
   // Every line has its time: UTC to the millisecond, "2026-12-03T16:02:11.123Z".
-  const std::regex timed(R"(^\{"type": ".*, "time": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"\}$)");
   size_t lines = 0;
   for (size_t begin = 0, end; (end = result.out.find('\n', begin)) != std::string::npos;
        begin = end + 1, ++lines) {
     const std::string line = result.out.substr(begin, end - begin);
-    CHECK_MESSAGE(std::regex_match(line, timed), line);
+    CHECK_MESSAGE(ends_with_utc_time(line), line);
   }
   CHECK(lines >= 5);
 }
