@@ -70,9 +70,8 @@ struct ConnectFailed {
 struct Note {
   std::string text;
 };
-using Output =
-    std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned, RouteWithdrawn,
-                 ConnectFailed, Note>;
+using Output = std::variant<OpenTcp, CloseTcp, SendBytes, StateChanged, RouteLearned,
+                            RouteWithdrawn, ConnectFailed, Note>;
 
 class Fsm {
  public:
