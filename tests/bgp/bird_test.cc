@@ -265,7 +265,7 @@ TEST_CASE("a wrong password, BIRD passive: the kernel counts our SYNs, our log s
   const std::string stats = temporary_path("bgp_wrong_active_stats.json");
   const uint64_t kernel_before = md5kernel::kernel_md5_counters().failure;
   Bird bird(BirdConfig{.password = "not-the-key"});
-  ChildProcess tapstack = start_tapstack({"--stats", stats});
+  ChildProcess tapstack = start_tapstack({"--stats", stats, "--json"});
   // --connect-retry 1: each attempt is given up after 1 s without an answer.
   CHECK(tapstack.wait_for_stderr(
       "connection attempt 2 failed: no answer in 1 s (our SYNs are signed with --md5: a peer "
@@ -276,6 +276,10 @@ TEST_CASE("a wrong password, BIRD passive: the kernel counts our SYNs, our log s
   const ProcessResult result = tapstack.wait(kLimit);
   CHECK(result.exit_code == 0);
   CHECK(result.err.find("connection attempt 1 failed: no answer in 1 s") != std::string::npos);
+  CHECK(result.out.find(
+            R"x({"type": "connect-failed", "attempt": 1, "why": "no answer in 1 s (our SYNs )x"
+            R"x(are signed with --md5: a peer without that key drops them unanswered)", )x"
+            R"x("next_attempt_in": 0, "time": "20)x") != std::string::npos);
   CHECK(result.err.find("-> OpenSent") == std::string::npos);
   const uint64_t kernel_failures = md5kernel::kernel_md5_counters().failure - kernel_before;
   CHECK(kernel_failures >= 2);  // our first two SYNs at least
