@@ -166,6 +166,34 @@ void check_destination(CommandLine& line, const ConnectOptions& options) {
   }
 }
 
+std::string_view without_dashes(std::string_view name) {
+  while (name.starts_with('-')) name.remove_prefix(1);
+  return name;
+}
+
+// Whether name begins with start followed by a '-': "md5-key" with "md5".
+bool starts_up_to_dash(std::string_view name, std::string_view start) {
+  return name.size() > start.size() && name.starts_with(start) && name[start.size()] == '-';
+}
+
+// Edits (insert, delete, replace, swap two neighbours) that turn a into b: the optimal string
+// alignment distance, as git's "did you mean" uses.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t replace = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, replace});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
 }  // namespace
 
 std::optional<uint16_t> parse_port_number(std::string_view text) {
@@ -223,12 +251,14 @@ bool CommandLine::next() {
 }
 
 bool CommandLine::is_repeatable(std::string_view name) {
+  remember(name);
   if (name_ != name) return false;
   seen_.insert(std::string(name));
   return true;
 }
 
 bool CommandLine::is(std::string_view name) {
+  remember(name);
   if (name_ != name) return false;
   if (!seen_.insert(std::string(name)).second) fail(fmt::format("option {} given twice", name));
   return true;
@@ -248,9 +278,15 @@ void CommandLine::flag() {
   if (inline_) fail(fmt::format("option {} takes no value", name_));
 }
 
+void CommandLine::remember(std::string_view name) {
+  if (std::find(known_.begin(), known_.end(), name) == known_.end()) known_.emplace_back(name);
+}
+
 void CommandLine::reject() {
   if (name_.starts_with("-")) {
-    fail(fmt::format("unknown option '{}'", name_));
+    const auto meant = closest_name(name_, known_);
+    fail(meant ? fmt::format("unknown option '{}'; did you mean '{}'?", name_, *meant)
+               : fmt::format("unknown option '{}'", name_));
   } else {
     fail(fmt::format("unexpected argument '{}'", args_[index_]));
   }
@@ -258,6 +294,30 @@ void CommandLine::reject() {
 
 void CommandLine::fail(std::string message) {
   if (!error_) error_ = UsageError{std::move(message)};
+}
+
+std::optional<std::string_view> closest_name(std::string_view unknown,
+                                             std::span<const std::string> known) {
+  const std::string_view bare = without_dashes(unknown);
+  if (bare.size() < 2) return std::nullopt;
+  std::optional<std::string_view> best;
+  size_t best_distance = bare.size() > 5 ? 2 : 1;
+  std::optional<std::string_view> longer;   // "--md5-key" for "--md5"
+  std::optional<std::string_view> shorter;  // "--md5" for "--md5-key"
+  for (const std::string& name : known) {
+    const std::string_view candidate = without_dashes(name);
+    if (candidate.size() < 2) continue;  // -h
+    if (const size_t distance = edit_distance(bare, candidate); distance <= best_distance) {
+      if (!best || distance < best_distance) best = name;
+      best_distance = distance;
+    }
+    if (!longer && starts_up_to_dash(candidate, bare)) longer = name;
+    if (starts_up_to_dash(bare, candidate) && (!shorter || name.size() > shorter->size())) {
+      shorter = name;
+    }
+  }
+  if (best) return best;
+  return longer ? longer : shorter;
 }
 
 bool parse_common_option(CommandLine& line, CommonOptions& options) {

@@ -134,6 +134,51 @@ TEST_CASE("the common options parse inside another command's loop") {
   CHECK(options.tap == "tap0");
 }
 
+TEST_CASE("an unknown option close to a known one says what was meant") {
+  struct Case {
+    std::vector<std::string_view> extra;
+    std::string_view expected;  // the whole message
+  };
+  const std::vector<Case> cases = {
+      {{"--host_addr", "x"}, "unknown option '--host_addr'; did you mean '--host-addr'?"},
+      {{"--tap-queue", "2"}, "unknown option '--tap-queue'; did you mean '--tap-queues'?"},
+      {{"--no-ofloads"}, "unknown option '--no-ofloads'; did you mean '--no-offloads'?"},
+      {{"--tarce"}, "unknown option '--tarce'; did you mean '--trace'?"},  // a swap is one edit
+      {{"--stat", "f"}, "unknown option '--stat'; did you mean '--stats'?"},
+      {{"--host", "x"}, "unknown option '--host'; did you mean '--host-addr'?"},  // to a '-'
+      {{"--hepl"}, "unknown option '--hepl'; did you mean '--help'?"},
+      {{"--bogus"}, "unknown option '--bogus'"},  // nothing close: no guess
+      {{"--port", "5"}, "unknown option '--port'"},
+      {{"-x"}, "unknown option '-x'"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string_view> args = {"--tap", "tap0", "--addr", "198.18.0.2/24"};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    CAPTURE(fmt::format("{}", fmt::join(args, " ")));
+    CHECK(usage_error(args) == c.expected);
+  }
+  // The guess comes from the names the loop asked about, whichever command it is.
+  const auto serve = parse_serve(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "1", "--md5-key", "x"});
+  REQUIRE(std::holds_alternative<UsageError>(serve));
+  CHECK(std::get<UsageError>(serve).message == "unknown option '--md5-key'; did you mean '--md5'?");
+}
+
+TEST_CASE("closest_name: one or two edits, or a name up to a '-'") {
+  const std::vector<std::string> known = {"--md5-key", "--passive", "--local-as", "--to", "-h"};
+  CHECK(closest_name("--md5", known) == "--md5-key");
+  CHECK(closest_name("--md5-ke", known) == "--md5-key");
+  CHECK(closest_name("--pasive", known) == "--passive");
+  CHECK(closest_name("--local_as", known) == "--local-as");
+  CHECK(closest_name("--lcoal-sa", known) == "--local-as");  // two swaps in a long name
+  CHECK(closest_name("--tx", known) == "--to");
+  CHECK_FALSE(closest_name("--md", known));  // "md" is not "md5" up to a '-'
+  CHECK_FALSE(closest_name("--tap", known));
+  CHECK_FALSE(closest_name("--active", known));
+  CHECK_FALSE(closest_name("-x", known));  // too short to guess, and -h is never a guess
+  CHECK_FALSE(closest_name("--x", std::vector<std::string>{}));
+}
+
 // --md5 values walked as serve and connect walk them; keys, or the usage error.
 struct Md5Parse {
   std::vector<Md5KeyOption> keys;
