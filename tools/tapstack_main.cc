@@ -61,11 +61,11 @@ int run_up(std::span<const std::string_view> args) {
 
   auto session = Session::open(options.common);
   if (!session) return runtime_failure(session.error().message);
-  fmt::print("{}: {}; stop with Ctrl-C\n", kProgram, (*session)->describe());
-  std::fflush(stdout);
+  // Status lines on stderr, as every command prints them: stdout is for data.
+  report("{}; stop with Ctrl-C", (*session)->describe());
 
   const Status run = (*session)->run_until_signal();
-  fmt::print("{}: {}\n", kProgram, (*session)->summary());
+  report("{}", (*session)->summary());
   const Status finished = (*session)->finish();
   if (!run) return runtime_failure(run.error().message);
   if (!finished) return runtime_failure(finished.error().message);

@@ -53,7 +53,7 @@ TEST_CASE("tapstack up answers ping, stops on SIGINT, writes stats and pcap") {
   auto child = ChildProcess::start(
       tapstack_up({"--host-addr", "198.18.0.1/24", "--pcap", pcap, "--stats", stats}));
   REQUIRE(child);
-  REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
 
   const ProcessResult ping =
       run_process({"/usr/bin/ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2"}, kRunTimeout);
@@ -65,8 +65,11 @@ TEST_CASE("tapstack up answers ping, stops on SIGINT, writes stats and pcap") {
   const ProcessResult result = child->wait(kRunTimeout);
   CAPTURE(result.err);
   CHECK(result.describe() == "exit 0");
-  CHECK(result.err.empty());
-  CHECK(result.out.find("stopped by SIGINT") != std::string::npos);
+  // Status lines on stderr, like every command's; nothing on stdout, which is for data.
+  CHECK(result.out.empty());
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 2);
+  CHECK(result.err.find("; stop with Ctrl-C\n") != std::string::npos);
+  CHECK(result.err.find("stopped by SIGINT") != std::string::npos);
 
   const std::string json = read_file(stats);
   CAPTURE(json);
@@ -84,11 +87,11 @@ TEST_CASE("tapstack up stops on SIGTERM with exit 0") {
   enter_private_netns_or_skip();
   auto child = ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24"}));
   REQUIRE(child);
-  REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
   child->send_signal(SIGTERM);
   const ProcessResult result = child->wait(kRunTimeout);
   CHECK(result.describe() == "exit 0");
-  CHECK(result.out.find("stopped by SIGTERM") != std::string::npos);
+  CHECK(result.err.find("stopped by SIGTERM") != std::string::npos);
   // The optimised build starts without a word; any other (--config=asan) says it is slower.
   if (cli::build_info().optimised) {
     CHECK(result.build_warning.empty());
@@ -134,14 +137,14 @@ TEST_CASE("runtime failures: exit 1 and one line that names the fix") {
     auto child =
         ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24", "--tap-queues", "2"}));
     REQUIRE(child);
-    REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+    REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
     const ProcessResult ping = run_process(
         {"/usr/bin/ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2"}, kRunTimeout);
     CHECK(ping.out.find("2 received") != std::string::npos);
     child->send_signal(SIGTERM);
     const ProcessResult result = child->wait(kRunTimeout);
     CHECK(result.describe() == "exit 0");
-    CHECK(result.out.find("2 queues") != std::string::npos);
+    CHECK(result.err.find("2 queues") != std::string::npos);
   }
   SUBCASE("no CAP_NET_ADMIN") {
     const ProcessResult result =
