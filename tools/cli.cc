@@ -1,11 +1,17 @@
 #include "tools/cli.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
+#include "tap/system_error.h"
 #include "tap/tap_device.h"
 
 namespace tapstack::cli {
@@ -144,6 +150,75 @@ std::optional<std::vector<uint8_t>> parse_hex(std::string_view text) {
     bytes.push_back(byte);
   }
   return bytes;
+}
+
+// A key file holds at most hex: and 160 digits (80 bytes) and a newline; anything much longer
+// is not a key file.
+constexpr size_t kMaxKeyFileSize = 4096;
+
+// The key in FILE of --md5 PEER=@FILE, without one trailing newline. As ssh does with a
+// private key, a file that group or others may use is refused; so is anything but a regular
+// file. nullopt after recording the error, which names the file and never what it holds.
+std::optional<std::string> read_key_file(CommandLine& line, const std::string& peer,
+                                         const std::string& path) {
+  const auto refuse = [&](std::string_view why) {
+    line.fail(fmt::format("bad --md5 key file '{}' for {}: {}", path, peer, why));
+    return std::nullopt;
+  };
+  if (path.empty()) return refuse("@ needs a file name, like @/etc/tapstack/peer.key");
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. What is
+  // checked is the file opened, not a second look at the path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return refuse(errno_text(errno));
+  struct stat status {};
+  int error = fstat(fd, &status) == 0 ? 0 : errno;
+  const bool regular = S_ISREG(status.st_mode);
+  const bool private_to_owner = (status.st_mode & 077) == 0;
+  std::string text;
+  if (error == 0 && regular && private_to_owner) {
+    text.resize(kMaxKeyFileSize + 1);
+    const ssize_t size = ::read(fd, text.data(), text.size());
+    error = size < 0 ? errno : 0;
+    text.resize(size < 0 ? 0 : static_cast<size_t>(size));
+  }
+  ::close(fd);
+  if (error != 0) return refuse(errno_text(error));
+  if (!regular) return refuse("not a regular file");
+  if (!private_to_owner) {
+    return refuse(
+        fmt::format("mode {:04o} lets group or others at the key; make it private to "
+                    "its owner with chmod 600 '{}'",
+                    status.st_mode & 07777, path));
+  }
+  if (text.size() > kMaxKeyFileSize) return refuse("far longer than a key (1 to 80 bytes)");
+  if (text.ends_with('\n')) text.pop_back();
+  if (text.empty()) return refuse("it is empty");
+  return text;
+}
+
+// The key in environment variable NAME of --md5 PEER=env:NAME.
+std::optional<std::string> read_key_variable(CommandLine& line, const std::string& peer,
+                                             const std::string& name) {
+  if (name.empty()) {
+    line.fail(
+        fmt::format("bad --md5 key for {}: env: needs a variable name, like env:PEER_KEY", peer));
+    return std::nullopt;
+  }
+  const char* value = std::getenv(name.c_str());
+  if (!value || !*value) {
+    line.fail(fmt::format("bad --md5 key for {}: environment variable {} is {}", peer, name,
+                          value ? "empty" : "not set"));
+    return std::nullopt;
+  }
+  return std::string(value);
+}
+
+// KEY of --md5 PEER=KEY as given, or from where @FILE or env:NAME says.
+std::optional<std::string> key_text(CommandLine& line, const std::string& peer,
+                                    std::string_view text) {
+  if (text.starts_with('@')) return read_key_file(line, peer, std::string(text.substr(1)));
+  if (text.starts_with("env:")) return read_key_variable(line, peer, std::string(text.substr(4)));
+  return std::string(text);
 }
 
 // The peer must be a host on the stack's subnet: the stack has no gateway.
@@ -384,6 +459,11 @@ const std::string_view kMd5OptionHelp =
                          address in PEER/PREFIX) with KEY, and drop every segment from
                          it that is not signed with KEY, as setsockopt(TCP_MD5SIG) does.
                          KEY is text, or hex:HEXDIGITS for a binary key; 1 to 80 bytes.
+                         Keys on the command line are visible in ps: KEY may instead be
+                         @FILE, the key in FILE (text or hex:..., one trailing newline
+                         ignored; a regular file that only its owner may read: chmod
+                         600), or env:NAME, the key in environment variable NAME. A text
+                         key that begins with @ or env: is given as hex:.
                          Repeatable, one key per peer; the longest prefix wins. Given
                          again for the same PEER/PREFIX it replaces the key; with an
                          empty KEY it deletes it. Drops are counted in the stats JSON
@@ -404,7 +484,6 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
         "198.18.0.0/24=hex:3132333435");
   }
   const std::string_view peer_text = text.substr(0, equals);
-  std::string_view key_text = text.substr(equals + 1);
   Md5KeyOption option;
   const size_t slash = peer_text.find('/');
   const auto peer = Ipv4Address::parse(peer_text.substr(0, slash));
@@ -424,9 +503,10 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     }
     option.prefix_length = static_cast<uint8_t>(length);
   }
-  if (key_text.starts_with("hex:")) {
-    key_text.remove_prefix(4);
-    auto bytes = parse_hex(key_text);
+  const auto key = key_text(line, option.peer_text(), text.substr(equals + 1));
+  if (!key) return;
+  if (key->starts_with("hex:")) {
+    auto bytes = parse_hex(std::string_view(*key).substr(4));
     if (!bytes) {
       return line.fail(fmt::format(
           "bad --md5 key for {}: after hex: expected pairs of hex digits (two per byte)",
@@ -434,7 +514,7 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     }
     option.key = std::move(*bytes);
   } else {
-    option.key.assign(key_text.begin(), key_text.end());
+    option.key.assign(key->begin(), key->end());
   }
   if (option.key.size() > kMaxMd5KeyLength) {
     return line.fail(fmt::format(

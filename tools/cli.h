@@ -128,8 +128,10 @@ extern const std::string_view kMd5OptionHelp;
 
 // Takes one --md5 value into keys with the semantics of TCP_MD5SIG on one socket: a key for a
 // peer and prefix given again replaces the earlier one, an empty key deletes it (an error
-// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key. Errors
-// never show the key.
+// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key, or where
+// the key is: @FILE (a regular file that group and others cannot use; one trailing newline
+// ignored) or env:NAME (an environment variable); the key found there may be hex:... too.
+// Errors never show the key.
 void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys);
 
 // ", TCP-MD5 keys for 198.18.0.1 and 198.18.1.0/24", or "" without keys: for status lines.
