@@ -286,8 +286,10 @@ const std::string_view kCommonOptionsHelp =
   --addr A.B.C.D/LEN     the stack's IPv4 address and prefix length
   --host-addr A.B.C.D/LEN
                          give the kernel side of the TAP this address and bring the
-                         interface up (through rtnetlink); without it the interface is
-                         left as it is and must be configured by other means
+                         interface up (through rtnetlink); the address is removed at exit
+                         unless the interface had it before. Without it the interface is
+                         left as it is and must be configured by other means; a warning
+                         at start says when it is down or has no address on the subnet
   --mac MAC              the stack's MAC address (default: 02:00 followed by the four
                          bytes of --addr, never the kernel side's MAC)
   --pcap FILE            write every frame in and out to FILE (pcap, Ethernet)
