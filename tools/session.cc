@@ -95,9 +95,7 @@ Session::Session(CommonOptions options, File stats_file, std::optional<PcapWrite
       pcap_(std::move(pcap)),
       tap_(std::move(tap)) {}
 
-Session::~Session() {
-  remove_added_host_address();
-}
+Session::~Session() = default;
 
 // With --host-addr, the kernel side gets its address and goes up, as `ip addr add` and
 // `ip link set up` would do; an address it had already is left alone, now and at exit. Without
@@ -111,7 +109,7 @@ Status Session::configure_host() {
   if (!addresses) return addresses.error();
   if (std::find(addresses->begin(), addresses->end(), host) == addresses->end()) {
     if (auto status = netlink->add_ipv4_address(tap_.name(), host); !status) return status;
-    added_host_addr_ = host;
+    added_host_addr_.set(tap_.name(), host);
   }
   kernel_addresses_ = {host};
   return netlink->set_link_up(tap_.name());
@@ -157,15 +155,20 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
   return Ok{};
 }
 
+void Session::AddedHostAddress::set(std::string interface, Ipv4Interface address) {
+  interface_ = std::move(interface);
+  address_ = address;
+}
+
 // What --host-addr added goes at exit, so that runs on a persistent TAP do not pile addresses
 // up; an address that was there before stays.
-void Session::remove_added_host_address() {
-  if (!added_host_addr_) return;
+Session::AddedHostAddress::~AddedHostAddress() {
+  if (!address_) return;
   auto netlink = Rtnetlink::open();
   const Status removed =
-      netlink ? netlink->delete_ipv4_address(tap_.name(), *added_host_addr_) : netlink.error();
-  // EADDRNOTAVAIL: someone removed it already; ENODEV: the interface is gone, and it with it.
-  if (!removed && removed.error().code != EADDRNOTAVAIL && removed.error().code != ENODEV) {
+      netlink ? netlink->delete_ipv4_address(interface_, *address_) : netlink.error();
+  // ENODEV: a TAP we made is gone, and the address with it; EADDRNOTAVAIL: removed already.
+  if (!removed && removed.error().code != ENODEV && removed.error().code != EADDRNOTAVAIL) {
     report("{}", removed.error().message);
   }
 }

@@ -30,7 +30,6 @@ class Session {
   static Result<std::unique_ptr<Session>> open(const CommonOptions& options);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  // Removes the address --host-addr added, if it was not there before.
   ~Session();
 
   // One line saying what runs where, for the user.
@@ -68,12 +67,25 @@ class Session {
   };
   using File = std::unique_ptr<std::FILE, FileCloser>;
 
+  // The address --host-addr added (not one the interface had), removed when destroyed.
+  class AddedHostAddress {
+   public:
+    AddedHostAddress() = default;
+    AddedHostAddress(const AddedHostAddress&) = delete;
+    AddedHostAddress& operator=(const AddedHostAddress&) = delete;
+    ~AddedHostAddress();
+    void set(std::string interface, Ipv4Interface address);
+
+   private:
+    std::string interface_;
+    std::optional<Ipv4Interface> address_;
+  };
+
   Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap, TapDevice tap);
   // With --host-addr: gives the kernel side its address and brings it up. Without: looks at
   // what it has, for describe() and the warning.
   Status configure_host();
   Status check_kernel_side(Rtnetlink& netlink);
-  void remove_added_host_address();
   // RFC 2385 drops are silent on the wire by design, so a key that does not match looks like
   // a peer that does not answer: say them on stderr, at most once a second (and what is left
   // when final), as Linux's "MD5 Hash failed" log lines do.
@@ -86,12 +98,14 @@ class Session {
   CommonOptions options_;
   File stats_file_;
   std::optional<PcapWriter> pcap_;
+  // Declared before tap_, so removed after the TAP has closed: the peer has taken in our last
+  // frames by then, and a TAP that vanishes with us takes the address along.
+  AddedHostAddress added_host_addr_;
   TapDevice tap_;
   MacAddress kernel_mac_;
   std::vector<Ipv4Interface> kernel_addresses_;  // the kernel side's, on the stack's subnet
   std::string kernel_master_;                    // the bridge the TAP is a port of, if any
   bool kernel_down_ = false;
-  std::optional<Ipv4Interface> added_host_addr_;  // --host-addr, when we added it
   std::string start_warning_;
   uint32_t mtu_ = 0;
   int stopped_by_ = 0;
