@@ -269,10 +269,12 @@ Result<LinkInfo> Rtnetlink::link(std::string_view name) {
     const auto parsed = parse_payload<ifinfomsg>(payload);
     if (!parsed) continue;
     const auto& [info, attributes] = *parsed;
-    return LinkInfo{info.ifi_index, attributes.get_string(IFLA_IFNAME).value_or(c_name),
+    return LinkInfo{info.ifi_index,
+                    attributes.get_string(IFLA_IFNAME).value_or(c_name),
                     attributes.get_u32(IFLA_MTU).value_or(0),
                     attributes.get_mac(IFLA_ADDRESS).value_or(MacAddress{}),
-                    (info.ifi_flags & IFF_UP) != 0};
+                    (info.ifi_flags & IFF_UP) != 0,
+                    static_cast<int>(attributes.get_u32(IFLA_MASTER).value_or(0))};
   }
   return Error{EPROTO, fmt::format("looking up interface '{}': the kernel sent no link", name)};
 }
@@ -321,6 +323,25 @@ Status Rtnetlink::add_ipv4_address(std::string_view name, Ipv4Interface address)
   if (address.prefix_length < 31) request.attribute_ipv4(IFA_BROADCAST, address.subnet_broadcast());
   auto answer = transact(request.finish(), fmt::format("adding address {} to interface '{}'",
                                                        address.to_string(), name));
+  if (!answer) return answer.error();
+  return Ok{};
+}
+
+Status Rtnetlink::delete_ipv4_address(std::string_view name, Ipv4Interface address) {
+  auto link_info = link(name);
+  if (!link_info) return link_info.error();
+  ifaddrmsg header{};
+  header.ifa_family = AF_INET;
+  header.ifa_prefixlen = address.prefix_length;
+  header.ifa_index = static_cast<uint32_t>(link_info->index);
+  // With IFA_ADDRESS the kernel also matches the prefix length, not the first 198.18.0.1.
+  auto answer =
+      transact(RequestBuilder(RTM_DELADDR, NLM_F_ACK)
+                   .family_header(header)
+                   .attribute_ipv4(IFA_LOCAL, address.address)
+                   .attribute_ipv4(IFA_ADDRESS, address.address)
+                   .finish(),
+               fmt::format("removing address {} from interface '{}'", address.to_string(), name));
   if (!answer) return answer.error();
   return Ok{};
 }

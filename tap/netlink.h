@@ -21,6 +21,7 @@ struct LinkInfo {
   uint32_t mtu = 0;
   MacAddress mac;   // the kernel side's hardware address
   bool up = false;  // administratively up (IFF_UP)
+  int master = 0;   // the bridge (or bond, VRF) it is a port of, 0 if none (IFLA_MASTER)
 };
 
 // One entry of the kernel's IPv4 neighbour (ARP) table.
@@ -56,6 +57,9 @@ class Rtnetlink {
   // `ip addr replace ADDRESS/PREFIX dev NAME`: adding an address already there succeeds.
   // Linux: inet_rtm_newaddr()
   Status add_ipv4_address(std::string_view name, Ipv4Interface address);
+  // `ip addr del ADDRESS/PREFIX dev NAME`: exactly that address and prefix length.
+  // Linux: inet_rtm_deladdr()
+  Status delete_ipv4_address(std::string_view name, Ipv4Interface address);
   // `ip -4 addr show dev NAME`
   Result<std::vector<Ipv4Interface>> ipv4_addresses(std::string_view name);
   // `ip -4 neigh show dev NAME` (Linux: neigh_dump_info())

@@ -1,11 +1,17 @@
 #include "tools/cli.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
+#include "tap/system_error.h"
 #include "tap/tap_device.h"
 
 namespace tapstack::cli {
@@ -146,6 +152,75 @@ std::optional<std::vector<uint8_t>> parse_hex(std::string_view text) {
   return bytes;
 }
 
+// A key file holds at most hex: and 160 digits (80 bytes) and a newline; anything much longer
+// is not a key file.
+constexpr size_t kMaxKeyFileSize = 4096;
+
+// The key in FILE of --md5 PEER=@FILE, without one trailing newline. As ssh does with a
+// private key, a file that group or others may use is refused; so is anything but a regular
+// file. nullopt after recording the error, which names the file and never what it holds.
+std::optional<std::string> read_key_file(CommandLine& line, const std::string& peer,
+                                         const std::string& path) {
+  const auto refuse = [&](std::string_view why) {
+    line.fail(fmt::format("bad --md5 key file '{}' for {}: {}", path, peer, why));
+    return std::nullopt;
+  };
+  if (path.empty()) return refuse("@ needs a file name, like @/etc/tapstack/peer.key");
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. What is
+  // checked is the file opened, not a second look at the path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return refuse(errno_text(errno));
+  struct stat status {};
+  int error = fstat(fd, &status) == 0 ? 0 : errno;
+  const bool regular = S_ISREG(status.st_mode);
+  const bool private_to_owner = (status.st_mode & 077) == 0;
+  std::string text;
+  if (error == 0 && regular && private_to_owner) {
+    text.resize(kMaxKeyFileSize + 1);
+    const ssize_t size = ::read(fd, text.data(), text.size());
+    error = size < 0 ? errno : 0;
+    text.resize(size < 0 ? 0 : static_cast<size_t>(size));
+  }
+  ::close(fd);
+  if (error != 0) return refuse(errno_text(error));
+  if (!regular) return refuse("not a regular file");
+  if (!private_to_owner) {
+    return refuse(
+        fmt::format("mode {:04o} lets group or others at the key; make it private to "
+                    "its owner with chmod 600 '{}'",
+                    status.st_mode & 07777, path));
+  }
+  if (text.size() > kMaxKeyFileSize) return refuse("far longer than a key (1 to 80 bytes)");
+  if (text.ends_with('\n')) text.pop_back();
+  if (text.empty()) return refuse("it is empty");
+  return text;
+}
+
+// The key in environment variable NAME of --md5 PEER=env:NAME.
+std::optional<std::string> read_key_variable(CommandLine& line, const std::string& peer,
+                                             const std::string& name) {
+  if (name.empty()) {
+    line.fail(
+        fmt::format("bad --md5 key for {}: env: needs a variable name, like env:PEER_KEY", peer));
+    return std::nullopt;
+  }
+  const char* value = std::getenv(name.c_str());
+  if (!value || !*value) {
+    line.fail(fmt::format("bad --md5 key for {}: environment variable {} is {}", peer, name,
+                          value ? "empty" : "not set"));
+    return std::nullopt;
+  }
+  return std::string(value);
+}
+
+// KEY of --md5 PEER=KEY as given, or from where @FILE or env:NAME says.
+std::optional<std::string> key_text(CommandLine& line, const std::string& peer,
+                                    std::string_view text) {
+  if (text.starts_with('@')) return read_key_file(line, peer, std::string(text.substr(1)));
+  if (text.starts_with("env:")) return read_key_variable(line, peer, std::string(text.substr(4)));
+  return std::string(text);
+}
+
 // The peer must be a host on the stack's subnet: the stack has no gateway.
 void check_destination(CommandLine& line, const ConnectOptions& options) {
   const Ipv4Interface& ours = options.common.addr;
@@ -166,6 +241,34 @@ void check_destination(CommandLine& line, const ConnectOptions& options) {
   }
 }
 
+std::string_view without_dashes(std::string_view name) {
+  while (name.starts_with('-')) name.remove_prefix(1);
+  return name;
+}
+
+// Whether name begins with start followed by a '-': "md5-key" with "md5".
+bool starts_up_to_dash(std::string_view name, std::string_view start) {
+  return name.size() > start.size() && name.starts_with(start) && name[start.size()] == '-';
+}
+
+// Edits (insert, delete, replace, swap two neighbours) that turn a into b: the optimal string
+// alignment distance, as git's "did you mean" uses.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t replace = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, replace});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
 }  // namespace
 
 std::optional<uint16_t> parse_port_number(std::string_view text) {
@@ -183,8 +286,10 @@ const std::string_view kCommonOptionsHelp =
   --addr A.B.C.D/LEN     the stack's IPv4 address and prefix length
   --host-addr A.B.C.D/LEN
                          give the kernel side of the TAP this address and bring the
-                         interface up (through rtnetlink); without it the interface is
-                         left as it is and must be configured by other means
+                         interface up (through rtnetlink); the address is removed at exit
+                         unless the interface had it before. Without it the interface is
+                         left as it is and must be configured by other means; a warning
+                         at start says when it is down or has no address on the subnet
   --mac MAC              the stack's MAC address (default: 02:00 followed by the four
                          bytes of --addr, never the kernel side's MAC)
   --pcap FILE            write every frame in and out to FILE (pcap, Ethernet)
@@ -223,12 +328,14 @@ bool CommandLine::next() {
 }
 
 bool CommandLine::is_repeatable(std::string_view name) {
+  remember(name);
   if (name_ != name) return false;
   seen_.insert(std::string(name));
   return true;
 }
 
 bool CommandLine::is(std::string_view name) {
+  remember(name);
   if (name_ != name) return false;
   if (!seen_.insert(std::string(name)).second) fail(fmt::format("option {} given twice", name));
   return true;
@@ -248,9 +355,15 @@ void CommandLine::flag() {
   if (inline_) fail(fmt::format("option {} takes no value", name_));
 }
 
+void CommandLine::remember(std::string_view name) {
+  if (std::find(known_.begin(), known_.end(), name) == known_.end()) known_.emplace_back(name);
+}
+
 void CommandLine::reject() {
   if (name_.starts_with("-")) {
-    fail(fmt::format("unknown option '{}'", name_));
+    const auto meant = closest_name(name_, known_);
+    fail(meant ? fmt::format("unknown option '{}'; did you mean '{}'?", name_, *meant)
+               : fmt::format("unknown option '{}'", name_));
   } else {
     fail(fmt::format("unexpected argument '{}'", args_[index_]));
   }
@@ -258,6 +371,30 @@ void CommandLine::reject() {
 
 void CommandLine::fail(std::string message) {
   if (!error_) error_ = UsageError{std::move(message)};
+}
+
+std::optional<std::string_view> closest_name(std::string_view unknown,
+                                             std::span<const std::string> known) {
+  const std::string_view bare = without_dashes(unknown);
+  if (bare.size() < 2) return std::nullopt;
+  std::optional<std::string_view> best;
+  size_t best_distance = bare.size() > 5 ? 2 : 1;
+  std::optional<std::string_view> longer;   // "--md5-key" for "--md5"
+  std::optional<std::string_view> shorter;  // "--md5" for "--md5-key"
+  for (const std::string& name : known) {
+    const std::string_view candidate = without_dashes(name);
+    if (candidate.size() < 2) continue;  // -h
+    if (const size_t distance = edit_distance(bare, candidate); distance <= best_distance) {
+      if (!best || distance < best_distance) best = name;
+      best_distance = distance;
+    }
+    if (!longer && starts_up_to_dash(candidate, bare)) longer = name;
+    if (starts_up_to_dash(bare, candidate) && (!shorter || name.size() > shorter->size())) {
+      shorter = name;
+    }
+  }
+  if (best) return best;
+  return longer ? longer : shorter;
 }
 
 bool parse_common_option(CommandLine& line, CommonOptions& options) {
@@ -324,6 +461,11 @@ const std::string_view kMd5OptionHelp =
                          address in PEER/PREFIX) with KEY, and drop every segment from
                          it that is not signed with KEY, as setsockopt(TCP_MD5SIG) does.
                          KEY is text, or hex:HEXDIGITS for a binary key; 1 to 80 bytes.
+                         Keys on the command line are visible in ps: KEY may instead be
+                         @FILE, the key in FILE (text or hex:..., one trailing newline
+                         ignored; a regular file that only its owner may read: chmod
+                         600), or env:NAME, the key in environment variable NAME. A text
+                         key that begins with @ or env: is given as hex:.
                          Repeatable, one key per peer; the longest prefix wins. Given
                          again for the same PEER/PREFIX it replaces the key; with an
                          empty KEY it deletes it. Drops are counted in the stats JSON
@@ -344,7 +486,6 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
         "198.18.0.0/24=hex:3132333435");
   }
   const std::string_view peer_text = text.substr(0, equals);
-  std::string_view key_text = text.substr(equals + 1);
   Md5KeyOption option;
   const size_t slash = peer_text.find('/');
   const auto peer = Ipv4Address::parse(peer_text.substr(0, slash));
@@ -364,9 +505,10 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     }
     option.prefix_length = static_cast<uint8_t>(length);
   }
-  if (key_text.starts_with("hex:")) {
-    key_text.remove_prefix(4);
-    auto bytes = parse_hex(key_text);
+  const auto key = key_text(line, option.peer_text(), text.substr(equals + 1));
+  if (!key) return;
+  if (key->starts_with("hex:")) {
+    auto bytes = parse_hex(std::string_view(*key).substr(4));
     if (!bytes) {
       return line.fail(fmt::format(
           "bad --md5 key for {}: after hex: expected pairs of hex digits (two per byte)",
@@ -374,7 +516,7 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     }
     option.key = std::move(*bytes);
   } else {
-    option.key.assign(key_text.begin(), key_text.end());
+    option.key.assign(key->begin(), key->end());
   }
   if (option.key.size() > kMaxMd5KeyLength) {
     return line.fail(fmt::format(

@@ -79,7 +79,8 @@ class CommandLine {
   std::string_view value();
   // Checks that the current option, a flag, was not given a value.
   void flag();
-  // The current argument is nobody's: an unknown option or a stray word.
+  // The current argument is nobody's: an unknown option or a stray word. An unknown option
+  // close to one the loop asked about names it ("did you mean '--md5-key'?").
   void reject();
   void fail(std::string message);
 
@@ -87,14 +88,23 @@ class CommandLine {
   const std::optional<UsageError>& error() const { return error_; }
 
  private:
+  void remember(std::string_view name);
+
   std::span<const std::string_view> args_;
   size_t index_ = 0;
   bool started_ = false;
   std::string_view name_;                   // "--tap" of "--tap=x"
   std::optional<std::string_view> inline_;  // "x" of "--tap=x"
   std::set<std::string> seen_;
+  std::vector<std::string> known_;  // every name is() and is_repeatable() were asked about
   std::optional<UsageError> error_;
 };
+
+// The one of known that unknown is most likely a slip for, or nullopt when none is close: one
+// edit away (two for names longer than five letters; a swap of neighbours is one), or the
+// start of a name up to a '-' ("--md5" for "--md5-key", and the other way round).
+std::optional<std::string_view> closest_name(std::string_view unknown,
+                                             std::span<const std::string> known);
 
 // Takes the current option if it is one of CommonOptions, recording any error in line.
 bool parse_common_option(CommandLine& line, CommonOptions& options);
@@ -118,8 +128,10 @@ extern const std::string_view kMd5OptionHelp;
 
 // Takes one --md5 value into keys with the semantics of TCP_MD5SIG on one socket: a key for a
 // peer and prefix given again replaces the earlier one, an empty key deletes it (an error
-// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key. Errors
-// never show the key.
+// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key, or where
+// the key is: @FILE (a regular file that group and others cannot use; one trailing newline
+// ignored) or env:NAME (an environment variable); the key found there may be hex:... too.
+// Errors never show the key.
 void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys);
 
 // ", TCP-MD5 keys for 198.18.0.1 and 198.18.1.0/24", or "" without keys: for status lines.

@@ -1,18 +1,20 @@
 #include "tools/session.h"
 
+#include <net/if.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "stack/frame.h"
 #include "tap/clock.h"
-#include "tap/netlink.h"
 #include "tap/system_error.h"
 #include "tools/build_info.h"
 #include "tools/connection_table.h"
@@ -31,6 +33,21 @@ Result<uint64_t> random_seed() {
     return errno_error(errno, "drawing a random seed with getrandom()");
   }
   return seed;
+}
+
+// "198.18.0.0/24": the subnet of an interface address.
+std::string subnet_text(const Ipv4Interface& address) {
+  return Ipv4Interface{Ipv4Address{address.address.value & address.mask()}, address.prefix_length}
+      .to_string();
+}
+
+// An address for the kernel side, for the fix a warning suggests: the first of the stack's
+// subnet that is not the stack's own.
+Ipv4Interface suggested_host_address(const Ipv4Interface& stack) {
+  const uint32_t network = stack.address.value & stack.mask();
+  uint32_t host = stack.prefix_length >= 31 ? network : network + 1;
+  if (host == stack.address.value) ++host;
+  return {Ipv4Address{host}, stack.prefix_length};
 }
 
 }  // namespace
@@ -67,6 +84,7 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
   if (const std::string warning = slow_build_warning(); !warning.empty()) {
     fmt::print(stderr, "{}\n", warning);
   }
+  if (!session->start_warning_.empty()) report("warning: {}", session->start_warning_);
   return session;
 }
 
@@ -79,16 +97,80 @@ Session::Session(CommonOptions options, File stats_file, std::optional<PcapWrite
 
 Session::~Session() = default;
 
-// With --host-addr, the kernel side gets its address and goes up, as `ip addr replace` and
-// `ip link set up` would do. Without it the interface is left exactly as it is.
+// With --host-addr, the kernel side gets its address and goes up, as `ip addr add` and
+// `ip link set up` would do; an address it had already is left alone, now and at exit. Without
+// it the interface is left exactly as it is.
 Status Session::configure_host() {
-  if (!options_.host_addr) return Ok{};
   auto netlink = Rtnetlink::open();
   if (!netlink) return netlink.error();
-  if (auto status = netlink->add_ipv4_address(tap_.name(), *options_.host_addr); !status) {
-    return status;
+  if (!options_.host_addr) return check_kernel_side(*netlink);
+  const Ipv4Interface host = *options_.host_addr;
+  auto addresses = netlink->ipv4_addresses(tap_.name());
+  if (!addresses) return addresses.error();
+  if (std::find(addresses->begin(), addresses->end(), host) == addresses->end()) {
+    if (auto status = netlink->add_ipv4_address(tap_.name(), host); !status) return status;
+    added_host_addr_.set(tap_.name(), host);
   }
+  kernel_addresses_ = {host};
   return netlink->set_link_up(tap_.name());
+}
+
+// Without --host-addr the kernel reaches the stack only if the TAP is up and has an address on
+// the stack's subnet (or is a bridge port, the address being elsewhere). Otherwise the first
+// sign would be failed sends at exit: say it now, with the commands that fix it.
+Status Session::check_kernel_side(Rtnetlink& netlink) {
+  auto link = netlink.link(tap_.name());
+  if (!link) return link.error();
+  auto addresses = netlink.ipv4_addresses(tap_.name());
+  if (!addresses) return addresses.error();
+  for (const Ipv4Interface& address : *addresses) {
+    if (address.on_link(options_.addr.address) && address.address != options_.addr.address) {
+      kernel_addresses_.push_back(address);
+    }
+  }
+  char master[IF_NAMESIZE] = {};
+  if (link->master != 0 && if_indextoname(static_cast<unsigned>(link->master), master)) {
+    kernel_master_ = master;
+  }
+  kernel_down_ = !link->up;
+  const bool no_address = kernel_addresses_.empty() && kernel_master_.empty();
+  if (!kernel_down_ && !no_address) return Ok{};
+
+  const std::string& name = tap_.name();
+  const Ipv4Interface host =
+      kernel_addresses_.empty() ? suggested_host_address(options_.addr) : kernel_addresses_[0];
+  std::vector<std::string> problems;
+  std::vector<std::string> fixes;
+  if (kernel_down_) {
+    problems.push_back("is down");
+    fixes.push_back(fmt::format("'ip link set {} up'", name));
+  }
+  if (no_address) {
+    problems.push_back(fmt::format("has no IPv4 address in {}", subnet_text(options_.addr)));
+    fixes.push_back(fmt::format("'ip addr add {} dev {}'", host.to_string(), name));
+  }
+  start_warning_ = fmt::format(
+      "'{}' {}, so the kernel cannot reach the stack; run {}, or start with --host-addr {}", name,
+      fmt::join(problems, " and "), fmt::join(fixes, " and "), host.to_string());
+  return Ok{};
+}
+
+void Session::AddedHostAddress::set(std::string interface, Ipv4Interface address) {
+  interface_ = std::move(interface);
+  address_ = address;
+}
+
+// What --host-addr added goes at exit, so that runs on a persistent TAP do not pile addresses
+// up; an address that was there before stays.
+Session::AddedHostAddress::~AddedHostAddress() {
+  if (!address_) return;
+  auto netlink = Rtnetlink::open();
+  const Status removed =
+      netlink ? netlink->delete_ipv4_address(interface_, *address_) : netlink.error();
+  // ENODEV: a TAP we made is gone, and the address with it; EADDRNOTAVAIL: removed already.
+  if (!removed && removed.error().code != ENODEV && removed.error().code != EADDRNOTAVAIL) {
+    report("{}", removed.error().message);
+  }
 }
 
 Status Session::create_stack() {
@@ -135,13 +217,22 @@ void Session::attach_outputs() {
 }
 
 std::string Session::describe() const {
-  const std::string kernel_side =
-      options_.host_addr ? options_.host_addr->to_string() : std::string("configured elsewhere");
   const std::string queues =
       tap_.queue_count() > 1 ? fmt::format(", {} queues", tap_.queue_count()) : std::string();
-  return fmt::format("{} at {} on TAP '{}' (MTU {}{}); kernel side {} at {}",
-                     options_.addr.to_string(), stack_->config().mac.to_string(), tap_.name(), mtu_,
-                     queues, kernel_side, kernel_mac_.to_string());
+  std::vector<std::string> addresses;
+  for (const Ipv4Interface& address : kernel_addresses_) addresses.push_back(address.to_string());
+  std::string kernel_side =
+      addresses.empty()
+          ? fmt::format("kernel side at {}", kernel_mac_)
+          : fmt::format("kernel side {} at {}", fmt::join(addresses, ", "), kernel_mac_);
+  if (!kernel_master_.empty()) {
+    kernel_side += fmt::format(", a port of '{}'", kernel_master_);
+  } else if (kernel_addresses_.empty()) {
+    kernel_side += fmt::format(", with no address in {}", subnet_text(options_.addr));
+  }
+  if (kernel_down_) kernel_side += ", down";
+  return fmt::format("{} at {} on TAP '{}' (MTU {}{}); {}", options_.addr.to_string(),
+                     stack_->config().mac.to_string(), tap_.name(), mtu_, queues, kernel_side);
 }
 
 Status Session::run_until_signal() {

@@ -8,10 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "stack/error.h"
 #include "stack/stack.h"
 #include "tap/event_loop.h"
+#include "tap/netlink.h"
 #include "tap/pcap_writer.h"
 #include "tap/tap_device.h"
 #include "tools/cli.h"
@@ -22,7 +24,9 @@ class Session {
  public:
   // Opens everything, in an order that fails before touching the host where it can: output
   // files first, then the TAP, then its configuration. The stack is started, and from here
-  // on SIGINT and SIGTERM stop the loop instead of killing the process.
+  // on SIGINT and SIGTERM stop the loop instead of killing the process. Without --host-addr,
+  // a kernel side that cannot reach the stack (down, or no address on its subnet) is said on
+  // stderr at once, as a warning: a script may configure it right after starting us.
   static Result<std::unique_ptr<Session>> open(const CommonOptions& options);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -63,8 +67,25 @@ class Session {
   };
   using File = std::unique_ptr<std::FILE, FileCloser>;
 
+  // The address --host-addr added (not one the interface had), removed when destroyed.
+  class AddedHostAddress {
+   public:
+    AddedHostAddress() = default;
+    AddedHostAddress(const AddedHostAddress&) = delete;
+    AddedHostAddress& operator=(const AddedHostAddress&) = delete;
+    ~AddedHostAddress();
+    void set(std::string interface, Ipv4Interface address);
+
+   private:
+    std::string interface_;
+    std::optional<Ipv4Interface> address_;
+  };
+
   Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap, TapDevice tap);
+  // With --host-addr: gives the kernel side its address and brings it up. Without: looks at
+  // what it has, for describe() and the warning.
   Status configure_host();
+  Status check_kernel_side(Rtnetlink& netlink);
   // RFC 2385 drops are silent on the wire by design, so a key that does not match looks like
   // a peer that does not answer: say them on stderr, at most once a second (and what is left
   // when final), as Linux's "MD5 Hash failed" log lines do.
@@ -77,8 +98,15 @@ class Session {
   CommonOptions options_;
   File stats_file_;
   std::optional<PcapWriter> pcap_;
+  // Declared before tap_, so removed after the TAP has closed: the peer has taken in our last
+  // frames by then, and a TAP that vanishes with us takes the address along.
+  AddedHostAddress added_host_addr_;
   TapDevice tap_;
   MacAddress kernel_mac_;
+  std::vector<Ipv4Interface> kernel_addresses_;  // the kernel side's, on the stack's subnet
+  std::string kernel_master_;                    // the bridge the TAP is a port of, if any
+  bool kernel_down_ = false;
+  std::string start_warning_;
   uint32_t mtu_ = 0;
   int stopped_by_ = 0;
   std::array<uint64_t, 3> md5_drops_reported_{};  // NotFound, Unexpected, Failure

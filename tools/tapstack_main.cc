@@ -61,11 +61,11 @@ int run_up(std::span<const std::string_view> args) {
 
   auto session = Session::open(options.common);
   if (!session) return runtime_failure(session.error().message);
-  fmt::print("{}: {}; stop with Ctrl-C\n", kProgram, (*session)->describe());
-  std::fflush(stdout);
+  // Status lines on stderr, as every command prints them: stdout is for data.
+  report("{}; stop with Ctrl-C", (*session)->describe());
 
   const Status run = (*session)->run_until_signal();
-  fmt::print("{}: {}\n", kProgram, (*session)->summary());
+  report("{}", (*session)->summary());
   const Status finished = (*session)->finish();
   if (!run) return runtime_failure(run.error().message);
   if (!finished) return runtime_failure(finished.error().message);
@@ -189,6 +189,18 @@ void print_help() {
       "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
 }
 
+// "unknown command 'serv'; did you mean 'serve'?", and the same for an option before one.
+std::string unknown_word(std::string_view name) {
+  const bool option = name.starts_with("-");
+  std::vector<std::string> known = {"help"};
+  if (option) known = {"--help", "--version"};
+  for (const CommandSpec& command : kCommands) known.emplace_back(command.name);
+  const std::string_view what = option ? "option" : "command";
+  const auto meant = closest_name(name, known);
+  if (!meant) return fmt::format("unknown {} '{}'", what, name);
+  return fmt::format("unknown {} '{}'; did you mean '{}'?", what, name, *meant);
+}
+
 const CommandSpec* find_command(std::string_view name) {
   for (const CommandSpec& command : kCommands) {
     if (command.name == name) return &command;
@@ -203,7 +215,7 @@ int run_help(std::span<const std::string_view> args) {
     return kExitSuccess;
   }
   const CommandSpec* command = find_command(args[0]);
-  if (!command) return usage_error(fmt::format("unknown command '{}'", args[0]), "tapstack --help");
+  if (!command) return usage_error(unknown_word(args[0]), "tapstack --help");
   if (args.size() > 1) {
     return usage_error(fmt::format("unexpected argument '{}'", args[1]), "tapstack --help");
   }
@@ -224,10 +236,7 @@ int run_main(std::span<const std::string_view> args) {
     return kExitSuccess;
   }
   if (const CommandSpec* command = find_command(first)) return command->run(rest);
-  if (first.starts_with("-")) {
-    return usage_error(fmt::format("unknown option '{}'", first), "tapstack --help");
-  }
-  return usage_error(fmt::format("unknown command '{}'", first), "tapstack --help");
+  return usage_error(unknown_word(first), "tapstack --help");
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <doctest/doctest.h>
 
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,12 +219,19 @@ struct KernelServer {
 
 TEST_CASE("tapstack connect --md5 -> the seed's server.c, byte-exact both ways") {
   testing::enter_private_netns_or_skip();
-  // The same key three ways: the seed's text; hex for a /24 prefix; a longer prefix winning
-  // over a shorter one with another key.
+  // The same key five ways: the seed's text; hex for a /24 prefix; a longer prefix winning
+  // over a shorter one with another key; from a file only its owner may read, as the README
+  // advises to keep it out of ps; from the environment.
+  const std::string key_file = temporary_path("seed.key");
+  write_file(key_file, "12345\n");
+  REQUIRE(::chmod(key_file.c_str(), 0600) == 0);
+  REQUIRE(::setenv("TAPSTACK_SEED_KEY", "hex:3132333435", 1) == 0);
   const std::vector<std::vector<std::string>> key_options = {
       {"--md5", "198.18.0.1=12345"},
       {"--md5", "198.18.0.0/24=hex:3132333435"},
       {"--md5", "198.18.0.0/16=wrong", "--md5", "198.18.0.0/25=12345"},
+      {"--md5", "198.18.0.1=@" + key_file},
+      {"--md5", "198.18.0.1=env:TAPSTACK_SEED_KEY"},
   };
   uint64_t seed = 10;
   for (const auto& keys : key_options) {

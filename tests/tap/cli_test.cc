@@ -1,6 +1,10 @@
 // The tapstack argument parser and the default MAC, without running anything.
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -8,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "tests/tap/test_paths.h"
 #include "tools/cli.h"
 
 namespace tapstack::cli {
@@ -134,6 +139,51 @@ TEST_CASE("the common options parse inside another command's loop") {
   CHECK(options.tap == "tap0");
 }
 
+TEST_CASE("an unknown option close to a known one says what was meant") {
+  struct Case {
+    std::vector<std::string_view> extra;
+    std::string_view expected;  // the whole message
+  };
+  const std::vector<Case> cases = {
+      {{"--host_addr", "x"}, "unknown option '--host_addr'; did you mean '--host-addr'?"},
+      {{"--tap-queue", "2"}, "unknown option '--tap-queue'; did you mean '--tap-queues'?"},
+      {{"--no-ofloads"}, "unknown option '--no-ofloads'; did you mean '--no-offloads'?"},
+      {{"--tarce"}, "unknown option '--tarce'; did you mean '--trace'?"},  // a swap is one edit
+      {{"--stat", "f"}, "unknown option '--stat'; did you mean '--stats'?"},
+      {{"--host", "x"}, "unknown option '--host'; did you mean '--host-addr'?"},  // to a '-'
+      {{"--hepl"}, "unknown option '--hepl'; did you mean '--help'?"},
+      {{"--bogus"}, "unknown option '--bogus'"},  // nothing close: no guess
+      {{"--port", "5"}, "unknown option '--port'"},
+      {{"-x"}, "unknown option '-x'"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string_view> args = {"--tap", "tap0", "--addr", "198.18.0.2/24"};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    CAPTURE(fmt::format("{}", fmt::join(args, " ")));
+    CHECK(usage_error(args) == c.expected);
+  }
+  // The guess comes from the names the loop asked about, whichever command it is.
+  const auto serve = parse_serve(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "1", "--md5-key", "x"});
+  REQUIRE(std::holds_alternative<UsageError>(serve));
+  CHECK(std::get<UsageError>(serve).message == "unknown option '--md5-key'; did you mean '--md5'?");
+}
+
+TEST_CASE("closest_name: one or two edits, or a name up to a '-'") {
+  const std::vector<std::string> known = {"--md5-key", "--passive", "--local-as", "--to", "-h"};
+  CHECK(closest_name("--md5", known) == "--md5-key");
+  CHECK(closest_name("--md5-ke", known) == "--md5-key");
+  CHECK(closest_name("--pasive", known) == "--passive");
+  CHECK(closest_name("--local_as", known) == "--local-as");
+  CHECK(closest_name("--lcoal-sa", known) == "--local-as");  // two swaps in a long name
+  CHECK(closest_name("--tx", known) == "--to");
+  CHECK_FALSE(closest_name("--md", known));  // "md" is not "md5" up to a '-'
+  CHECK_FALSE(closest_name("--tap", known));
+  CHECK_FALSE(closest_name("--active", known));
+  CHECK_FALSE(closest_name("-x", known));  // too short to guess, and -h is never a guess
+  CHECK_FALSE(closest_name("--x", std::vector<std::string>{}));
+}
+
 // --md5 values walked as serve and connect walk them; keys, or the usage error.
 struct Md5Parse {
   std::vector<Md5KeyOption> keys;
@@ -227,6 +277,87 @@ TEST_CASE("--md5: bad values are one-line usage errors that never show the key")
     CHECK(parsed.error.find("secret") == std::string::npos);
     CHECK(parsed.error.find(eighty_one) == std::string::npos);
   }
+}
+
+// A key file with the given text and mode, in the test's temporary directory.
+std::string key_file(std::string_view name, std::string_view text, mode_t mode) {
+  const std::string path = testing::temporary_path(name);
+  std::ofstream(path, std::ios::trunc) << text;
+  REQUIRE(chmod(path.c_str(), mode) == 0);
+  return path;
+}
+
+TEST_CASE("--md5 PEER=@FILE: the key from a file only its owner may use") {
+  const std::string text = key_file("text.key", "12345\n", 0600);
+  const std::string hex = key_file("hex.key", "hex:3132333435", 0400);
+  const std::string newlines = key_file("newlines.key", "k\n\n", 0600);
+  const auto parsed =
+      parse_md5({"198.18.0.1=@" + text, "198.18.0.0/24=@" + hex, "198.18.0.3=@" + newlines});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 3);
+  CHECK(key_text(parsed.keys[0]) == "12345");  // one trailing newline is not the key's
+  CHECK(key_text(parsed.keys[1]) == "12345");  // the file may hold hex:
+  CHECK(key_text(parsed.keys[2]) == "k\n");    // only one is dropped
+
+  struct Case {
+    std::string value;
+    std::string expected;  // the whole message
+  };
+  const std::string open = key_file("open.key", "secret\n", 0644);
+  const std::string group = key_file("group.key", "secret", 0620);
+  const std::string empty = key_file("empty.key", "\n", 0600);
+  const std::string missing = testing::temporary_path("missing.key");
+  const std::string directory = testing::temporary_path("");
+  const std::vector<Case> cases = {
+      {"198.18.0.1=@" + open,
+       fmt::format("bad --md5 key file '{}' for 198.18.0.1: mode 0644 lets group or others at "
+                   "the key; make it private to its owner with chmod 600 '{}'",
+                   open, open)},
+      {"198.18.0.0/24=@" + group,
+       fmt::format("bad --md5 key file '{}' for 198.18.0.0/24: mode 0620 lets group or others at "
+                   "the key; make it private to its owner with chmod 600 '{}'",
+                   group, group)},
+      {"198.18.0.1=@" + missing,
+       fmt::format("bad --md5 key file '{}' for 198.18.0.1: No such file or directory", missing)},
+      {"198.18.0.1=@" + directory,
+       fmt::format("bad --md5 key file '{}' for 198.18.0.1: not a regular file", directory)},
+      {"198.18.0.1=@/dev/null",
+       "bad --md5 key file '/dev/null' for 198.18.0.1: not a regular file"},
+      {"198.18.0.1=@" + empty,
+       fmt::format("bad --md5 key file '{}' for 198.18.0.1: it is empty", empty)},
+      {"198.18.0.1=@",
+       "bad --md5 key file '' for 198.18.0.1: @ needs a file name, like "
+       "@/etc/tapstack/peer.key"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.value);
+    const auto refused = parse_md5({c.value});
+    CHECK(refused.error == c.expected);
+    CHECK(refused.error.find("secret") == std::string::npos);
+  }
+}
+
+TEST_CASE("--md5 PEER=env:NAME: the key from the environment") {
+  REQUIRE(setenv("TAPSTACK_TEST_KEY", "12345", 1) == 0);
+  REQUIRE(setenv("TAPSTACK_TEST_HEX", "hex:3132333435", 1) == 0);
+  REQUIRE(setenv("TAPSTACK_TEST_EMPTY", "", 1) == 0);
+  unsetenv("TAPSTACK_TEST_UNSET");
+  const auto parsed =
+      parse_md5({"198.18.0.1=env:TAPSTACK_TEST_KEY", "198.18.0.3=env:TAPSTACK_TEST_HEX"});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 2);
+  CHECK(key_text(parsed.keys[0]) == "12345");
+  CHECK(key_text(parsed.keys[1]) == "12345");
+  CHECK(parse_md5({"198.18.0.1=env:TAPSTACK_TEST_UNSET"}).error ==
+        "bad --md5 key for 198.18.0.1: environment variable TAPSTACK_TEST_UNSET is not set");
+  CHECK(parse_md5({"198.18.0.1=env:TAPSTACK_TEST_EMPTY"}).error ==
+        "bad --md5 key for 198.18.0.1: environment variable TAPSTACK_TEST_EMPTY is empty");
+  CHECK(parse_md5({"198.18.0.1=env:"}).error ==
+        "bad --md5 key for 198.18.0.1: env: needs a variable name, like env:PEER_KEY");
+  // A text key that begins with @ or env: is given in hex: "@k" is 40 6b.
+  const auto literal = parse_md5({"198.18.0.1=hex:406b"});
+  REQUIRE(literal.keys.size() == 1);
+  CHECK(key_text(literal.keys[0]) == "@k");
 }
 
 TEST_CASE("--md5 on serve and connect") {

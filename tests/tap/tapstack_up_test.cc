@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "tap/netlink.h"
 #include "tap/tap_device.h"
 #include "tests/support/netns.h"
 #include "tests/support/pcap_frames.h"
@@ -53,7 +55,7 @@ TEST_CASE("tapstack up answers ping, stops on SIGINT, writes stats and pcap") {
   auto child = ChildProcess::start(
       tapstack_up({"--host-addr", "198.18.0.1/24", "--pcap", pcap, "--stats", stats}));
   REQUIRE(child);
-  REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
 
   const ProcessResult ping =
       run_process({"/usr/bin/ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2"}, kRunTimeout);
@@ -65,8 +67,11 @@ TEST_CASE("tapstack up answers ping, stops on SIGINT, writes stats and pcap") {
   const ProcessResult result = child->wait(kRunTimeout);
   CAPTURE(result.err);
   CHECK(result.describe() == "exit 0");
-  CHECK(result.err.empty());
-  CHECK(result.out.find("stopped by SIGINT") != std::string::npos);
+  // Status lines on stderr, like every command's; nothing on stdout, which is for data.
+  CHECK(result.out.empty());
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 2);
+  CHECK(result.err.find("; stop with Ctrl-C\n") != std::string::npos);
+  CHECK(result.err.find("stopped by SIGINT") != std::string::npos);
 
   const std::string json = read_file(stats);
   CAPTURE(json);
@@ -84,16 +89,139 @@ TEST_CASE("tapstack up stops on SIGTERM with exit 0") {
   enter_private_netns_or_skip();
   auto child = ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24"}));
   REQUIRE(child);
-  REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
   child->send_signal(SIGTERM);
   const ProcessResult result = child->wait(kRunTimeout);
   CHECK(result.describe() == "exit 0");
-  CHECK(result.out.find("stopped by SIGTERM") != std::string::npos);
+  CHECK(result.err.find("stopped by SIGTERM") != std::string::npos);
   // The optimised build starts without a word; any other (--config=asan) says it is slower.
   if (cli::build_info().optimised) {
     CHECK(result.build_warning.empty());
   } else {
     CHECK(result.build_warning == cli::slow_build_warning() + "\n");
+  }
+}
+
+void run_ip(std::vector<std::string> args) {
+  args.insert(args.begin(), "/usr/sbin/ip");
+  const ProcessResult result = run_process(args, kRunTimeout);
+  REQUIRE_MESSAGE(result.exit_code == 0, result.err);
+}
+
+// The kernel side's IPv4 addresses on tap0, as `ip -4 addr show dev tap0` lists them.
+std::vector<std::string> tap0_addresses() {
+  auto netlink = Rtnetlink::open();
+  REQUIRE(netlink);
+  auto addresses = netlink->ipv4_addresses("tap0");
+  REQUIRE(addresses);
+  std::vector<std::string> texts;
+  for (const Ipv4Interface& address : *addresses) texts.push_back(address.to_string());
+  std::sort(texts.begin(), texts.end());
+  return texts;
+}
+
+// Runs `tapstack up` with extra options until it has started, then stops it with SIGTERM.
+ProcessResult run_up_once(
+    std::vector<std::string> extra, const std::function<void()>& while_running = [] {}) {
+  auto child = ChildProcess::start(tapstack_up(std::move(extra)));
+  REQUIRE(child);
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
+  while_running();
+  child->send_signal(SIGTERM);
+  const ProcessResult result = child->wait(kRunTimeout);
+  CHECK(result.describe() == "exit 0");
+  return result;
+}
+
+TEST_CASE("--host-addr on a persistent TAP: what it added goes at exit, what was there stays") {
+  enter_private_netns_or_skip();
+  run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
+  // Another address, and the same one as a later --host-addr with another prefix length.
+  run_ip({"addr", "add", "198.18.0.9/24", "dev", "tap0"});
+  run_ip({"addr", "add", "198.18.0.1/16", "dev", "tap0"});
+  const std::vector<std::string> before = {"198.18.0.1/16", "198.18.0.9/24"};
+  REQUIRE(tap0_addresses() == before);
+  struct Case {
+    std::string host_addr;
+    std::vector<std::string> while_running;
+  };
+  const std::vector<Case> cases = {
+      {"198.18.0.1/24", {"198.18.0.1/16", "198.18.0.1/24", "198.18.0.9/24"}},
+      {"198.18.0.5/24", {"198.18.0.1/16", "198.18.0.5/24", "198.18.0.9/24"}},
+      {"198.18.0.9/24", before},  // there already: left as it was, and kept at exit
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.host_addr);
+    const ProcessResult result = run_up_once({"--host-addr", c.host_addr},
+                                             [&] { CHECK(tap0_addresses() == c.while_running); });
+    CAPTURE(result.err);
+    CHECK(result.err.find("warning") == std::string::npos);
+    CHECK(result.err.find(fmt::format("kernel side {} at", c.host_addr)) != std::string::npos);
+    CHECK(tap0_addresses() == before);
+  }
+}
+
+TEST_CASE("without --host-addr, a kernel side that cannot reach the stack is said at once") {
+  struct Case {
+    std::string name;
+    std::vector<std::vector<std::string>> setup;  // ip commands on tap0 before the run
+    std::string warning;                          // the line, or "" for none
+    std::string kernel_side;                      // in the start line
+  };
+  const std::vector<Case> cases = {
+      {"a fresh TAP",
+       {},
+       "tapstack: warning: 'tap0' is down and has no IPv4 address in 198.18.0.0/24, so the kernel "
+       "cannot reach the stack; run 'ip link set tap0 up' and 'ip addr add 198.18.0.1/24 dev "
+       "tap0', or start with --host-addr 198.18.0.1/24\n",
+       "kernel side at "},
+      {"up, no address",
+       {{"tuntap", "add", "dev", "tap0", "mode", "tap"}, {"link", "set", "tap0", "up"}},
+       "tapstack: warning: 'tap0' has no IPv4 address in 198.18.0.0/24, so the kernel cannot "
+       "reach the stack; run 'ip addr add 198.18.0.1/24 dev tap0', or start with --host-addr "
+       "198.18.0.1/24\n",
+       ", with no address in 198.18.0.0/24; stop"},
+      {"an address on another subnet, down",
+       {{"tuntap", "add", "dev", "tap0", "mode", "tap"},
+        {"addr", "add", "198.19.0.1/24", "dev", "tap0"}},
+       "tapstack: warning: 'tap0' is down and has no IPv4 address in 198.18.0.0/24",
+       ", with no address in 198.18.0.0/24, down"},
+      {"an address, down",
+       {{"tuntap", "add", "dev", "tap0", "mode", "tap"},
+        {"addr", "add", "198.18.0.7/24", "dev", "tap0"}},
+       "tapstack: warning: 'tap0' is down, so the kernel cannot reach the stack; run 'ip link set "
+       "tap0 up', or start with --host-addr 198.18.0.7/24\n",
+       "kernel side 198.18.0.7/24 at "},
+      {"configured",
+       {{"tuntap", "add", "dev", "tap0", "mode", "tap"},
+        {"addr", "add", "198.18.0.7/24", "dev", "tap0"},
+        {"link", "set", "tap0", "up"}},
+       "",
+       "kernel side 198.18.0.7/24 at "},
+      {"a bridge port: its address is elsewhere",
+       {{"tuntap", "add", "dev", "tap0", "mode", "tap"},
+        {"link", "add", "br0", "type", "bridge"},
+        {"link", "set", "tap0", "master", "br0"},
+        {"link", "set", "tap0", "up"}},
+       "",
+       ", a port of 'br0'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    enter_private_netns_or_skip();
+    for (const auto& command : c.setup) run_ip(command);
+    const ProcessResult result = run_up_once({});
+    CAPTURE(result.err);
+    const size_t start_line = result.err.find("; stop with Ctrl-C");
+    CHECK(start_line != std::string::npos);
+    CHECK(result.err.find(c.kernel_side) < start_line);
+    if (c.warning.empty()) {
+      CHECK(result.err.find("warning") == std::string::npos);
+    } else {
+      // At once: before the start line, not at exit.
+      CHECK(result.err.find(c.warning) < start_line);
+      CHECK(result.err.find("warning", result.err.find("warning") + 1) == std::string::npos);
+    }
   }
 }
 
@@ -134,14 +262,14 @@ TEST_CASE("runtime failures: exit 1 and one line that names the fix") {
     auto child =
         ChildProcess::start(tapstack_up({"--host-addr", "198.18.0.1/24", "--tap-queues", "2"}));
     REQUIRE(child);
-    REQUIRE(child->wait_for_stdout("stop with Ctrl-C", kStartTimeout));
+    REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
     const ProcessResult ping = run_process(
         {"/usr/bin/ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2"}, kRunTimeout);
     CHECK(ping.out.find("2 received") != std::string::npos);
     child->send_signal(SIGTERM);
     const ProcessResult result = child->wait(kRunTimeout);
     CHECK(result.describe() == "exit 0");
-    CHECK(result.out.find("2 queues") != std::string::npos);
+    CHECK(result.err.find("2 queues") != std::string::npos);
   }
   SUBCASE("no CAP_NET_ADMIN") {
     const ProcessResult result =

@@ -62,6 +62,45 @@ TEST_CASE("bad arguments: exit 2, one line on stderr, nothing on stdout") {
   }
 }
 
+TEST_CASE("an unknown option that is a near miss says what was meant, in every command") {
+  const std::vector<std::string> common = {"--tap", "tap0", "--addr", "198.18.0.2/24"};
+  const std::vector<std::string> bgp = {"--peer", "198.18.0.1", "--local-as",
+                                        "1",      "--peer-as",  "2"};
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"up", "--host_addr", "198.18.0.1/24"},
+       "unknown option '--host_addr'; did you mean '--host-addr'? (see 'tapstack up --help')"},
+      {{"serve", "--port", "5", "--md5-key", "198.18.0.1=k"},
+       "unknown option '--md5-key'; did you mean '--md5'?"},
+      {{"serve", "--port", "5", "--mdoe", "echo"},
+       "unknown option '--mdoe'; did you mean '--mode'?"},
+      {{"connect", "--to", "198.18.0.1:5", "--timout", "3"},
+       "unknown option '--timout'; did you mean '--timeout'?"},
+      {{"bgp", "--pasive"}, "unknown option '--pasive'; did you mean '--passive'?"},
+      {{"bgp", "--router_id", "198.18.0.2"},
+       "unknown option '--router_id'; did you mean '--router-id'?"},
+      {{"up", "--frobnicate"}, "unknown option '--frobnicate' (see"},  // nothing close
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.args;
+    args.insert(args.begin() + 1, common.begin(), common.end());
+    if (args[0] == "bgp") args.insert(args.begin() + 1, bgp.begin(), bgp.end());
+    CAPTURE(fmt::format("tapstack {}", fmt::join(args, " ")));
+    const ProcessResult result = tapstack(args);
+    CHECK(result.exit_code == 2);
+    check_one_error_line(result.err);
+    CHECK(result.err.find(c.expected) != std::string::npos);
+  }
+  CHECK(tapstack({"serv"}).err ==
+        "tapstack: unknown command 'serv'; did you mean 'serve'? (see 'tapstack --help')\n");
+  CHECK(
+      tapstack({"--verison"}).err ==
+      "tapstack: unknown option '--verison'; did you mean '--version'? (see 'tapstack --help')\n");
+}
+
 TEST_CASE("help: on stdout, exit 0") {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--help"}, "usage: tapstack COMMAND"},
