@@ -16,7 +16,8 @@ namespace tapstack {
 
 #define TAPSTACK_COUNTERS(X)                                                                  \
   /* Ethernet (no nstat equivalent) */                                                        \
-  X(EthInFrames) X(EthOutFrames) X(EthInErrors) X(EthInOtherHost) X(EthInUnknownTypes)        \
+  X(EthInFrames) X(EthOutFrames) X(EthInErrors) X(EthInOtherHost) X(EthInMulticastNotJoined)  \
+  X(EthInUnknownTypes)                                                                        \
   /* ARP (no nstat equivalent; Linux keeps some in /proc/net/stat/arp_cache) */               \
   X(ArpInRequests) X(ArpInReplies) X(ArpInErrors) X(ArpInOther) X(ArpOutRequests)             \
   X(ArpOutReplies) X(ArpResolveFailures) X(ArpUnresolvedDiscards) X(ArpCacheEvictions)        \
@@ -57,7 +58,9 @@ enum class Counter : uint16_t {
 // X(reason, counter, second counter or None, what the trace prints)
 #define TAPSTACK_DROP_REASONS(X)                                                              \
   X(EthTooShort, EthInErrors, None, "ethernet: frame shorter than its 14-byte header")        \
-  X(EthNotForUs, EthInOtherHost, None, "ethernet: destination is neither our MAC nor broadcast") \
+  X(EthNotForUs, EthInOtherHost, None, "ethernet: unicast to another host's MAC")          \
+  X(EthMulticastNotJoined, EthInMulticastNotJoined, None,                                     \
+    "ethernet: multicast to a group we did not join (we join none)")                          \
   X(EthUnknownType, EthInUnknownTypes, None, "ethernet: ethertype not handled")               \
   X(ArpMalformed, ArpInErrors, None, "arp: truncated, or not Ethernet/IPv4")                  \
   X(ArpBadSender, ArpInErrors, None, "arp: sender is broadcast, multicast or our own address") \
