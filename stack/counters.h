@@ -3,8 +3,9 @@
 //
 // Counter names are Linux's nstat names where Linux has one (IpInHdrErrors, IpExtInCsumErrors,
 // IcmpInEchos, ...), so a user can put them beside `nstat -az` of the kernel peer. Counters
-// Linux does not keep (Ethernet and ARP details, reassembly duplicates) use the same style
-// and are listed in docs/counters.md.
+// Linux does not keep (Ethernet and ARP details, reassembly duplicates, TcpInNoSocket,
+// TcpInOutOfWindow, TcpInBadFlags) use the same style. docs/counters.md describes every counter
+// and drop reason, and tests/docs:counters_doc_test fails when one is added without it.
 #pragma once
 
 #include <array>
@@ -42,6 +43,7 @@ namespace tapstack {
   X(TcpExtTCPDSACKOldSent) X(TcpExtTCPDSACKRecv)                                              \
   X(TcpExtSyncookiesSent) X(TcpExtSyncookiesRecv) X(TcpExtSyncookiesFailed)                   \
   X(TcpExtTCPReqQFullDoCookies) X(TcpExtTCPReqQFullDrop)                                      \
+  /* ours: Linux drops these without a counter (drop reasons NO_SOCKET, TCP_FLAGS, ...) */  \
   X(TcpInNoSocket) X(TcpInOutOfWindow) X(TcpInBadFlags)                                       \
   /* RFC 2385, as Linux counts it */                                                          \
   X(TcpExtTCPMD5NotFound) X(TcpExtTCPMD5Unexpected) X(TcpExtTCPMD5Failure)                    \
