@@ -103,7 +103,8 @@ std::vector<Example> markdown_examples(const std::string& name, const std::strin
                                                 "above a ```sh fence",
                                                 name, i + 1));
     }
-    if (!starts_with(lines[i], "```")) continue;
+    // A fence is ``` and an optional tag; ```` ```sh ```` in running text is not one.
+    if (!starts_with(lines[i], "```") || lines[i].find('`', 3) != std::string::npos) continue;
     const std::string tag(trim(std::string_view(lines[i]).substr(3)));
     size_t end = i + 1;
     while (end < lines.size() && !starts_with(lines[end], "```")) ++end;
