@@ -75,7 +75,11 @@ void Stack::on_frame(ByteView frame, Instant now, const FrameOffload& offload) {
     std::copy(frame.begin(), frame.begin() + 6, dst.bytes.begin());
     const uint16_t ethertype = load_be16(frame.data() + 12);
     const ByteView payload = frame.subspan(kEthernetHeaderSize);
-    if (dst != config_.mac && !dst.is_broadcast()) {
+    // Linux: eth_type_trans()'s PACKET_MULTICAST and PACKET_OTHERHOST; IPv6's neighbour
+    // discovery and mDNS reach a TAP as multicast, and we join no group.
+    if (dst.is_multicast() && !dst.is_broadcast()) {
+      drop(DropReason::EthMulticastNotJoined);
+    } else if (dst != config_.mac && !dst.is_broadcast()) {
       drop(DropReason::EthNotForUs);
     } else if (ethertype == kEtherTypeArp) {
       arp_->input(payload, now);

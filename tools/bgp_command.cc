@@ -729,10 +729,13 @@ void print_bgp_help() {
       "                         \"reason\" is \"peer-withdrew\" or \"session-ended\"\n"
       "{}"
       "\n"
-      "example (as root, in a network namespace of its own, with BIRD on the kernel side):\n"
-      "  tapstack bgp --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
-      "      --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5 198.18.0.1=secret \\\n"
-      "      --announce 198.18.100.0/24\n",
+      "example (as root, in a network namespace of its own; with no peer listening it only\n"
+      "tries to connect; the README has BIRD as the peer):\n"
+      "  unshare -n sh -c 'ip link set lo up\n"
+      "    tapstack bgp --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
+      "        --peer 198.18.0.1 --local-as 65002 --peer-as 65001 --md5 198.18.0.1=secret \\\n"
+      "        --announce 198.18.100.0/24 & pid=$!\n"
+      "    sleep 2; kill $pid; wait $pid'\n",
       kMd5OptionHelp, kCommonOptionsHelp);
 }
 

@@ -75,9 +75,22 @@ void print_help() {
       "  --to IP:PORT           client: the peer to connect to\n"
       "  --reply TEXT           server: what to send back at the end (default: nothing)\n"
       "  --timeout SECONDS      give up when nothing happens for this long (default 30)\n"
-      "{}"
-      "  -h, --help             show this help\n",
-      kMd5OptionHelp);
+      "  --md5 PEER[/PREFIX]=KEY\n"
+      "                         RFC 2385 TCP-MD5 with setsockopt(TCP_MD5SIG) (TCP_MD5SIG_EXT\n"
+      "                         for a prefix): the kernel signs every segment to PEER with KEY\n"
+      "                         and drops every segment from it not signed with KEY. KEY is\n"
+      "                         text, or hex:HEXDIGITS; 1 to 80 bytes. Repeatable, one key per\n"
+      "                         peer. kernel-peer counts nothing itself: the kernel's drops are\n"
+      "                         TcpExtTCPMD5NotFound, TcpExtTCPMD5Unexpected and\n"
+      "                         TcpExtTCPMD5Failure in `nstat -az`, run in the same namespace\n"
+      "  -h, --help             show this help\n"
+      "\n"
+      "example (as root, in a network namespace of its own; tapstack is\n"
+      "bazel-bin/tools/tapstack), the kernel as a signing server and tapstack its client:\n"
+      "  unshare -n sh -c 'ip link set lo up\n"
+      "    kernel-peer server --port 6666 --md5 198.18.0.2=12345 --reply \"hello, signed\" &\n"
+      "    sleep 1; echo hello | tapstack connect --tap tap0 --addr 198.18.0.2/24 \\\n"
+      "        --host-addr 198.18.0.1/24 --to 198.18.0.1:6666 --md5 198.18.0.1=12345; wait'\n");
 }
 
 std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& exit_code) {

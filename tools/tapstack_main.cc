@@ -42,9 +42,11 @@ void print_up_help() {
       "options:\n"
       "{}"
       "\n"
-      "example (as root, in a network namespace of its own):\n"
-      "  unshare -n sh -c 'ip link set lo up; tapstack up --tap tap0 --addr 198.18.0.2/24 \\\n"
-      "      --host-addr 198.18.0.1/24 & sleep 1; ping -c 3 198.18.0.2; kill %1'\n",
+      "example (as root, in a network namespace of its own; sh has no job control, so the\n"
+      "process is stopped by its PID):\n"
+      "  unshare -n sh -c 'ip link set lo up\n"
+      "    tapstack up --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 & pid=$!\n"
+      "    sleep 1; ping -c 3 198.18.0.2; kill $pid; wait $pid'\n",
       kCommonOptionsHelp);
 }
 
@@ -101,9 +103,12 @@ void print_serve_help() {
       "    tapstack serve --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
       "        --port 5000 --once & sleep 1\n"
       "    echo hello > /dev/tcp/198.18.0.2/5000; wait'\n"
-      "with TCP-MD5, the kernel's client signing with the key \"12345\" as the seed's does:\n"
-      "    tapstack serve ... --port 6666 --md5 198.18.0.1=12345 --once &\n"
-      "    echo hello | kernel-peer client --to 198.18.0.2:6666 --md5 198.18.0.2=12345\n",
+      "example with TCP-MD5, the kernel's client signing with the key \"12345\" as the seed's\n"
+      "does (kernel-peer is bazel-bin/tools/kernel-peer):\n"
+      "  unshare -n sh -c 'ip link set lo up\n"
+      "    tapstack serve --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 \\\n"
+      "        --port 6666 --md5 198.18.0.1=12345 --once & sleep 1\n"
+      "    echo hello | kernel-peer client --to 198.18.0.2:6666 --md5 198.18.0.2=12345; wait'\n",
       kMd5OptionHelp, kCommonOptionsHelp);
 }
 
@@ -142,7 +147,7 @@ void print_connect_help() {
       "\n"
       "example (as root, in a network namespace of its own):\n"
       "  unshare -n bash -c 'ip link set lo up\n"
-      "    kernel-peer server --port 6666 --reply \"hello from the kernel\" &\n"
+      "    kernel-peer server --port 6666 --reply \"hello from the kernel\" & sleep 1\n"
       "    echo hello | tapstack connect --tap tap0 \\\n"
       "        --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 --to 198.18.0.1:6666; wait'\n"
       "(kernel-peer is bazel-bin/tools/kernel-peer; add --md5 198.18.0.2=12345 to it and\n"
