@@ -137,7 +137,7 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
 // ", TCP-MD5 keys for 198.18.0.1 and 198.18.1.0/24", or "" without keys: for status lines.
 std::string md5_keys_text(const std::vector<Md5KeyOption>& keys);
 
-// `tapstack up`: run the stack until SIGINT or SIGTERM.
+// `tapstack up`: run the stack until SIGINT, SIGTERM or SIGHUP.
 struct UpOptions {
   CommonOptions common;
 };

@@ -6,7 +6,7 @@
 
 namespace tapstack::cli {
 
-// Runs until SIGINT or SIGTERM (exit 0), or with --once until the first connection has
+// Runs until SIGINT, SIGTERM or SIGHUP (exit 0), or with --once until the first connection has
 // closed (exit 0, or 1 when it failed). Returns the exit code, having said why on stderr.
 int run_serve(const ServeOptions& options);
 

@@ -34,7 +34,7 @@ class Session {
 
   // One line saying what runs where, for the user.
   std::string describe() const;
-  // Runs the event loop until SIGINT or SIGTERM (or a failure of the TAP).
+  // Runs the event loop until SIGINT, SIGTERM or SIGHUP (or a failure of the TAP).
   Status run_until_signal();
 
   // What a command does on every turn of the loop, on the loop's thread: it moves data
@@ -42,7 +42,7 @@ class Session {
   // turn if no frame arrives and no stack timer fires (Duration::max(): no limit), or
   // nullopt when the command is done.
   using Step = std::function<std::optional<Duration>(Instant now)>;
-  // Runs the loop and step until step is done, SIGINT or SIGTERM (stopped_by_signal() then
+  // Runs the loop and step until step is done, SIGINT, SIGTERM or SIGHUP (stopped_by_signal() then
   // names it), or the TAP fails.
   Status run(const Step& step);
   // The signal that stopped the last run, 0 if none did.
