@@ -29,15 +29,25 @@ struct Row {
 constexpr Row kRows[] = {{"kernel client -> stack listener", Listener::Stack},
                          {"stack client -> kernel server", Listener::Kernel}};
 
+// A connection after its exchange, and our send MSS, read while it was surely open: once both
+// sides have finished, our end may be closed and gone.
+struct Exchanged {
+  Connection connection;
+  size_t mss = 0;
+};
+
 // Opens a connection (`row.listener` listening, `keys` as given), moves `bytes` each way at
-// once and checks they arrived exactly. Returns the connection, still open, for the caller's
-// checks; nullopt (with the failure recorded) when it did not form.
-std::optional<Connection> exchange(TapRig& rig, const Row& row, const KeyPlan& keys, uint64_t bytes,
-                                   uint16_t port) {
+// once and checks they arrived exactly. Returns the connection for the caller's checks;
+// nullopt (with the failure recorded) when it did not form.
+std::optional<Exchanged> exchange(TapRig& rig, const Row& row, const KeyPlan& keys,
+                                  uint64_t bytes, uint16_t port) {
   rig.clear_log();
   auto connection = open_connection(rig, row.listener, port, keys, Duration::seconds(5));
   CHECK(connection);
   if (!connection) return std::nullopt;
+  const auto info = rig.tcp().info(connection->stack);
+  REQUIRE(info);
+  const size_t mss = info->snd_mss;
   KernelStream kernel(connection->kernel.get(), 1);
   StackStream stack(rig.tcp(), connection->stack, 2);
   const Goal all{.send = bytes, .finish = true};
@@ -46,7 +56,7 @@ std::optional<Connection> exchange(TapRig& rig, const Row& row, const KeyPlan& k
   CAPTURE(stack.error());
   CHECK(kernel.received_exactly(2, bytes));
   CHECK(stack.received_exactly(1, bytes));
-  return connection;
+  return Exchanged{std::move(*connection), mss};
 }
 
 TEST_CASE("unsigned: 32 MiB each way byte-exact, in frames of many segments both ways") {
@@ -55,9 +65,9 @@ TEST_CASE("unsigned: 32 MiB each way byte-exact, in frames of many segments both
   for (const Row& row : kRows) {
     CAPTURE(row.name);
     const uint64_t out_segments = rig.stack().counters()[Counter::TcpOutSegs];
-    auto connection = exchange(rig, row, KeyPlan{}, 32 << 20, port++);
-    if (!connection) continue;
-    const size_t mss = rig.tcp().info(connection->stack)->snd_mss;
+    auto exchanged = exchange(rig, row, KeyPlan{}, 32 << 20, port++);
+    if (!exchanged) continue;
+    const size_t mss = exchanged->mss;
     // Ours: segments of many MSS, which the kernel took (the bytes arrived) with the
     // checksums it completed itself.
     CHECK(largest_payload(rig.log(), FrameDirection::Sent) >= 10 * mss);
@@ -69,7 +79,7 @@ TEST_CASE("unsigned: 32 MiB each way byte-exact, in frames of many segments both
     });
     CHECK(rig.stack().counters()[Counter::TcpOutSegs] - out_segments > frames_sent);
     CHECK(rig.stack().counters().drops(DropReason::TcpBadChecksum) == 0);
-    close_connection(rig, *connection);
+    close_connection(rig, exchanged->connection);
   }
 }
 
@@ -79,16 +89,16 @@ TEST_CASE("signed: every frame one signed segment both ways, as Linux sends with
   for (const Row& row : kRows) {
     CAPTURE(row.name);
     const Md5Counters kernel_before = kernel_md5_counters();
-    auto connection = exchange(rig, row, seed_keys(), 4 << 20, port++);
-    if (!connection) continue;
-    const size_t mss = rig.tcp().info(connection->stack)->snd_mss;
+    auto exchanged = exchange(rig, row, seed_keys(), 4 << 20, port++);
+    if (!exchanged) continue;
+    const size_t mss = exchanged->mss;
     CHECK(largest_payload(rig.log(), FrameDirection::Sent) == mss);
     CHECK(largest_payload(rig.log(), FrameDirection::Received) <= mss);
     CHECK(std::all_of(rig.log().begin(), rig.log().end(),
                       [](const SegmentRecord& s) { return s.md5(); }));
     CHECK(kernel_md5_counters() - kernel_before == Md5Counters{});
     CHECK(stack_md5_counters(rig.stack()) == Md5Counters{});
-    close_connection(rig, *connection);
+    close_connection(rig, exchanged->connection);
   }
 }
 
