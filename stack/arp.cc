@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "stack/ipv4.h"
-#include "stack/tcp_layer.h"
 
 namespace tapstack {
 namespace {
@@ -21,43 +20,42 @@ MacAddress read_mac(const uint8_t* p) {
 }  // namespace
 
 void ArpTable::input(ByteView packet, Instant now) {
-  Counters& counters = stack_.counters_;
   const uint8_t* p = packet.data();
   if (packet.size() < kArpPacketSize || load_be16(p) != kHardwareEthernet ||
       load_be16(p + 2) != kEtherTypeIpv4 || p[4] != 6 || p[5] != 4) {
-    counters.drop(DropReason::ArpMalformed);
+    context_.drop(DropReason::ArpMalformed);
     return;
   }
   const uint16_t operation = load_be16(p + 6);
   if (operation != kOperationRequest && operation != kOperationReply) {
-    counters.drop(DropReason::ArpMalformed);
+    context_.drop(DropReason::ArpMalformed);
     return;
   }
-  counters.add(operation == kOperationRequest ? Counter::ArpInRequests : Counter::ArpInReplies);
+  context_.counters.add(operation == kOperationRequest ? Counter::ArpInRequests : Counter::ArpInReplies);
   const MacAddress sender_mac = read_mac(p + 8);
   const Ipv4Address sender_ip{load_be32(p + 14)};
   const Ipv4Address target_ip{load_be32(p + 24)};
-  const Ipv4Address ours = stack_.config_.ipv4.address;
-  stack_.trace_.step("arp {} {} is-at {} asks {}", operation == kOperationRequest ? "request" : "reply",
+  const Ipv4Address ours = address_;
+  context_.trace.step("arp {} {} is-at {} asks {}", operation == kOperationRequest ? "request" : "reply",
                      sender_ip, sender_mac, target_ip);
   if (sender_mac.is_multicast() || sender_mac.is_zero() || sender_ip == ours ||
       sender_ip.is_multicast() || sender_ip.is_limited_broadcast()) {
-    counters.drop(DropReason::ArpBadSender);
+    context_.drop(DropReason::ArpBadSender);
     return;
   }
   // RFC 826 "merge": refresh an entry we already have, whoever the packet is for.
   const bool known = entries_.contains(sender_ip.value);
   if (known && !sender_ip.is_zero()) learn(sender_ip, sender_mac, now);
   if (target_ip != ours) {
-    counters.drop(DropReason::ArpNotForUs);
+    context_.drop(DropReason::ArpNotForUs);
     return;
   }
   // A probe (sender 0.0.0.0, RFC 5227) is answered but teaches nothing.
   if (!known && !sender_ip.is_zero()) learn(sender_ip, sender_mac, now);
   if (operation == kOperationRequest) {
-    stack_.trace_.step("arp reply: {} is-at {}", ours, stack_.config_.mac);
+    context_.trace.step("arp reply: {} is-at {}", ours, mac_);
     send_packet(kOperationReply, sender_mac, sender_mac, sender_ip);
-    counters.add(Counter::ArpOutReplies);
+    context_.counters.add(Counter::ArpOutReplies);
   }
 }
 
@@ -65,7 +63,7 @@ void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now,
                     const FrameOffload& offload) {
   auto it = entries_.find(next_hop.value);
   if (it != entries_.end() && it->second.mac) {
-    stack_.emit_frame(*it->second.mac, kEtherTypeIpv4, datagram, offload);
+    link_.emit_frame(*it->second.mac, kEtherTypeIpv4, datagram, offload);
     return;
   }
   if (it == entries_.end()) {
@@ -74,23 +72,23 @@ void ArpTable::send(Ipv4Address next_hop, ByteView datagram, Instant now,
     it->second.deadline = now + config_.retransmit_interval;
     it->second.requests_sent = 1;
     send_packet(kOperationRequest, MacAddress::broadcast(), MacAddress{}, next_hop);
-    stack_.trace_.step("arp: resolving {}, packet queued", next_hop);
+    context_.trace.step("arp: resolving {}, packet queued", next_hop);
   }
   Entry& entry = it->second;
   if (entry.queue.size() >= config_.max_queued_per_entry) {
     // Like Linux's unres_qlen: the oldest waiting packet makes room for the newest.
-    stack_.counters_.drop(DropReason::ArpQueueFull);
+    context_.drop(DropReason::ArpQueueFull);
     entry.queue.pop_front();
   }
   entry.queue.push_back({{datagram.begin(), datagram.end()}, offload});
 }
 
 void ArpTable::announce() {
-  const Ipv4Address ours = stack_.config_.ipv4.address;
+  const Ipv4Address ours = address_;
   send_packet(kOperationRequest, MacAddress::broadcast(), MacAddress{}, ours);
 }
 
-void ArpTable::on_timer(Instant now) {
+void ArpTable::on_timer(Instant now, const std::function<void(Ipv4Address)>& unreachable) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& entry = it->second;
     if (entry.deadline > now) {
@@ -107,15 +105,20 @@ void ArpTable::on_timer(Instant now) {
     const bool failed = !entry.mac;
     const Ipv4Address address{it->first};
     if (failed) {
-      stack_.counters_.add(Counter::ArpResolveFailures);
+      context_.trace.begin("timer: arp {} unanswered after {} requests", address,
+                           entry.requests_sent);
+      context_.counters.add(Counter::ArpResolveFailures);
       for (size_t i = 0; i < entry.queue.size(); ++i) {
-        stack_.counters_.drop(DropReason::ArpResolveFailed);
+        context_.drop(DropReason::ArpResolveFailed);
       }
     }
     it = entries_.erase(it);
     // Linux: neigh_invalidate() → ipv4_link_failure() sends the host an ICMP host
     // unreachable, which fails a connection still in SYN-SENT (tcp_v4_err()).
-    if (failed) stack_.tcp().host_unreachable(address);
+    if (failed) {
+      unreachable(address);
+      context_.trace.flush();
+    }
   }
 }
 
@@ -139,12 +142,12 @@ void ArpTable::send_packet(uint16_t operation, const MacAddress& dst, const MacA
   packet[4] = 6;
   packet[5] = 4;
   store_be16(packet + 6, operation);
-  std::copy(stack_.config_.mac.bytes.begin(), stack_.config_.mac.bytes.end(), packet + 8);
-  store_be32(packet + 14, stack_.config_.ipv4.address.value);
+  std::copy(mac_.bytes.begin(), mac_.bytes.end(), packet + 8);
+  store_be32(packet + 14, address_.value);
   std::copy(target_mac.bytes.begin(), target_mac.bytes.end(), packet + 18);
   store_be32(packet + 24, target_ip.value);
-  if (operation == kOperationRequest) stack_.counters_.add(Counter::ArpOutRequests);
-  stack_.emit_frame(dst, kEtherTypeArp, packet);
+  if (operation == kOperationRequest) context_.counters.add(Counter::ArpOutRequests);
+  link_.emit_frame(dst, kEtherTypeArp, packet, {});
 }
 
 void ArpTable::learn(Ipv4Address ip, const MacAddress& mac, Instant now) {
@@ -157,7 +160,7 @@ void ArpTable::learn(Ipv4Address ip, const MacAddress& mac, Instant now) {
   std::deque<Entry::Waiting> waiting;
   waiting.swap(entry.queue);
   for (const auto& [datagram, offload] : waiting) {
-    stack_.emit_frame(mac, kEtherTypeIpv4, datagram, offload);
+    link_.emit_frame(mac, kEtherTypeIpv4, datagram, offload);
   }
 }
 
@@ -168,10 +171,10 @@ void ArpTable::make_room() {
       return a.second.deadline < b.second.deadline;
     });
     for (size_t i = 0; i < victim->second.queue.size(); ++i) {
-      stack_.counters_.drop(DropReason::ArpQueueFull);
+      context_.drop(DropReason::ArpQueueFull);
     }
     entries_.erase(victim);
-    stack_.counters_.add(Counter::ArpCacheEvictions);
+    context_.counters.add(Counter::ArpCacheEvictions);
   }
 }
 

@@ -4,22 +4,35 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "stack/address.h"
 #include "stack/bytes.h"
-#include "stack/stack.h"
+#include "stack/frame.h"
+#include "stack/layer_context.h"
 #include "stack/time.h"
 
 namespace tapstack {
 
 constexpr size_t kArpPacketSize = 28;
 
+struct ArpConfig {
+  Duration retransmit_interval = Duration::seconds(1);  // Linux: retrans_time_ms
+  int max_requests = 3;                                 // Linux: mcast_solicit
+  Duration entry_lifetime = Duration::seconds(60);      // a reply is trusted this long
+  size_t max_entries = 256;
+  size_t max_queued_per_entry = 64;  // packets held while resolving (Linux: unres_qlen)
+};
+
 class ArpTable {
  public:
-  ArpTable(Stack& stack, const ArpConfig& config) : stack_(stack), config_(config) {}
+  // mac and address: ours. Frames go out through link.
+  ArpTable(const ArpConfig& config, const MacAddress& mac, Ipv4Address address,
+           LayerContext& context, EthernetOutput& link)
+      : config_(config), mac_(mac), address_(address), context_(context), link_(link) {}
 
   // One ARP packet (the Ethernet payload). Linux: arp_process()
   void input(ByteView packet, Instant now);
@@ -28,9 +41,10 @@ class ArpTable {
   void send(Ipv4Address next_hop, ByteView datagram, Instant now, const FrameOffload& offload = {});
   // Announces our own address: a request whose sender and target are both us.
   void announce();
-  // Retransmits requests, gives up on silent neighbours, expires old entries.
-  // Linux: neigh_timer_handler()
-  void on_timer(Instant now);
+  // Retransmits requests, gives up on silent neighbours, expires old entries. Each neighbour
+  // given up on is reported to unreachable, after its waiting packets were dropped.
+  // Linux: neigh_timer_handler(), neigh_invalidate()
+  void on_timer(Instant now, const std::function<void(Ipv4Address)>& unreachable);
   Instant next_deadline() const;
   std::optional<MacAddress> lookup(Ipv4Address address) const;
 
@@ -52,8 +66,11 @@ class ArpTable {
   void learn(Ipv4Address ip, const MacAddress& mac, Instant now);
   void make_room();
 
-  Stack& stack_;
   ArpConfig config_;
+  MacAddress mac_;
+  Ipv4Address address_;
+  LayerContext& context_;
+  EthernetOutput& link_;
   std::unordered_map<uint32_t, Entry> entries_;
 };
 

@@ -50,7 +50,7 @@ std::string drop_reason_counters(DropReason reason) {
   return fmt::format("{}, {}", counter_name(info.counter), counter_name(info.second));
 }
 
-void Counters::drop(DropReason reason) {
+void Counters::count_drop(DropReason reason) {
   const DropReasonInfo& info = kDropReasons[static_cast<size_t>(reason)];
   ++drops_[static_cast<size_t>(reason)];
   add(info.counter);

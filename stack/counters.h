@@ -139,8 +139,6 @@ class Counters {
   uint64_t get(Counter counter) const { return values_[static_cast<size_t>(counter)]; }
   uint64_t operator[](Counter counter) const { return get(counter); }
 
-  // Counts the drop under its reason and under the reason's nstat counter(s).
-  void drop(DropReason reason);
   uint64_t drops(DropReason reason) const { return drops_[static_cast<size_t>(reason)]; }
 
   // {"IpInReceives": 5, ..., "drops": {"IpBadChecksum": 1, ...}}; every counter is listed,
@@ -148,6 +146,11 @@ class Counters {
   std::string to_json() const;
 
  private:
+  // Counts the drop under its reason and under the reason's nstat counter(s). Only the one
+  // drop path calls it, so that no drop escapes the trace.
+  friend struct LayerContext;
+  void count_drop(DropReason reason);
+
   std::array<uint64_t, kCounterCount> values_{};
   std::array<uint64_t, kDropReasonCount> drops_{};
 };

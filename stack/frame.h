@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "stack/address.h"
 #include "stack/bytes.h"
 
 namespace tapstack {
@@ -68,6 +69,17 @@ class FrameRing {
   std::vector<FrameBuffer> frames_;
   size_t head_ = 0;
   size_t count_ = 0;
+};
+
+// Where a layer hands a frame to the link: Ethernet II with our MAC as the source. The Stack
+// is the one implementation (Linux: dev_queue_xmit()).
+class EthernetOutput {
+ public:
+  virtual void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
+                          const FrameOffload& offload) = 0;
+
+ protected:
+  ~EthernetOutput() = default;
 };
 
 }  // namespace tapstack

@@ -8,6 +8,8 @@
 #include "stack/address.h"
 #include "stack/bytes.h"
 #include "stack/counters.h"
+#include "stack/error.h"
+#include "stack/time.h"
 
 namespace tapstack {
 
@@ -53,5 +55,18 @@ std::optional<DropReason> parse_ipv4(ByteView packet, Ipv4Datagram& out);
 
 // Writes a 20-byte header (no options) with its checksum at out.
 void write_ipv4_header(uint8_t* out, const Ipv4Header& header);
+
+// Where a layer above IPv4 (ICMP) hands the payload of a datagram to be routed and sent:
+// fragmented to the MTU when it must be, resolved through ARP. A failure was counted and
+// traced as a drop where it happened. The Stack is the one implementation.
+// Linux: ip_push_pending_frames() / ip_queue_xmit()
+class Ipv4Output {
+ public:
+  virtual Status send_ip_payload(Ipv4Address dst, uint8_t protocol, ByteView payload,
+                                 Instant now) = 0;
+
+ protected:
+  ~Ipv4Output() = default;
+};
 
 }  // namespace tapstack

@@ -7,21 +7,23 @@
 
 namespace tapstack {
 
-std::optional<ByteView> Reassembler::add(const Ipv4Datagram& fragment, Instant now) {
+FragmentVerdict Reassembler::add(const Ipv4Datagram& fragment, Instant now) {
+  constexpr FragmentVerdict kHeld{FragmentVerdict::Outcome::Held, {}};
+  constexpr FragmentVerdict kDropped{FragmentVerdict::Outcome::Dropped, {}};
   const Ipv4Header& h = fragment.header;
-  counters_.add(Counter::IpReasmReqds);
+  context_.counters.add(Counter::IpReasmReqds);
   const uint32_t begin = h.fragment_offset;
   const uint32_t end = begin + static_cast<uint32_t>(fragment.payload.size());
   // RFC 791: every fragment but the last carries a multiple of 8 bytes.
   if (h.more_fragments && (fragment.payload.empty() || fragment.payload.size() % 8 != 0)) {
-    counters_.drop(DropReason::IpFragBadLength);
-    return std::nullopt;
+    context_.drop(DropReason::IpFragBadLength);
+    return kDropped;
   }
   Pending* pending = find_or_create(h, now);
   size_t index = static_cast<size_t>(pending - pending_.data());
   if (h.header_length + end > kIpv4MaxDatagramSize) {
     discard(index, DropReason::IpFragTooBig);
-    return std::nullopt;
+    return kDropped;
   }
   // The last fragment fixes the length; fragments that disagree with it are corrupt.
   const uint32_t highest = pending->ranges.empty() ? 0 : pending->ranges.back().end;
@@ -30,12 +32,12 @@ std::optional<ByteView> Reassembler::add(const Ipv4Datagram& fragment, Instant n
                                                                   *pending->total_payload != end));
   const Fit fit = classify(*pending, begin, end);
   if (fit == Fit::Duplicate && !inconsistent) {
-    counters_.drop(DropReason::IpFragDuplicate);
-    return std::nullopt;
+    context_.drop(DropReason::IpFragDuplicate);
+    return kDropped;
   }
   if (fit == Fit::Overlap || inconsistent) {
     discard(index, DropReason::IpFragOverlap);
-    return std::nullopt;
+    return kDropped;
   }
   if (!h.more_fragments) pending->total_payload = end;
 
@@ -52,7 +54,7 @@ std::optional<ByteView> Reassembler::add(const Ipv4Datagram& fragment, Instant n
                                                         p.protocol == h.protocol;
                                                }) -
                                   pending_.begin());
-      if (index == pending_.size()) return std::nullopt;  // evicted to make room for itself
+      if (index == pending_.size()) return kDropped;  // evicted to make room for itself
       pending = &pending_[index];
       pending->payload.reserve(target);
     }
@@ -68,8 +70,8 @@ std::optional<ByteView> Reassembler::add(const Ipv4Datagram& fragment, Instant n
 
   const bool whole = pending->total_payload && pending->ranges.size() == 1 &&
                      pending->ranges[0].begin == 0 && pending->ranges[0].end == *pending->total_payload;
-  if (!whole) return std::nullopt;
-  return complete(index);
+  if (!whole) return kHeld;
+  return {FragmentVerdict::Outcome::Complete, complete(index)};
 }
 
 Reassembler::Pending* Reassembler::find_or_create(const Ipv4Header& h, Instant now) {
@@ -88,7 +90,7 @@ Reassembler::Pending* Reassembler::find_or_create(const Ipv4Header& h, Instant n
 void Reassembler::discard(size_t index, DropReason reason) {
   bytes_ -= pending_[index].charged();
   pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(index));
-  counters_.drop(reason);
+  context_.drop(reason);
 }
 
 // Evicts the oldest datagrams until `needed` more bytes fit under the memory limit.
@@ -137,7 +139,7 @@ ByteView Reassembler::complete(size_t index) {
   store_be16(header + 10, internet_checksum({header, p.header.size()}));
   bytes_ -= p.charged();
   pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(index));
-  counters_.add(Counter::IpReasmOKs);
+  context_.counters.add(Counter::IpReasmOKs);
   return {output_.data(), total};
 }
 
@@ -149,14 +151,16 @@ void Reassembler::on_timer(Instant now,
       continue;
     }
     Pending& p = pending_[i];
+    context_.trace.begin("timer: reassembly of {} > {} id {} timed out", p.source,
+                         p.destination, p.id);
+    std::vector<uint8_t> quote;
     if (!p.header.empty() && p.payload.size() >= 8) {
-      std::vector<uint8_t> quote(p.header);
+      quote = p.header;
       quote.insert(quote.end(), p.payload.begin(), p.payload.begin() + 8);
-      discard(i, DropReason::IpFragTimeout);
-      expired(quote);
-    } else {
-      discard(i, DropReason::IpFragTimeout);
     }
+    discard(i, DropReason::IpFragTimeout);
+    if (!quote.empty()) expired(quote);
+    context_.trace.flush();
   }
 }
 

@@ -9,22 +9,37 @@
 #include <optional>
 #include <vector>
 
-#include "stack/counters.h"
 #include "stack/ipv4.h"
-#include "stack/stack.h"
+#include "stack/layer_context.h"
 #include "stack/time.h"
 
 namespace tapstack {
 
+struct ReassemblyConfig {
+  Duration timeout = Duration::seconds(30);  // Linux: ipfrag_time
+  size_t memory_limit = 4 << 20;             // Linux: ipfrag_high_thresh
+  size_t max_datagrams = 64;
+};
+
+// What became of one fragment given to Reassembler::add().
+struct FragmentVerdict {
+  enum class Outcome {
+    Held,      // kept until the rest arrives
+    Complete,  // it completed its datagram: `datagram`
+    Dropped,   // dropped (through the drop path, which counted and traced why)
+  };
+  Outcome outcome = Outcome::Held;
+  ByteView datagram;  // header and payload, checksum valid; until the next add()
+};
+
 class Reassembler {
  public:
-  Reassembler(const ReassemblyConfig& config, Counters& counters)
-      : config_(config), counters_(counters) {}
+  Reassembler(const ReassemblyConfig& config, LayerContext& context)
+      : config_(config), context_(context) {}
 
-  // Adds one fragment. Returns the whole datagram (header and payload, checksum valid) when
-  // this fragment completed it; the view stays valid until the next call.
-  // Linux: ip_defrag(), ip_frag_queue(), ip_frag_reasm()
-  std::optional<ByteView> add(const Ipv4Datagram& fragment, Instant now);
+  // Adds one fragment and says what became of it. Linux: ip_defrag(), ip_frag_queue(),
+  // ip_frag_reasm()
+  FragmentVerdict add(const Ipv4Datagram& fragment, Instant now);
 
   // Drops datagrams whose time ran out; calls expired() with the header and first 8 payload
   // bytes of each that had its first fragment (for ICMP Time Exceeded, RFC 1122 §3.3.2).
@@ -62,7 +77,7 @@ class Reassembler {
   ByteView complete(size_t index);
 
   ReassemblyConfig config_;
-  Counters& counters_;
+  LayerContext& context_;
   std::vector<Pending> pending_;  // oldest first; a few dozen at most
   std::vector<uint8_t> output_;   // the last reassembled datagram
   size_t bytes_ = 0;

@@ -3,6 +3,11 @@
 // poll_transmit() or a sink. The same core runs over a TAP device, in a simulated network in
 // virtual time, and under a fuzzer.
 //
+// Ethernet in and out, IPv4 in and out, and the wiring of the layers: ARP (stack/arp.h),
+// reassembly (stack/reassembly.h), ICMP (stack/icmp.h) and TCP (stack/tcp_layer.h) each own
+// their part and config; they share the counters, the trace and the one drop path
+// (stack/layer_context.h).
+//
 // RFCs to have read: 826 (ARP), 791 and 1122 §3.2 (IPv4), 815 (reassembly), 5722 (overlapping
 // fragments), 792 (ICMP), 1812 §4.3.2.8 (ICMP error rate limiting).
 #pragma once
@@ -15,36 +20,21 @@
 #include <vector>
 
 #include "stack/address.h"
+#include "stack/arp.h"
 #include "stack/bytes.h"
 #include "stack/counters.h"
 #include "stack/error.h"
 #include "stack/frame.h"
+#include "stack/icmp.h"
+#include "stack/ipv4.h"
+#include "stack/layer_context.h"
 #include "stack/random.h"
+#include "stack/reassembly.h"
 #include "stack/tcp.h"
 #include "stack/time.h"
 #include "stack/trace.h"
 
 namespace tapstack {
-
-struct ArpConfig {
-  Duration retransmit_interval = Duration::seconds(1);  // Linux: retrans_time_ms
-  int max_requests = 3;                                 // Linux: mcast_solicit
-  Duration entry_lifetime = Duration::seconds(60);      // a reply is trusted this long
-  size_t max_entries = 256;
-  size_t max_queued_per_entry = 64;  // packets held while resolving (Linux: unres_qlen)
-};
-
-struct ReassemblyConfig {
-  Duration timeout = Duration::seconds(30);  // Linux: ipfrag_time
-  size_t memory_limit = 4 << 20;             // Linux: ipfrag_high_thresh
-  size_t max_datagrams = 64;
-};
-
-struct IcmpConfig {
-  // Token bucket for ICMP errors (RFC 1812 §4.3.2.8). Linux: icmp_msgs_per_sec, _burst.
-  uint32_t errors_per_second = 1000;
-  uint32_t error_burst = 50;
-};
 
 struct StackConfig {
   MacAddress mac;
@@ -60,19 +50,9 @@ struct StackConfig {
   TcpConfig tcp;
 };
 
-struct EchoReply {
-  Ipv4Address from;
-  uint16_t id = 0;
-  uint16_t sequence = 0;
-  size_t payload_size = 0;
-  Instant received;
-};
-
-class ArpTable;
-class Reassembler;
 class Tcp;
 
-class Stack {
+class Stack : private EthernetOutput, private Ipv4Output {
  public:
   // offload: zero unless the sink was installed with LinkOffloads it can take.
   using TransmitSink = std::function<void(ByteView frame, const FrameOffload& offload)>;
@@ -125,43 +105,39 @@ class Stack {
   size_t reassembly_bytes() const;
 
  private:
-  friend class ArpTable;
   friend class Tcp;
   void ipv4_input(ByteView packet, Instant now, const FrameOffload& offload);
-  void deliver(const struct Ipv4Datagram& datagram, Instant now);
-  void icmp_input(const struct Ipv4Datagram& datagram, Instant now);
-  void icmp_send_error(const struct Ipv4Datagram& datagram, uint8_t type, uint8_t code,
-                       Instant now);
+  void deliver(const Ipv4Datagram& datagram, Instant now);
   // offload.segment_size: payload is one TCP segment larger than the MTU for the link to cut
   // (not fragmented).
   Status ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now,
                      const FrameOffload& offload = {});
-  // Hands a whole Ethernet frame (dst, our MAC, type, payload) to the sink or the queue.
+  // Ipv4Output, for ICMP.
+  Status send_ip_payload(Ipv4Address dst, uint8_t protocol, ByteView payload,
+                         Instant now) override;
+  // EthernetOutput: a whole Ethernet frame (dst, our MAC, type, payload) to the sink or the
+  // queue.
   void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
-                  const FrameOffload& offload = {});
-  // Counts the drop and says so in the trace.
-  void drop(DropReason reason);
-  uint64_t total_reassembly_drops() const;
+                  const FrameOffload& offload) override;
+  // The one drop path (LayerContext::drop).
+  void drop(DropReason reason) { context_.drop(reason); }
 
   StackConfig config_;
   Random random_;
   Counters counters_;
   Trace trace_;
+  LayerContext context_{counters_, trace_};
   TransmitSink sink_;
   LinkOffloads offloads_;
   FrameRing tx_queue_;
   bool popped_ = false;  // poll_transmit() handed out the front frame
   FrameBuffer scratch_;  // frames for the sink are built here
-  std::vector<uint8_t> ip_buffer_;       // one outgoing datagram or fragment
-  std::vector<uint8_t> message_buffer_;  // one outgoing ICMP message
+  std::vector<uint8_t> ip_buffer_;  // one outgoing datagram or fragment
   std::unique_ptr<ArpTable> arp_;
   std::unique_ptr<Reassembler> reassembler_;
+  std::unique_ptr<Icmp> icmp_;
   std::unique_ptr<Tcp> tcp_;
-  std::deque<EchoReply> echo_replies_;
   uint16_t next_ip_id_ = 0;
-  // ICMP error token bucket
-  double icmp_tokens_ = 0;
-  Instant icmp_refilled_;
 };
 
 }  // namespace tapstack

@@ -18,6 +18,8 @@ class Trace {
 
   void set_sink(Sink sink) { sink_ = std::move(sink); }
   bool enabled() const { return static_cast<bool>(sink_); }
+  // Whether a line has begun and not been flushed.
+  bool in_line() const { return !line_.empty(); }
 
   // Starts a new line ("rx", "tx").
   template <typename... Args>

@@ -19,6 +19,7 @@
 #include <fmt/ranges.h>
 
 #include "stack/counters.h"
+#include "stack/layer_context.h"
 
 namespace tapstack {
 namespace {
@@ -124,7 +125,9 @@ std::pair<std::set<std::string>, std::set<std::string>> json_names(const std::st
 
 TEST_CASE("docs/counters.md lists every name of the stats JSON, and only those") {
   Counters every;
-  for (size_t i = 0; i < kDropReasonCount; ++i) every.drop(static_cast<DropReason>(i));
+  Trace trace;
+  LayerContext context{every, trace};
+  for (size_t i = 0; i < kDropReasonCount; ++i) context.drop(static_cast<DropReason>(i));
   const auto [counters, reasons] = json_names(every.to_json());
   REQUIRE(counters.size() == kCounterCount);
   REQUIRE(reasons.size() == kDropReasonCount);

@@ -4,6 +4,7 @@
 #include "stack/address.h"
 #include "stack/checksum.h"
 #include "stack/counters.h"
+#include "stack/layer_context.h"
 
 namespace tapstack {
 namespace {
@@ -59,15 +60,23 @@ TEST_CASE("every drop reason counts under its counter and has words for the trac
     const auto reason = static_cast<DropReason>(i);
     CAPTURE(drop_reason_name(reason));
     Counters counters;
-    counters.drop(reason);
+    Trace trace;
+    std::vector<std::string> lines;
+    trace.set_sink([&](std::string_view line) { lines.emplace_back(line); });
+    LayerContext{counters, trace}.drop(reason);
     CHECK(counters.drops(reason) == 1);
+    // The one drop path traces every drop; outside a line, as a line of its own.
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0] == fmt::format("dropped: {} [counted: {}]", drop_reason_text(reason),
+                                  drop_reason_counters(reason)));
     CHECK_FALSE(drop_reason_text(reason).empty());
     uint64_t total = 0;
     for (size_t c = 0; c < kCounterCount; ++c) total += counters[static_cast<Counter>(c)];
     CHECK((total == 1 || total == 2));
   }
   Counters counters;
-  counters.drop(DropReason::IpBadChecksum);
+  Trace trace;
+  LayerContext{counters, trace}.drop(DropReason::IpBadChecksum);
   const std::string json = counters.to_json();
   CHECK(json.find("\"IpInHdrErrors\": 1") != std::string::npos);
   CHECK(json.find("\"IpExtInCsumErrors\": 1") != std::string::npos);

@@ -54,6 +54,17 @@ TEST_CASE("a request for another address is not answered and teaches nothing") {
   CHECK(h.drops(DropReason::ArpNotForUs) == 1);
 }
 
+TEST_CASE("ARP's drops show in the trace") {
+  Harness h;
+  std::vector<std::string> lines;
+  h.stack.trace().set_sink([&](std::string_view line) { lines.emplace_back(line); });
+  CHECK(h.inject(arp_request_for("198.18.0.77")).empty());
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].ends_with(fmt::format("| dropped: {} [counted: {}]",
+                                       drop_reason_text(DropReason::ArpNotForUs),
+                                       drop_reason_counters(DropReason::ArpNotForUs))));
+}
+
 TEST_CASE("malformed ARP packets are dropped") {
   Harness h;
   const Bytes good = arp_request_for(kOurIp);
@@ -99,8 +110,15 @@ TEST_CASE("resolution: request, retries at the interval, then the queue is dropp
   CHECK(h.advance(Duration::milliseconds(1)).size() == 1);  // retry 2
   CHECK(h.advance(Duration::seconds(1)).size() == 1);       // retry 3
   CHECK(h.drops(DropReason::ArpResolveFailed) == 0);
+  std::vector<std::string> lines;
+  h.stack.trace().set_sink([&](std::string_view line) { lines.emplace_back(line); });
   CHECK(h.advance(Duration::seconds(1)).empty());           // gives up
   CHECK(h.drops(DropReason::ArpResolveFailed) == 2);
+  const std::string dropped = fmt::format(" | dropped: {} [counted: {}]",
+                                          drop_reason_text(DropReason::ArpResolveFailed),
+                                          drop_reason_counters(DropReason::ArpResolveFailed));
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] == "timer: arp 198.18.0.9 unanswered after 3 requests" + dropped + dropped);
   CHECK(h.count(Counter::ArpResolveFailures) == 1);
   CHECK(h.count(Counter::ArpOutRequests) == 4);  // the gratuitous one and three
   CHECK(h.stack.next_deadline().is_never());

@@ -140,6 +140,28 @@ TEST_CASE("overlapping fragments drop the whole datagram") {
   CHECK(echo_replies(sent) == 0);
 }
 
+TEST_CASE("reassembly's verdicts and drops show in the trace, timer drops on a line of their own") {
+  const Fragmenter f(2000);
+  Harness h;
+  std::vector<std::string> lines;
+  h.stack.trace().set_sink([&](std::string_view line) { lines.emplace_back(line); });
+  h.learn_peer();
+  h.inject(f.fragment(0, 512, true));
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.back().ends_with("| fragment held"));
+  h.inject(f.fragment(504, 512, true));  // overlaps the first
+  CHECK(lines.back().ends_with(
+      "| dropped: ipv4: fragments overlap (RFC 5722) [counted: IpReasmFails, "
+      "IpExtReasmOverlaps]"));
+  h.inject(f.fragment(1024, 512, true));  // a new datagram, never completed
+  lines.clear();
+  h.advance(Duration::seconds(31));
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] ==
+        "timer: reassembly of 198.18.0.1 > 198.18.0.2 id 77 timed out | dropped: ipv4: "
+        "reassembly did not complete in time [counted: IpReasmTimeout, IpReasmFails]");
+}
+
 TEST_CASE("fragments that disagree on the datagram's end drop it") {
   const Fragmenter f(2000);
   Harness h;
