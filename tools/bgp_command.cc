@@ -198,53 +198,6 @@ void check_peer(CommandLine& line, const BgpOptions& options) {
 
 // --- Output ---
 
-std::string_view origin_name(bgp::Origin origin) {
-  switch (origin) {
-    case bgp::Origin::Igp:
-      return "igp";
-    case bgp::Origin::Egp:
-      return "egp";
-    case bgp::Origin::Incomplete:
-      return "incomplete";
-  }
-  return "?";
-}
-
-// [65001, [65002, 65003]]: sequences flat, sets as nested arrays.
-std::string as_path_json(const std::vector<bgp::AsPathSegment>& path) {
-  std::vector<std::string> parts;
-  for (const bgp::AsPathSegment& segment : path) {
-    if (segment.type == bgp::AsPathSegment::AsSet) {
-      parts.push_back(fmt::format("[{}]", fmt::join(segment.asns, ", ")));
-    } else {
-      for (const uint32_t as : segment.asns) parts.push_back(fmt::format("{}", as));
-    }
-  }
-  return fmt::format("[{}]", fmt::join(parts, ", "));
-}
-
-std::vector<std::string> communities_of(const bgp::PathAttributes& attributes) {
-  std::vector<std::string> texts;
-  for (const uint32_t c : attributes.communities.value_or(std::vector<uint32_t>{})) {
-    texts.push_back(bgp::community_text(c));
-  }
-  return texts;
-}
-
-// "route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp"
-std::string route_text(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
-  std::string line = fmt::format("route {} next-hop {} as-path {}", prefix.to_string(),
-                                 Ipv4Address{a.next_hop.value_or(0)},
-                                 a.as_path ? bgp::as_path_text(*a.as_path) : std::string());
-  if (a.as_path && a.as_path->empty()) line += "(empty)";
-  const auto communities = communities_of(a);
-  if (!communities.empty()) line += fmt::format(" communities {}", fmt::join(communities, " "));
-  if (a.origin) line += fmt::format(" origin {}", origin_name(*a.origin));
-  if (a.multi_exit_disc) line += fmt::format(" med {}", *a.multi_exit_disc);
-  if (a.local_pref) line += fmt::format(" local-pref {}", *a.local_pref);
-  return line;
-}
-
 // The wall clock for JSON lines, UTC to the millisecond: "2026-12-03T16:02:11.123Z".
 std::string utc_time_text() {
   timespec now{};
@@ -259,20 +212,6 @@ std::string utc_time_text() {
 // A JSON line: the fields given (`"type": ...`), then the time it was written.
 std::string json_line(std::string_view fields) {
   return fmt::format(R"({{{}, "time": "{}"}})", fields, utc_time_text());
-}
-
-std::string route_json(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
-  std::vector<std::string> communities;
-  for (const std::string& c : communities_of(a)) communities.push_back(fmt::format("\"{}\"", c));
-  std::string line = fmt::format(
-      R"("type": "route", "prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])",
-      prefix.to_string(), Ipv4Address{a.next_hop.value_or(0)},
-      as_path_json(a.as_path.value_or(std::vector<bgp::AsPathSegment>{})),
-      fmt::join(communities, ", "));
-  if (a.origin) line += fmt::format(R"(, "origin": "{}")", origin_name(*a.origin));
-  if (a.multi_exit_disc) line += fmt::format(R"(, "med": {})", *a.multi_exit_disc);
-  if (a.local_pref) line += fmt::format(R"(, "local_pref": {})", *a.local_pref);
-  return json_line(line);
 }
 
 // The text of a JSON string: quotes, backslashes and control characters escaped.
@@ -478,8 +417,10 @@ class Speaker {
       } else if (auto* change = std::get_if<bgp::StateChanged>(&output)) {
         state_changed(*change, now);
       } else if (auto* learned = std::get_if<bgp::RouteLearned>(&output)) {
-        print_line(options_.json ? route_json(learned->prefix, learned->attributes)
-                                 : route_text(learned->prefix, learned->attributes));
+        print_line(options_.json ? json_line(fmt::format(R"("type": "route", {})",
+                                                         bgp::route_json_members(
+                                                             learned->prefix, learned->attributes)))
+                                 : bgp::route_text(learned->prefix, learned->attributes));
       } else if (auto* note = std::get_if<bgp::Note>(&output)) {
         report("bgp {}: {}", options_.peer, note->text);
       } else if (auto* withdrawn = std::get_if<bgp::RouteWithdrawn>(&output)) {
