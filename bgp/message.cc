@@ -888,4 +888,66 @@ std::string community_text(uint32_t community) {
   return fmt::format("{}:{}", community >> 16, community & 0xffff);
 }
 
+std::string_view origin_name(Origin origin) {
+  switch (origin) {
+    case Origin::Igp:
+      return "igp";
+    case Origin::Egp:
+      return "egp";
+    case Origin::Incomplete:
+      return "incomplete";
+  }
+  return "?";
+}
+
+namespace {
+
+std::vector<std::string> communities_text(const PathAttributes& attributes) {
+  std::vector<std::string> texts;
+  for (const uint32_t c : attributes.communities.value_or(std::vector<uint32_t>{})) {
+    texts.push_back(community_text(c));
+  }
+  return texts;
+}
+
+std::string as_path_json(const std::vector<AsPathSegment>& path) {
+  std::vector<std::string> parts;
+  for (const AsPathSegment& segment : path) {
+    if (segment.type == AsPathSegment::AsSet) {
+      parts.push_back(fmt::format("[{}]", fmt::join(segment.asns, ", ")));
+    } else {
+      for (const uint32_t as : segment.asns) parts.push_back(fmt::format("{}", as));
+    }
+  }
+  return fmt::format("[{}]", fmt::join(parts, ", "));
+}
+
+}  // namespace
+
+std::string route_text(const Prefix& prefix, const PathAttributes& a) {
+  std::string line = fmt::format("route {} next-hop {} as-path {}", prefix.to_string(),
+                                 Ipv4Address{a.next_hop.value_or(0)},
+                                 a.as_path ? as_path_text(*a.as_path) : std::string());
+  if (a.as_path && a.as_path->empty()) line += "(empty)";
+  const auto communities = communities_text(a);
+  if (!communities.empty()) line += fmt::format(" communities {}", fmt::join(communities, " "));
+  if (a.origin) line += fmt::format(" origin {}", origin_name(*a.origin));
+  if (a.multi_exit_disc) line += fmt::format(" med {}", *a.multi_exit_disc);
+  if (a.local_pref) line += fmt::format(" local-pref {}", *a.local_pref);
+  return line;
+}
+
+std::string route_json_members(const Prefix& prefix, const PathAttributes& a) {
+  std::vector<std::string> communities;
+  for (const std::string& c : communities_text(a)) communities.push_back(fmt::format("\"{}\"", c));
+  std::string members = fmt::format(
+      R"("prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])", prefix.to_string(),
+      Ipv4Address{a.next_hop.value_or(0)},
+      as_path_json(a.as_path.value_or(std::vector<AsPathSegment>{})), fmt::join(communities, ", "));
+  if (a.origin) members += fmt::format(R"(, "origin": "{}")", origin_name(*a.origin));
+  if (a.multi_exit_disc) members += fmt::format(R"(, "med": {})", *a.multi_exit_disc);
+  if (a.local_pref) members += fmt::format(R"(, "local_pref": {})", *a.local_pref);
+  return members;
+}
+
 }  // namespace tapstack::bgp

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -246,5 +247,15 @@ std::vector<uint8_t> encode(const Message& message, const CodecOptions& options)
 std::string as_path_text(const std::vector<AsPathSegment>& path);
 // "65001:100"
 std::string community_text(uint32_t community);
+// "igp", "egp", "incomplete"
+std::string_view origin_name(Origin origin);
+// A route for people, on one line:
+// "route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp",
+// then " med N" and " local-pref N" when present; an empty AS_PATH is "as-path (empty)".
+std::string route_text(const Prefix& prefix, const PathAttributes& attributes);
+// The same as the members of a JSON object: "prefix": "198.18.5.0/24", "next_hop": "...",
+// "as_path": [65001, [65002, 65003]] (sequences flat, sets nested), "communities": ["65001:7"],
+// then "origin", "med" and "local_pref" when present.
+std::string route_json_members(const Prefix& prefix, const PathAttributes& attributes);
 
 }  // namespace tapstack::bgp

@@ -1,6 +1,5 @@
-// `tapstack bgp`. The state machine (bgp/fsm.h) decides; this file carries out what it asks on
-// the stack's sockets (connect or accept, send, close), feeds it what they report, and prints
-// routes on stdout and state changes on stderr.
+// `tapstack bgp`: the options, the speaker of bgp/speaker.h on the session's stack, driven by
+// the event loop, and the lines it prints: routes on stdout, state changes on stderr.
 #include "tools/bgp_command.h"
 
 #include <signal.h>
@@ -11,13 +10,12 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <map>
 #include <string>
+#include <variant>
 
 #include <fmt/format.h>
 
-#include "bgp/fsm.h"
-#include "stack/tcp_layer.h"
+#include "bgp/speaker.h"
 #include "tap/clock.h"
 #include "tools/report.h"
 #include "tools/session.h"
@@ -25,9 +23,6 @@
 namespace tapstack::cli {
 namespace {
 
-constexpr int kBacklog = 4;
-// Prefixes per UPDATE we build: 500 /32s are 2500 bytes of NLRI, well under 4096.
-constexpr size_t kPrefixesPerUpdate = 500;
 // How long a stop waits for our NOTIFICATION and FIN to be acknowledged.
 constexpr Duration kGoodbyeTime = Duration::seconds(2);
 constexpr Duration kPollInterval = Duration::milliseconds(20);
@@ -198,53 +193,6 @@ void check_peer(CommandLine& line, const BgpOptions& options) {
 
 // --- Output ---
 
-std::string_view origin_name(bgp::Origin origin) {
-  switch (origin) {
-    case bgp::Origin::Igp:
-      return "igp";
-    case bgp::Origin::Egp:
-      return "egp";
-    case bgp::Origin::Incomplete:
-      return "incomplete";
-  }
-  return "?";
-}
-
-// [65001, [65002, 65003]]: sequences flat, sets as nested arrays.
-std::string as_path_json(const std::vector<bgp::AsPathSegment>& path) {
-  std::vector<std::string> parts;
-  for (const bgp::AsPathSegment& segment : path) {
-    if (segment.type == bgp::AsPathSegment::AsSet) {
-      parts.push_back(fmt::format("[{}]", fmt::join(segment.asns, ", ")));
-    } else {
-      for (const uint32_t as : segment.asns) parts.push_back(fmt::format("{}", as));
-    }
-  }
-  return fmt::format("[{}]", fmt::join(parts, ", "));
-}
-
-std::vector<std::string> communities_of(const bgp::PathAttributes& attributes) {
-  std::vector<std::string> texts;
-  for (const uint32_t c : attributes.communities.value_or(std::vector<uint32_t>{})) {
-    texts.push_back(bgp::community_text(c));
-  }
-  return texts;
-}
-
-// "route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 communities 65001:7 origin igp"
-std::string route_text(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
-  std::string line = fmt::format("route {} next-hop {} as-path {}", prefix.to_string(),
-                                 Ipv4Address{a.next_hop.value_or(0)},
-                                 a.as_path ? bgp::as_path_text(*a.as_path) : std::string());
-  if (a.as_path && a.as_path->empty()) line += "(empty)";
-  const auto communities = communities_of(a);
-  if (!communities.empty()) line += fmt::format(" communities {}", fmt::join(communities, " "));
-  if (a.origin) line += fmt::format(" origin {}", origin_name(*a.origin));
-  if (a.multi_exit_disc) line += fmt::format(" med {}", *a.multi_exit_disc);
-  if (a.local_pref) line += fmt::format(" local-pref {}", *a.local_pref);
-  return line;
-}
-
 // The wall clock for JSON lines, UTC to the millisecond: "2026-12-03T16:02:11.123Z".
 std::string utc_time_text() {
   timespec now{};
@@ -259,20 +207,6 @@ std::string utc_time_text() {
 // A JSON line: the fields given (`"type": ...`), then the time it was written.
 std::string json_line(std::string_view fields) {
   return fmt::format(R"({{{}, "time": "{}"}})", fields, utc_time_text());
-}
-
-std::string route_json(const bgp::Prefix& prefix, const bgp::PathAttributes& a) {
-  std::vector<std::string> communities;
-  for (const std::string& c : communities_of(a)) communities.push_back(fmt::format("\"{}\"", c));
-  std::string line = fmt::format(
-      R"("type": "route", "prefix": "{}", "next_hop": "{}", "as_path": {}, "communities": [{}])",
-      prefix.to_string(), Ipv4Address{a.next_hop.value_or(0)},
-      as_path_json(a.as_path.value_or(std::vector<bgp::AsPathSegment>{})),
-      fmt::join(communities, ", "));
-  if (a.origin) line += fmt::format(R"(, "origin": "{}")", origin_name(*a.origin));
-  if (a.multi_exit_disc) line += fmt::format(R"(, "med": {})", *a.multi_exit_disc);
-  if (a.local_pref) line += fmt::format(R"(, "local_pref": {})", *a.local_pref);
-  return json_line(line);
 }
 
 // The text of a JSON string: quotes, backslashes and control characters escaped.
@@ -296,260 +230,54 @@ void print_line(const std::string& line) {
   std::fflush(stdout);
 }
 
-// --- The speaker ---
+// --- The speaker (bgp/speaker.h) on the command line's options ---
 
-std::vector<bgp::Update> announcements(const BgpOptions& options) {
-  std::map<uint32_t, std::vector<bgp::Prefix>> by_next_hop;
-  for (const BgpAnnouncement& a : options.announce) {
-    by_next_hop[a.next_hop.value_or(options.common.addr.address).value].push_back(a.prefix);
-  }
-  const bool external = options.local_as != options.peer_as;
-  std::vector<bgp::Update> updates;
-  for (const auto& [next_hop, prefixes] : by_next_hop) {
-    for (size_t begin = 0; begin < prefixes.size(); begin += kPrefixesPerUpdate) {
-      bgp::Update update;
-      update.attributes.origin = bgp::Origin::Igp;
-      // RFC 4271 §5.1.2: to an external peer our AS leads the path; to an internal one, empty.
-      update.attributes.as_path = std::vector<bgp::AsPathSegment>{};
-      if (external) {
-        update.attributes.as_path->push_back({bgp::AsPathSegment::AsSequence, {options.local_as}});
-      } else {
-        update.attributes.local_pref = 100;  // §5.1.5
-      }
-      update.attributes.next_hop = next_hop;
-      const size_t end = std::min(prefixes.size(), begin + kPrefixesPerUpdate);
-      update.nlri.assign(prefixes.begin() + static_cast<std::ptrdiff_t>(begin),
-                         prefixes.begin() + static_cast<std::ptrdiff_t>(end));
-      updates.push_back(std::move(update));
-    }
-  }
-  return updates;
-}
-
-bgp::PeerConfig peer_config(const BgpOptions& options) {
-  bgp::PeerConfig config;
+bgp::SpeakerConfig speaker_config(const BgpOptions& options) {
+  bgp::SpeakerConfig config;
+  config.local_address = options.common.addr.address;
+  config.peer = options.peer;
   config.local_as = options.local_as;
   config.peer_as = options.peer_as;
-  config.router_id = options.router_id.value_or(options.common.addr.address).value;
+  config.router_id = options.router_id;
   config.hold_time = options.hold_time;
-  config.passive = options.passive;
   config.connect_retry = options.connect_retry;
-  config.idle_hold = std::min(options.connect_retry, Duration::seconds(5));
+  config.passive = options.passive;
+  for (const Md5KeyOption& key : options.md5_keys) {
+    config.md5_keys.push_back({key.peer, key.prefix_length, key.key});
+  }
+  for (const BgpAnnouncement& a : options.announce) {
+    config.announcements.push_back({a.prefix, a.next_hop});
+  }
   return config;
 }
 
-class Speaker {
+// What the speaker reports, as lines: routes and withdrawals on stdout (text or JSON), the
+// rest on stderr (state changes and failed attempts also on stdout with --json).
+class EventPrinter {
  public:
-  Speaker(Tcp& tcp, const BgpOptions& options, Instant start)
-      : tcp_(tcp),
-        options_(options),
-        fsm_(peer_config(options)),
-        start_(start),
-        signed_(
-            std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
-                        [&](const Md5KeyOption& key) { return key_covers(key, options.peer); })) {
-    fsm_.set_announcements(announcements(options));
-  }
+  EventPrinter(const BgpOptions& options, bool signs, Instant start)
+      : options_(options), signs_(signs), start_(start) {}
 
-  // Listens (passive), then ManualStart. An error that ends the run, or nullopt.
-  std::optional<std::string> start(Instant now) {
-    if (options_.passive) {
-      auto listener = tcp_.listen(bgp::kBgpPort, kBacklog);
-      if (!listener) return fmt::format("cannot listen on port 179: {}", listener.error().message);
-      listener_ = *listener;
-      if (auto failed = set_keys(listener_)) return failed;
-    }
-    fsm_.start(now);
-    carry_out(now);
-    return std::nullopt;
-  }
-
-  std::optional<Duration> step(Instant now) {
-    if (failure_) return std::nullopt;
-    if (listener_ != 0) accept_new(now);
-    if (socket_ != 0) poll_socket(now);
-    fsm_.on_timer(now);
-    carry_out(now);
-    if (failure_) return std::nullopt;
-    const Instant deadline = fsm_.next_deadline();
-    Duration sleep =
-        deadline.is_never() ? Duration::max() : std::max(deadline - now, Duration::zero());
-    if (!pending_.empty()) sleep = std::min(sleep, kPollInterval);
-    return sleep;
-  }
-
-  // ManualStop, then a short wait for the NOTIFICATION and FIN to reach the peer.
-  void stop(Session& session) {
-    fsm_.stop(monotonic_now());
-    carry_out(monotonic_now());
-    const Instant limit = monotonic_now() + kGoodbyeTime;
-    while (!closing_.empty() && monotonic_now() < limit) {
-      std::erase_if(closing_, [&](SocketId id) {
-        if (tcp_.events(id) & socket_event::kClosed) return true;
-        return tcp_.info(id) && tcp_.info(id)->send_queue == 0;
-      });
-      if (!session.loop().run_once(kPollInterval)) break;
+  void print(const std::vector<bgp::SpeakerEvent>& events, Instant now) const {
+    for (const bgp::SpeakerEvent& event : events) {
+      std::visit([&](const auto& e) { print(e, now); }, event);
     }
   }
-
-  const std::optional<std::string>& failure() const { return failure_; }
 
  private:
-  // Linux: setsockopt(TCP_MD5SIG) for each key, before connect() or on the listener.
-  std::optional<std::string> set_keys(SocketId id) {
-    for (const Md5KeyOption& key : options_.md5_keys) {
-      const Status set = tcp_.set_md5_key(id, key.peer, key.prefix_length, key.key);
-      if (!set) {
-        return fmt::format("setting the TCP-MD5 key for {}: {}", key.peer_text(),
-                           set.error().message);
-      }
-    }
-    return std::nullopt;
-  }
-
-  void accept_new(Instant now) {
-    for (;;) {
-      auto accepted = tcp_.accept(listener_);
-      if (!accepted) return;
-      const auto info = tcp_.info(*accepted);
-      const bool from_peer = info && info->remote_address == options_.peer;
-      if (from_peer && socket_ == 0 && fsm_.state() == bgp::State::Active) {
-        socket_ = *accepted;
-        connected_ = true;
-        fsm_.tcp_connected(now);
-      } else {
-        report("bgp: refused a connection from {}{}", info ? info->remote_address : Ipv4Address{},
-               from_peer ? " (a session is already in progress)" : " (not --peer)");
-        tcp_.abort(*accepted, now);
-      }
-    }
-  }
-
-  void poll_socket(Instant now) {
-    const uint32_t events = tcp_.events(socket_);
-    if (!connected_) {
-      if (events & socket_event::kConnected) {
-        connected_ = true;
-        fsm_.tcp_connected(now);
-        carry_out(now);
-      } else if (events & socket_event::kError) {
-        auto error = tcp_.receive(socket_, MutableByteView(), now);
-        return connect_failed(error ? Error{0, "closed"} : error.error(), now);
-      } else {
-        return;  // still connecting
-      }
-    }
-    uint8_t buffer[8192];
-    while (socket_ != 0) {
-      auto received = tcp_.receive(socket_, MutableByteView(buffer), now);
-      if (!received) {
-        if (received.error().code != EAGAIN) connection_lost(received.error().message, now);
-        return;
-      }
-      if (*received == 0) return connection_lost("the peer closed the connection", now);
-      fsm_.receive(ByteView(buffer, *received), now);
-      carry_out(now);
-    }
-  }
-
-  // Our attempt failed before it was up: the FSM's ConnectFailed output says so, with why.
-  void connect_failed(const Error& error, Instant now) {
-    connect_error_ = error;
-    fsm_.tcp_failed(now);
-    carry_out(now);
-  }
-
-  void connection_lost(const std::string& why, Instant now) {
-    report("bgp: connection to {}: {}", options_.peer, why);
-    fsm_.tcp_failed(now);
-    carry_out(now);
-  }
-
-  // Does what the state machine asked, in order.
-  void carry_out(Instant now) {
-    for (bgp::Output& output : fsm_.take_outputs()) {
-      if (std::holds_alternative<bgp::OpenTcp>(output)) {
-        open_connection(now);
-      } else if (std::holds_alternative<bgp::CloseTcp>(output)) {
-        close_connection(now);
-      } else if (auto* send = std::get_if<bgp::SendBytes>(&output)) {
-        pending_.insert(pending_.end(), send->bytes.begin(), send->bytes.end());
-        flush(now);
-      } else if (auto* change = std::get_if<bgp::StateChanged>(&output)) {
-        state_changed(*change, now);
-      } else if (auto* learned = std::get_if<bgp::RouteLearned>(&output)) {
-        print_line(options_.json ? route_json(learned->prefix, learned->attributes)
-                                 : route_text(learned->prefix, learned->attributes));
-      } else if (auto* note = std::get_if<bgp::Note>(&output)) {
-        report("bgp {}: {}", options_.peer, note->text);
-      } else if (auto* withdrawn = std::get_if<bgp::RouteWithdrawn>(&output)) {
-        print_line(withdraw_line(*withdrawn));
-      } else if (auto* failed = std::get_if<bgp::ConnectFailed>(&output)) {
-        report_failed_attempt(*failed, now);
-      }
-    }
-  }
-
-  // "withdraw 198.18.5.0/24" when the peer withdrew it; when the session ended, the route
-  // went with it, which the line says so that it is not taken for the peer's withdrawal.
-  std::string withdraw_line(const bgp::RouteWithdrawn& withdrawn) const {
-    const std::string prefix = withdrawn.prefix.to_string();
-    if (options_.json) {
-      return json_line(fmt::format(R"("type": "withdraw", "prefix": "{}", "reason": "{}")", prefix,
-                                   withdrawn.session_ended ? "session-ended" : "peer-withdrew"));
-    }
-    if (!withdrawn.session_ended) return fmt::format("withdraw {}", prefix);
-    return fmt::format("withdraw {} (session with {} ended: route dropped)", prefix, options_.peer);
-  }
-
-  // Why an attempt failed, in words: what our TCP saw, or that nothing came back in time.
-  std::string failure_reason(const bgp::ConnectFailed& failed) const {
-    if (failed.timed_out) {
-      return fmt::format("no answer in {}{}", seconds_text(options_.connect_retry),
-                         unanswered_hint());
-    }
-    switch (connect_error_.code) {
-      case ECONNREFUSED:
-        return "refused (a reset answered our SYN: nothing listens on port 179 there)";
-      case ETIMEDOUT:
-        return fmt::format("no answer to our SYNs{}", unanswered_hint());
-      default:
-        return connect_error_.message;
-    }
-  }
-
-  // RFC 2385 §2.0: a segment that fails the MD5 check is dropped without a word, so a key
-  // mismatch looks like a peer that is not there.
-  std::string unanswered_hint() const {
-    if (signed_) return std::string(unanswered_signed_syn_hint());
-    return " (our SYNs are unsigned: a peer that expects TCP-MD5 drops them unanswered)";
-  }
-
-  void report_failed_attempt(const bgp::ConnectFailed& failed, Instant now) {
-    const std::string why = failure_reason(failed);
-    const Duration wait = std::max(failed.next - now, Duration::zero());
-    report("bgp {}: connection attempt {} failed: {}; next attempt {}", options_.peer,
-           failed.attempt, why, wait == Duration::zero() ? "now" : "in " + seconds_text(wait));
-    if (options_.json) {
-      print_line(json_line(fmt::format(
-          R"("type": "connect-failed", "attempt": {}, "why": "{}", "next_attempt_in": {:g})",
-          failed.attempt, json_escape(why), wait.seconds_f())));
-    }
-  }
-
-  void state_changed(const bgp::StateChanged& change, Instant now) {
+  void print(const bgp::SessionStateChanged& state, Instant now) const {
+    const bgp::StateChanged& change = state.change;
     std::string line =
         fmt::format("bgp {}: {} -> {}: {}", options_.peer, bgp::state_name(change.from),
                     bgp::state_name(change.to), change.why);
     if (change.to == bgp::State::Established) {
-      line += fmt::format(" (session {}, {:.3f} s after start)", ++sessions_,
+      line += fmt::format(" (session {}, {:.3f} s after start)", state.session,
                           (now - start_).seconds_f());
     }
     // After a failed attempt its own line says when the next is; after a session, this one.
-    const Instant next = fsm_.next_attempt();
-    if (change.from != bgp::State::Connect && !next.is_never()) {
-      line +=
-          fmt::format("; next attempt in {}", seconds_text(std::max(next - now, Duration::zero())));
+    if (change.from != bgp::State::Connect && !state.next_attempt.is_never()) {
+      line += fmt::format("; next attempt in {}",
+                          seconds_text(std::max(state.next_attempt - now, Duration::zero())));
     }
     report("{}", line);
     if (options_.json) {
@@ -559,59 +287,96 @@ class Speaker {
     }
   }
 
-  void open_connection(Instant now) {
-    if (socket_ != 0) close_connection(now);
-    auto socket = tcp_.open();
-    if (!socket) {
-      failure_ = fmt::format("cannot open a socket: {}", socket.error().message);
-      return;
-    }
-    socket_ = *socket;
-    if (auto failed = set_keys(socket_)) {
-      failure_ = failed;
-      return;
-    }
-    if (const Status connected = tcp_.connect(socket_, options_.peer, bgp::kBgpPort, now);
-        !connected) {
-      connect_failed(connected.error(), now);
-    }
-  }
-
-  void close_connection(Instant now) {
-    if (socket_ == 0) return;
-    flush(now);
-    // What is still queued (a NOTIFICATION) goes before the FIN; abort if it cannot close.
-    if (connected_ && tcp_.close(socket_, now)) {
-      closing_.push_back(socket_);
+  void print(const bgp::RouteLearned& learned, Instant) const {
+    if (options_.json) {
+      print_line(json_line(fmt::format(
+          R"("type": "route", {})", bgp::route_json_members(learned.prefix, learned.attributes))));
     } else {
-      tcp_.abort(socket_, now);
+      print_line(bgp::route_text(learned.prefix, learned.attributes));
     }
-    socket_ = 0;
-    connected_ = false;
-    pending_.clear();
   }
 
-  void flush(Instant now) {
-    if (socket_ == 0 || !connected_ || pending_.empty()) return;
-    auto sent = tcp_.send(socket_, pending_, now);
-    if (sent)
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(*sent));
+  // "withdraw 198.18.5.0/24" when the peer withdrew it; when the session ended, the route
+  // went with it, which the line says so that it is not taken for the peer's withdrawal.
+  void print(const bgp::RouteWithdrawn& withdrawn, Instant) const {
+    const std::string prefix = withdrawn.prefix.to_string();
+    if (options_.json) {
+      print_line(
+          json_line(fmt::format(R"("type": "withdraw", "prefix": "{}", "reason": "{}")", prefix,
+                                withdrawn.session_ended ? "session-ended" : "peer-withdrew")));
+    } else if (!withdrawn.session_ended) {
+      print_line(fmt::format("withdraw {}", prefix));
+    } else {
+      print_line(
+          fmt::format("withdraw {} (session with {} ended: route dropped)", prefix, options_.peer));
+    }
   }
 
-  Tcp& tcp_;
+  void print(const bgp::AttemptFailed& attempt, Instant now) const {
+    const std::string why = failure_reason(attempt);
+    const Duration wait = std::max(attempt.failed.next - now, Duration::zero());
+    report("bgp {}: connection attempt {} failed: {}; next attempt {}", options_.peer,
+           attempt.failed.attempt, why,
+           wait == Duration::zero() ? "now" : "in " + seconds_text(wait));
+    if (options_.json) {
+      print_line(json_line(fmt::format(
+          R"("type": "connect-failed", "attempt": {}, "why": "{}", "next_attempt_in": {:g})",
+          attempt.failed.attempt, json_escape(why), wait.seconds_f())));
+    }
+  }
+
+  void print(const bgp::ConnectionLost& lost, Instant) const {
+    report("bgp: connection to {}: {}", options_.peer, lost.why);
+  }
+
+  void print(const bgp::ConnectionRefused& refused, Instant) const {
+    report("bgp: refused a connection from {}{}", refused.from,
+           refused.from_peer ? " (a session is already in progress)" : " (not --peer)");
+  }
+
+  void print(const bgp::Note& note, Instant) const {
+    report("bgp {}: {}", options_.peer, note.text);
+  }
+
+  // Why an attempt failed, in words: what our TCP saw, or that nothing came back in time.
+  std::string failure_reason(const bgp::AttemptFailed& attempt) const {
+    if (attempt.failed.timed_out) {
+      return fmt::format("no answer in {}{}", seconds_text(options_.connect_retry),
+                         unanswered_hint());
+    }
+    switch (attempt.error.code) {
+      case ECONNREFUSED:
+        return "refused (a reset answered our SYN: nothing listens on port 179 there)";
+      case ETIMEDOUT:
+        return fmt::format("no answer to our SYNs{}", unanswered_hint());
+      default:
+        return attempt.error.message;
+    }
+  }
+
+  // RFC 2385 §2.0: a segment that fails the MD5 check is dropped without a word, so a key
+  // mismatch looks like a peer that is not there.
+  std::string unanswered_hint() const {
+    if (signs_) return std::string(unanswered_signed_syn_hint());
+    return " (our SYNs are unsigned: a peer that expects TCP-MD5 drops them unanswered)";
+  }
+
   const BgpOptions& options_;
-  bgp::Fsm fsm_;
+  bool signs_;  // a --md5 key covers the peer: our segments are signed
   Instant start_;
-  SocketId listener_ = 0;
-  SocketId socket_ = 0;
-  bool connected_ = false;
-  std::vector<uint8_t> pending_;  // bytes the send buffer had no room for yet
-  std::vector<SocketId> closing_;
-  bool signed_;            // a --md5 key covers the peer: our segments are signed
-  Error connect_error_;    // why our last attempt to connect failed
-  uint64_t sessions_ = 0;  // how many times the session has been Established
-  std::optional<std::string> failure_;
 };
+
+// ManualStop, then a short wait for the NOTIFICATION and FIN to reach the peer.
+void say_goodbye(bgp::Speaker& speaker, const EventPrinter& printer, Session& session) {
+  const Instant now = monotonic_now();
+  speaker.stop(now);
+  printer.print(speaker.take_events(), now);
+  const Instant limit = monotonic_now() + kGoodbyeTime;
+  while (speaker.closing() && monotonic_now() < limit) {
+    speaker.forget_closed();
+    if (!session.loop().run_once(kPollInterval)) break;
+  }
+}
 
 int usage_error(std::string_view message) {
   fmt::print(stderr, "{}: {} (see 'tapstack bgp --help')\n", kProgram, message);
@@ -750,19 +515,29 @@ int run_bgp(const BgpOptions& options) {
          options.md5_keys.empty() ? ", unsigned (no --md5)" : md5_keys_text(options.md5_keys));
 
   const Instant start = monotonic_now();
-  Speaker speaker(session.stack().tcp(), options, start);
+  bgp::Speaker speaker(session.stack().tcp(), speaker_config(options));
+  const EventPrinter printer(options, speaker.signs(), start);
   if (auto failed = speaker.start(start)) {
     session.finish();
     return runtime_failure(*failed);
   }
-  const Status run = session.run([&](Instant now) { return speaker.step(now); });
+  printer.print(speaker.take_events(), start);
+  const Status run = session.run([&](Instant now) -> std::optional<Duration> {
+    if (speaker.failure()) return std::nullopt;
+    speaker.poll(now);
+    printer.print(speaker.take_events(), now);
+    if (speaker.failure()) return std::nullopt;
+    const Instant deadline = speaker.next_deadline();
+    if (deadline.is_never()) return Duration::max();
+    return std::max(deadline - now, Duration::zero());
+  });
   if (session.stopped_by_signal() == SIGHUP) {
     // What a daemon does on SIGHUP is reload its configuration; there is none to reload.
     report(
         "bgp: SIGHUP: no configuration file to reload; stopping as on SIGTERM (an open session "
         "ends with a Cease NOTIFICATION)");
   }
-  if (!speaker.failure()) speaker.stop(session);
+  if (!speaker.failure()) say_goodbye(speaker, printer, session);
   report("{}", session.summary());
   const Status finished = session.finish();
   if (speaker.failure()) return runtime_failure(*speaker.failure());

@@ -220,6 +220,36 @@ TEST_CASE("Prefix: parse and print") {
   CHECK(community_text(65001u << 16 | 7) == "65001:7");
 }
 
+// What tapstack bgp prints for a route: text, and the members of its --json line.
+TEST_CASE("route_text and route_json_members: every attribute, an empty path, a set") {
+  PathAttributes a;
+  a.origin = Origin::Incomplete;
+  a.as_path = {{AsPathSegment::AsSequence, {65001, 65002}}, {AsPathSegment::AsSet, {7, 8}}};
+  a.next_hop = ip(198, 18, 0, 1);
+  a.multi_exit_disc = 5;
+  a.local_pref = 200;
+  a.communities = {65001u << 16 | 7, 65001u << 16 | 8};
+  const Prefix prefix{ip(198, 18, 5, 0), 24};
+  CHECK(route_text(prefix, a) ==
+        "route 198.18.5.0/24 next-hop 198.18.0.1 as-path 65001 65002 {7 8} communities 65001:7 "
+        "65001:8 origin incomplete med 5 local-pref 200");
+  CHECK(route_json_members(prefix, a) ==
+        R"("prefix": "198.18.5.0/24", "next_hop": "198.18.0.1", "as_path": [65001, 65002, )"
+        R"([7, 8]], "communities": ["65001:7", "65001:8"], "origin": "incomplete", "med": 5, )"
+        R"("local_pref": 200)");
+
+  PathAttributes internal;
+  internal.origin = Origin::Igp;
+  internal.as_path = std::vector<AsPathSegment>{};
+  internal.next_hop = ip(198, 18, 0, 2);
+  CHECK(route_text(prefix, internal) ==
+        "route 198.18.5.0/24 next-hop 198.18.0.2 as-path (empty) origin igp");
+  CHECK(route_json_members(prefix, internal) ==
+        R"("prefix": "198.18.5.0/24", "next_hop": "198.18.0.2", "as_path": [], )"
+        R"("communities": [], "origin": "igp")");
+  CHECK(route_text(prefix, PathAttributes{}) == "route 198.18.5.0/24 next-hop 0.0.0.0 as-path ");
+}
+
 // --- RFC 4271 §6.1 and §6.2: header and OPEN errors, each answered with a NOTIFICATION. ---
 
 struct Malformed {
