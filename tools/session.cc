@@ -241,15 +241,12 @@ Status Session::run_until_signal() {
 
 Status Session::run(const Step& step) {
   Status status = Ok{};
-  while (status) {
+  while (status && !loop_->stop_requested()) {
     const Instant now = monotonic_now();
     report_md5_drops(now, false);
     handle_requests();
-    // The step runs once more after a stop was requested: the wake-up that brought the signal
-    // may also have read frames (the ACKs that closed connections), and the command must see
-    // their effect before it reports what is left open.
     const std::optional<Duration> sleep = step(now);
-    if (!sleep || loop_->stop_requested()) break;
+    if (!sleep) break;
     status = loop_->run_once(*sleep);
   }
   report_md5_drops(monotonic_now(), true);

@@ -152,6 +152,23 @@ bool ChildProcess::wait_for_stderr(std::string_view needle, milliseconds timeout
   return true;
 }
 
+bool ChildProcess::wait_for_stderr(std::string_view needle, size_t count,
+                                   milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const auto seen = [&] {
+    size_t found = 0;
+    for (size_t at = result_.err.find(needle); at != std::string::npos;
+         at = result_.err.find(needle, at + needle.size())) {
+      ++found;
+    }
+    return found >= count;
+  };
+  while (!seen()) {
+    if (!read_output(deadline)) return seen();
+  }
+  return true;
+}
+
 // A tapstack that is not the optimised build (--config=asan) says so on stderr when it starts
 // (tools/build_info.h): the line goes to build_warning, so that tests of the rest of what it
 // says hold in every configuration.

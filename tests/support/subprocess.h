@@ -55,6 +55,8 @@ class ChildProcess {
   bool wait_for_stdout(std::string_view needle, milliseconds timeout);
   // The same for stderr, where `tapstack serve` says it is listening.
   bool wait_for_stderr(std::string_view needle, milliseconds timeout);
+  // Until stderr holds needle `count` times.
+  bool wait_for_stderr(std::string_view needle, size_t count, milliseconds timeout);
   // Collects output and waits for the exit; SIGKILL after timeout.
   ProcessResult wait(milliseconds timeout);
 

@@ -140,7 +140,10 @@ TEST_CASE("serve --mode echo: 200 concurrent kernel connections, each echoed byt
   MESSAGE(fmt::format("{} echo connections in {:.2f} s", kConnections, seconds_since(start)));
   CHECK(count_echoed(transfers, outgoing) == kConnections);
 
-  // Every connection is closed on our side too before serve is stopped.
+  // Every connection is closed on our side too before serve is stopped: the kernel has our
+  // FIN when its exchange ends, but serve reports a close once our end is gone, after the
+  // kernel's ACK of that FIN arrived; a SIGTERM before that finds it open and resets it.
+  CHECK(serve->wait_for_stderr(" closed: ", kConnections, kExitLimit));
   serve->send_signal(SIGTERM);
   const ProcessResult result = serve->wait(kExitLimit);
   CHECK(result.describe() == "exit 0");
