@@ -38,21 +38,25 @@ std::string_view nstat_counter(Md5Verdict verdict) {
   return {};
 }
 
+// Linux: the rest of tcp_inbound_md5_hash()
+Md5Verdict verify_digest(Md5Signer& signer, const Md5Key& key, std::size_t digest_offset,
+                         const TcpSegment& segment) {
+  // An offset from elsewhere that does not lie in the header cannot be checked: drop.
+  if (digest_offset > segment.header.size() ||
+      segment.header.size() - digest_offset < kDigestSize) {
+    return Md5Verdict::Failure;
+  }
+  const auto computed = signer.digest(segment, key.bytes());
+  if (!computed) return Md5Verdict::Failure;
+  const ByteView received = segment.header.subspan(digest_offset, kDigestSize);
+  return constant_time_equal(received, *computed) ? Md5Verdict::Ok : Md5Verdict::Failure;
+}
+
 // Linux: tcp_inbound_md5_hash()
 Md5Verdict inbound_verdict(Md5Signer& signer, const Md5Key* expected_key,
                            std::optional<std::size_t> digest_offset, const TcpSegment& segment) {
-  if (!expected_key && !digest_offset) return Md5Verdict::Unsigned;
-  if (!digest_offset) return Md5Verdict::NotFound;
-  if (!expected_key) return Md5Verdict::Unexpected;
-  // An offset from elsewhere that does not lie in the header cannot be checked: drop.
-  if (*digest_offset > segment.header.size() ||
-      segment.header.size() - *digest_offset < kDigestSize) {
-    return Md5Verdict::Failure;
-  }
-  const auto computed = signer.digest(segment, expected_key->bytes());
-  if (!computed) return Md5Verdict::Failure;
-  const ByteView received = segment.header.subspan(*digest_offset, kDigestSize);
-  return constant_time_equal(received, *computed) ? Md5Verdict::Ok : Md5Verdict::Failure;
+  if (const auto decided = verdict_without_digest(expected_key, digest_offset)) return *decided;
+  return verify_digest(signer, *expected_key, *digest_offset, segment);
 }
 
 // Linux: tcp_v4_inbound_md5_hash()

@@ -34,8 +34,25 @@ std::string_view to_string(Md5Verdict verdict);
 // The nstat counter a drop counts under ("TcpExtTCPMD5NotFound", ...); empty when accepted.
 std::string_view nstat_counter(Md5Verdict verdict);
 
+// What the key and the option decide alone: Unsigned (neither), NotFound (a key, no option),
+// Unexpected (an option, no key); nullopt when there are both and the digest decides
+// (verify_digest). Costs nothing per unsigned segment, so a stack calls it first.
+// Linux: the start of tcp_inbound_md5_hash()
+constexpr std::optional<Md5Verdict> verdict_without_digest(
+    const Md5Key* expected_key, std::optional<std::size_t> digest_offset) {
+  if (!expected_key && !digest_offset) return Md5Verdict::Unsigned;
+  if (!digest_offset) return Md5Verdict::NotFound;
+  if (!expected_key) return Md5Verdict::Unexpected;
+  return std::nullopt;
+}
+
+// Ok or Failure: the digest at digest_offset of the segment's header, checked under key.
+// Linux: the rest of tcp_inbound_md5_hash()
+Md5Verdict verify_digest(Md5Signer& signer, const Md5Key& key, std::size_t digest_offset,
+                         const TcpSegment& segment);
+
 // The verdict on a received segment, given the key looked up for its source (nullptr: none)
-// and where find_md5_option() found the digest (nullopt: no option).
+// and where find_md5_option() found the digest (nullopt: no option): the two above in turn.
 // Linux: tcp_inbound_md5_hash()
 Md5Verdict inbound_verdict(Md5Signer& signer, const Md5Key* expected_key,
                            std::optional<std::size_t> digest_offset, const TcpSegment& segment);

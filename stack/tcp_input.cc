@@ -34,76 +34,101 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
     return stack_.drop(*reason);
   }
   stack_.counters_.add(Counter::TcpInSegs);
-  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} | checksum {}", source,
-                     seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
+  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v4_rcv) | checksum {}",
+                     source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
                      seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
                      datagram.checksum_offloaded ? "offloaded" : "ok");
   if (datagram.header.destination != stack_.config_.ipv4.address) {
     return stack_.drop(DropReason::TcpBroadcast);
   }
   if (seg.payload.empty() && seg.flags == kAck) stack_.counters_.add(Counter::TcpExtTCPPureAcks);
+  // Found once, for whichever socket's check the segment meets. Linux: tcp_parse_md5sig_option()
+  const auto digest_at = md5opt::find_md5_option(seg.header);
 
   // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
   const auto flow = flows_.find(FlowKey{source.value, seg.source_port, seg.destination_port});
   if (flow != flows_.end()) {
     Connection& c = *connections_.at(flow->second);
-    const SocketId id = c.id;
-    stack_.trace_.step("lookup: connection {} in {}", id, tcp_state_name(c.state));
-    if (!md5_accepts(md5_key(c), seg, source)) return;
+    stack_.trace_.step("lookup: connection {} in {}", c.id, tcp_state_name(c.state));
+    Connection* const listener = reopening_listener(c, seg);
+    if (!listener) return connection_input(c, seg, source, digest_at, now);
+    // The SYN is the listener's now, to check with its key as any SYN it gets: a key added or
+    // changed since the old connection began applies. Unlike Linux, which ends TIME-WAIT
+    // first, a SYN that fails the check leaves it as it was (RFC 2385 §2.0: no state touched).
+    // Linux: TCP_TW_SYN in tcp_v4_rcv(), then "goto process" with the listener
+    stack_.trace_.step("SYN beyond TIME-WAIT: to listener :{}", c.local_port);
+    if (!md5_accepts(key_for(*listener, source), digest_at, seg, source)) return;
     if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
-    switch (c.state) {
-      case TcpState::SynSent:
-        syn_sent_input(c, seg, now);
-        break;
-      case TcpState::TimeWait:
-        time_wait_input(c, seg, source, now);
-        break;
-      default:
-        synchronized_input(c, seg, now);
-        break;
-    }
-    if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
-    return;
+    stack_.counters_.add(Counter::TcpExtTWRecycled);
+    stack_.trace_.step("connection {} reused", c.id);
+    destroy(c);
+    return listen_input(*listener, seg, source, now);
   }
   if (const auto listener = listeners_.find(seg.destination_port); listener != listeners_.end()) {
     stack_.trace_.step("lookup: listener :{}", seg.destination_port);
     Connection& l = *connections_.at(listener->second);
-    if (!md5_accepts(key_for(l, source), seg, source)) return;
+    if (!md5_accepts(key_for(l, source), digest_at, seg, source)) return;
     if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
     return listen_input(l, seg, source, now);
   }
   if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
-  no_socket(seg, source, now);
+  no_socket(seg, source, digest_at, now);
 }
 
-// RFC 2385 §2.0, before any state is touched: a segment whose signature is missing,
-// unexpected or wrong is dropped and answered with nothing. Linux: tcp_v4_inbound_md5_hash()
-bool Tcp::md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Address source) {
-  const auto digest_at = md5opt::find_md5_option(seg.header);
-  if (!key && !digest_at) return true;  // RFC 2385 not in use on this connection
-  if (!key) {
-    stack_.drop(DropReason::Md5Unexpected);
-    return false;
+// A segment for one of our connections, TIME-WAIT included, checked with its key.
+void Tcp::connection_input(Connection& c, const TcpSegment& seg, Ipv4Address source,
+                           std::optional<size_t> digest_at, Instant now) {
+  const SocketId id = c.id;
+  if (!md5_accepts(md5_key(c), digest_at, seg, source)) return;
+  if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
+  switch (c.state) {
+    case TcpState::SynSent:
+      syn_sent_input(c, seg, now);
+      break;
+    case TcpState::TimeWait:
+      time_wait_input(c, seg, now);
+      break;
+    default:
+      synchronized_input(c, seg, now);
+      break;
   }
-  const md5opt::TcpSegment signed_segment{md5_address(source),
-                                          md5_address(stack_.config_.ipv4.address), seg.header,
-                                          seg.payload};
-  switch (md5opt::inbound_verdict(signer_, key, digest_at, signed_segment)) {
-    case md5opt::Md5Verdict::Ok:
-    case md5opt::Md5Verdict::Unsigned:
-      stack_.trace_.step("md5: key for {} expected, option found, digest ok "
-                         "(tcp_v4_inbound_md5_hash)", source);
-      return true;
-    case md5opt::Md5Verdict::NotFound:
-      stack_.drop(DropReason::Md5NotFound);
-      return false;
-    case md5opt::Md5Verdict::Unexpected:
-      stack_.drop(DropReason::Md5Unexpected);
-      return false;
-    case md5opt::Md5Verdict::Failure:
-      stack_.drop(DropReason::Md5Failure);
-      return false;
+  if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
+}
+
+// The listener a SYN for a connection in TIME-WAIT goes to instead, or nullptr: RFC 1122
+// §4.2.2.13 lets a new SYN beyond the old connection's data reopen it.
+// Linux: the TCP_TW_SYN case of tcp_timewait_state_process()
+Connection* Tcp::reopening_listener(const Connection& c, const TcpSegment& seg) {
+  if (c.state != TcpState::TimeWait || !seg.has(kSyn) || seg.has(kAck | kRst) ||
+      seg.seq <= c.rcv_nxt) {
+    return nullptr;
   }
+  const auto listener = listeners_.find(c.local_port);
+  return listener == listeners_.end() ? nullptr : connections_.at(listener->second).get();
+}
+
+// RFC 2385 §2.0, the one check for every way a segment enters, before any state is touched:
+// a segment whose signature is missing, unexpected or wrong is dropped and answered with
+// nothing. `key` is the one the socket the segment met has for its source (Linux: the
+// tcp_md5_do_lookup() of tcp_inbound_md5_hash()); nullptr when none.
+// Linux: tcp_inbound_hash() from tcp_v4_rcv(); for no socket, the check in tcp_v4_send_reset()
+bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at,
+                      const TcpSegment& seg, Ipv4Address source, Md5Check check) {
+  std::optional<md5opt::Md5Verdict> verdict = md5opt::verdict_without_digest(key, digest_at);
+  if (verdict == md5opt::Md5Verdict::Unsigned) return true;  // RFC 2385 not in use here
+  if (!verdict) {
+    const md5opt::TcpSegment signed_segment{
+        md5_address(source), md5_address(stack_.config_.ipv4.address), seg.header, seg.payload};
+    verdict = md5opt::verify_digest(signer_, *key, *digest_at, signed_segment);
+  }
+  const bool ok = verdict == md5opt::Md5Verdict::Ok;
+  stack_.trace_.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
+                     key ? "key" : "no key", source, key ? " expected" : "",
+                     digest_at ? "found" : "missing",
+                     ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
+  if (ok) return true;
+  stack_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
+                                          : md5_drop_case(*verdict).reason);
   return false;
 }
 
@@ -111,23 +136,15 @@ bool Tcp::md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Addr
 // Linux does, a listener on the segment's source port (where our end of a lost connection
 // would have been) must have a key for the peer that verifies the segment, and signs the
 // reset with it; failing that, nothing is sent. Linux: tcp_v4_send_reset() with sk == NULL
-void Tcp::no_socket(const TcpSegment& seg, Ipv4Address source, Instant now) {
+void Tcp::no_socket(const TcpSegment& seg, Ipv4Address source, std::optional<size_t> digest_at,
+                    Instant now) {
   if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
-  const auto digest_at = md5opt::find_md5_option(seg.header);
-  if (!digest_at) {
-    stack_.drop(DropReason::TcpNoSocket);
-    return send_reset_for(seg, source, nullptr, now);
+  const md5opt::Md5Key* key = nullptr;
+  if (digest_at) {
+    const auto listener = listeners_.find(seg.source_port);
+    if (listener != listeners_.end()) key = key_for(*connections_.at(listener->second), source);
   }
-  const auto listener = listeners_.find(seg.source_port);
-  const md5opt::Md5Key* key =
-      listener == listeners_.end() ? nullptr : key_for(*connections_.at(listener->second), source);
-  const md5opt::TcpSegment signed_segment{md5_address(source),
-                                          md5_address(stack_.config_.ipv4.address), seg.header,
-                                          seg.payload};
-  if (!key || md5opt::inbound_verdict(signer_, key, digest_at, signed_segment) !=
-                  md5opt::Md5Verdict::Ok) {
-    return stack_.drop(DropReason::TcpNoSocketSigned);
-  }
+  if (!md5_accepts(key, digest_at, seg, source, Md5Check::ForReset)) return;
   stack_.drop(DropReason::TcpNoSocket);
   send_reset_for(seg, source, key, now);
 }
@@ -260,20 +277,17 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
 }
 
 // Linux: tcp_timewait_state_process()
-void Tcp::time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now) {
+void Tcp::time_wait_input(Connection& c, const TcpSegment& seg, Instant now) {
   if (seg.has(kRst)) {
     stack_.trace_.step("reset in TIME-WAIT: closed");
     return state_timeout(c, now);
   }
   if (seg.has(kSyn) && !seg.has(kAck) && seg.seq > c.rcv_nxt) {
-    // RFC 1122 §4.2.2.13: a new SYN beyond the old connection's data may reopen it.
+    // RFC 1122 §4.2.2.13 with no listener to take the SYN (input() gives it to one if there
+    // is): the old connection ends.
     stack_.counters_.add(Counter::TcpExtTWRecycled);
-    stack_.trace_.step("SYN beyond TIME-WAIT: connection reused");
-    const uint16_t port = c.local_port;
-    destroy(c);
-    const auto listener = listeners_.find(port);
-    if (listener != listeners_.end()) listen_input(*connections_.at(listener->second), seg, source, now);
-    return;
+    stack_.trace_.step("SYN beyond TIME-WAIT, no listener: connection ended");
+    return destroy(c);
   }
   if (seg.has(kFin) || seg.has(kSyn) || !seg.payload.empty()) {
     // Only a retransmitted FIN can arrive here: acknowledge it, restart 2·MSL.

@@ -2,16 +2,20 @@
 // socket API applications call. Reached through Stack::tcp().
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "md5opt/key_table.h"
 #include "md5opt/signer.h"
+#include "md5opt/verdict.h"
+#include "stack/counters.h"
 #include "stack/error.h"
 #include "stack/ipv4.h"
 #include "stack/tcp.h"
@@ -21,6 +25,35 @@
 namespace tapstack {
 
 class Stack;
+
+// RFC 2385's three drops, each spelled once: the verdict md5opt gives, the drop reason (whose
+// row in counters.h gives the nstat counter and the trace words), and what the tools tell the
+// user it means.
+struct Md5DropCase {
+  md5opt::Md5Verdict verdict;
+  DropReason reason;
+  std::string_view meaning;
+};
+inline constexpr std::array<Md5DropCase, 3> kMd5DropCases = {{
+    {md5opt::Md5Verdict::NotFound, DropReason::Md5NotFound,
+     "unsigned, from a peer we have a key for"},
+    {md5opt::Md5Verdict::Unexpected, DropReason::Md5Unexpected,
+     "signed, from a peer we have no key for"},
+    {md5opt::Md5Verdict::Failure, DropReason::Md5Failure, "signed with another key (wrong digest)"},
+}};
+// The row of a verdict that drops; a digest that could not be checked is a Failure.
+constexpr const Md5DropCase& md5_drop_case(md5opt::Md5Verdict verdict) {
+  for (const Md5DropCase& row : kMd5DropCases) {
+    if (row.verdict == verdict) return row;
+  }
+  return kMd5DropCases.back();
+}
+
+// Which Linux function would have sent a segment, for the trace: a socket's segments go through
+// tcp_transmit_skb(); a reset answering a segment (tcp_v4_send_reset()) and a TIME-WAIT ACK
+// (tcp_v4_timewait_ack() → tcp_v4_send_ack()) are built apart and signed with
+// tcp_v4_md5_hash_hdr(). Tcp::emit() builds them all.
+enum class TcpSender : uint8_t { Socket, Reset, TimeWaitAck };
 
 class Tcp {
  public:
@@ -100,8 +133,16 @@ class Tcp {
   void init_connection(Connection& c, Instant now);
 
   // Input (tcp_input.cc)
-  bool md5_accepts(const md5opt::Md5Key* key, const TcpSegment& seg, Ipv4Address source);
-  void no_socket(const TcpSegment& seg, Ipv4Address source, Instant now);
+  // Where a segment meets the RFC 2385 check: at the socket it belongs to (a connection, one
+  // in TIME-WAIT, a listener), or, belonging to none, at the rule for signing a reset.
+  enum class Md5Check : uint8_t { AtSocket, ForReset };
+  bool md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at,
+                   const TcpSegment& seg, Ipv4Address source, Md5Check check = Md5Check::AtSocket);
+  void connection_input(Connection& c, const TcpSegment& seg, Ipv4Address source,
+                        std::optional<size_t> digest_at, Instant now);
+  Connection* reopening_listener(const Connection& c, const TcpSegment& seg);
+  void no_socket(const TcpSegment& seg, Ipv4Address source, std::optional<size_t> digest_at,
+                 Instant now);
   void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
   void take_syn(Connection& c, const TcpSegment& seg);
   Connection& create_child(const Connection& listener, Ipv4Address source, uint16_t port,
@@ -115,7 +156,7 @@ class Tcp {
   uint32_t cookie_hash(Ipv4Address source, uint16_t source_port, uint16_t port, Seq peer_isn,
                        uint32_t tick) const;
   void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
-  void time_wait_input(Connection& c, const TcpSegment& seg, Ipv4Address source, Instant now);
+  void time_wait_input(Connection& c, const TcpSegment& seg, Instant now);
   void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
   bool sequence_acceptable(const Connection& c, const TcpSegment& seg) const;
   void note_duplicate(Connection& c, const TcpSegment& seg);
@@ -155,7 +196,8 @@ class Tcp {
   // segment_size > 0: payload is several segments of that size for the link to cut (TSO).
   void emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
             Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-            const md5opt::Md5Key* key, Instant now, uint16_t segment_size = 0);
+            const md5opt::Md5Key* key, Instant now, uint16_t segment_size = 0,
+            TcpSender sender = TcpSender::Socket);
   // The key to sign segments to the connection's peer with, or nullptr.
   const md5opt::Md5Key* md5_key(const Connection& c) const;
   // What one segment may carry: the peer's MSS less the options every segment carries.

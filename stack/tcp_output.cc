@@ -162,7 +162,8 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
   const uint32_t per_segment = c.mss - static_cast<uint32_t>(options_size);
   emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
        (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
-       {payload, length}, key, now, length > per_segment ? static_cast<uint16_t>(per_segment) : 0);
+       {payload, length}, key, now, length > per_segment ? static_cast<uint16_t>(per_segment) : 0,
+       c.state == TcpState::TimeWait ? TcpSender::TimeWaitAck : TcpSender::Socket);
 }
 
 namespace {
@@ -333,25 +334,44 @@ void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt
   if (seg.has(kRst)) return;
   stack_.counters_.add(Counter::TcpOutRsts);
   if (seg.has(kAck)) {
-    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, key,
-         now);
+    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, key, now,
+         0, TcpSender::Reset);
   } else {
-    emit(source, seg.destination_port, seg.source_port, Seq(0), seg.seq + seg.length(),
-         kRst | kAck, 0, {}, {}, key, now);
+    emit(source, seg.destination_port, seg.source_port, Seq(0), seg.seq + seg.length(), kRst | kAck,
+         0, {}, {}, key, now, 0, TcpSender::Reset);
   }
 }
 
 namespace {
 
-// " | options: md5 reserved 20 bytes first, then mss 1460, sack-ok, wscale 7
-// (tcp_synack_options) | option written, ... | checksum": the trace of what emit() did with
-// the options, named as the Linux function that chose them would be.
-std::string options_trace(uint8_t flags, ByteView options, bool md5) {
-  if (options.empty()) return " | checksum";
-  const bool syn = (flags & kSyn) != 0;
-  const char* chooser = !syn ? "tcp_established_options"
+// The Linux functions that would have chosen a segment's options, written them, and signed it.
+struct OptionSteps {
+  const char* chooser;
+  const char* writer;
+  const char* hasher;
+};
+
+OptionSteps option_steps(uint8_t flags, TcpSender sender) {
+  switch (sender) {
+    case TcpSender::Reset:
+      return {"tcp_v4_send_reset", "tcp_v4_send_reset", "tcp_v4_md5_hash_hdr"};
+    case TcpSender::TimeWaitAck:
+      return {"tcp_v4_timewait_ack", "tcp_v4_send_ack", "tcp_v4_md5_hash_hdr"};
+    case TcpSender::Socket:
+      break;
+  }
+  const char* chooser = !(flags & kSyn)  ? "tcp_established_options"
                         : (flags & kAck) ? "tcp_synack_options"
                                          : "tcp_syn_options";
+  return {chooser, "tcp_options_write", "tcp_v4_md5_hash_skb"};
+}
+
+// " | options: md5 reserved 20 bytes first, then mss 1460, sack-ok, wscale 7
+// (tcp_synack_options) | option written, ... | checksum": the trace of what emit() did with
+// the options, named as the Linux functions that would have done it.
+std::string options_trace(uint8_t flags, ByteView options, bool md5, TcpSender sender) {
+  if (options.empty()) return " | checksum";
+  const OptionSteps steps = option_steps(flags, sender);
   std::vector<std::string> names;
   size_t i = md5 ? md5opt::kMd5OptionSpace : 0;
   while (i < options.size()) {
@@ -388,12 +408,10 @@ std::string options_trace(uint8_t flags, ByteView options, bool md5) {
     text += fmt::format("md5 reserved {} bytes first{}", md5opt::kMd5OptionSpace,
                         names.empty() ? "" : ", then ");
   }
-  text += fmt::format("{} ({})", fmt::join(names, ", "), chooser);
+  text += fmt::format("{} ({})", fmt::join(names, ", "), steps.chooser);
   if (md5) {
-    text += fmt::format(
-        " | md5 option written, digest slot at +{} (tcp_options_write) | digest filled late "
-        "(tcp_v4_md5_hash_skb)",
-        kTcpMinHeaderSize + 4);
+    text += fmt::format(" | md5 option written, digest slot at +{} ({}) | digest filled late ({})",
+                        kTcpMinHeaderSize + 4, steps.writer, steps.hasher);
   }
   return text + " | checksum";
 }
@@ -402,7 +420,7 @@ std::string options_trace(uint8_t flags, ByteView options, bool md5) {
 
 void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
                Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-               const md5opt::Md5Key* key, Instant now, uint16_t segment_size) {
+               const md5opt::Md5Key* key, Instant now, uint16_t segment_size, TcpSender sender) {
   uint8_t md5_options[md5opt::kMd5OptionSpace];
   if (key && options.empty()) options = md5_options;  // resets and probes: the option alone
   const size_t header_length = kTcpMinHeaderSize + options.size();
@@ -449,7 +467,7 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
     stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
                        stack_.config_.ipv4.address, source_port, destination, destination_port,
                        tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size(),
-                       options_trace(flags, options, key != nullptr));
+                       options_trace(flags, options, key != nullptr, sender));
   }
   stack_.ipv4_output(destination, kProtocolTcp, segment, now, offload);
 }

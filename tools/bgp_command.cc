@@ -82,19 +82,15 @@ void check_md5_key(CommandLine& line, std::string_view text) {
   }
 }
 
-// The --md5-key value as the key for --peer, through the parser of --md5 (text, hex:..., and
-// whatever other forms it takes), its errors said of --md5-key.
+// The --md5-key value as the key for --peer, in every form --md5 takes a KEY in (text, hex:...,
+// @FILE, env:NAME), its errors said of --md5-key.
 void take_md5_key(CommandLine& line, std::string_view text, BgpOptions& options) {
-  const std::vector<std::string_view> none;
-  CommandLine scratch(none);
-  parse_md5_option(scratch, fmt::format("{}={}", options.peer, text), options.md5_keys);
-  if (!scratch.error()) return;
-  std::string message = scratch.error()->message;
-  const std::string said_of_peer = fmt::format("--md5 key for {}", options.peer);
-  if (const size_t at = message.find(said_of_peer); at != std::string::npos) {
-    message.replace(at, said_of_peer.size(), "--md5-key");
+  auto key = parse_md5_key(line, text, {"--md5-key", ""});
+  if (!key) return;
+  if (key->empty()) {
+    return line.fail("bad --md5-key: empty; a key is text, or hex:HEXDIGITS, 1 to 80 bytes");
   }
-  line.fail(message);
+  options.md5_keys.push_back({options.peer, 32, std::move(*key)});
 }
 
 bool key_covers(const Md5KeyOption& key, Ipv4Address address) {

@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 
 #include <fmt/format.h>
 
+#include "md5opt/key_table.h"
+#include "stack/tcp_layer.h"
 #include "tap/system_error.h"
 #include "tap/tap_device.h"
 
@@ -156,13 +159,21 @@ std::optional<std::vector<uint8_t>> parse_hex(std::string_view text) {
 // is not a key file.
 constexpr size_t kMaxKeyFileSize = 4096;
 
-// The key in FILE of --md5 PEER=@FILE, without one trailing newline. As ssh does with a
-// private key, a file that group or others may use is refused; so is anything but a regular
-// file. nullopt after recording the error, which names the file and never what it holds.
-std::optional<std::string> read_key_file(CommandLine& line, const std::string& peer,
+// "--md5 key for 198.18.0.1" or "--md5-key": whose key an error is about.
+std::string key_subject(const Md5KeySource& source) {
+  if (source.peer.empty()) return std::string(source.option);
+  return fmt::format("{} key for {}", source.option, source.peer);
+}
+
+// The key in FILE of KEY=@FILE, without one trailing newline. As ssh does with a private key,
+// a file that group or others may use is refused; so is anything but a regular file. nullopt
+// after recording the error, which names the file and never what it holds.
+std::optional<std::string> read_key_file(CommandLine& line, const Md5KeySource& source,
                                          const std::string& path) {
   const auto refuse = [&](std::string_view why) {
-    line.fail(fmt::format("bad --md5 key file '{}' for {}: {}", path, peer, why));
+    line.fail(source.peer.empty() ? fmt::format("bad {} file '{}': {}", source.option, path, why)
+                                  : fmt::format("bad {} key file '{}' for {}: {}", source.option,
+                                                path, source.peer, why));
     return std::nullopt;
   };
   if (path.empty()) return refuse("@ needs a file name, like @/etc/tapstack/peer.key");
@@ -196,28 +207,30 @@ std::optional<std::string> read_key_file(CommandLine& line, const std::string& p
   return text;
 }
 
-// The key in environment variable NAME of --md5 PEER=env:NAME.
-std::optional<std::string> read_key_variable(CommandLine& line, const std::string& peer,
+// The key in environment variable NAME of KEY=env:NAME.
+std::optional<std::string> read_key_variable(CommandLine& line, const Md5KeySource& source,
                                              const std::string& name) {
   if (name.empty()) {
     line.fail(
-        fmt::format("bad --md5 key for {}: env: needs a variable name, like env:PEER_KEY", peer));
+        fmt::format("bad {}: env: needs a variable name, like env:PEER_KEY", key_subject(source)));
     return std::nullopt;
   }
   const char* value = std::getenv(name.c_str());
   if (!value || !*value) {
-    line.fail(fmt::format("bad --md5 key for {}: environment variable {} is {}", peer, name,
+    line.fail(fmt::format("bad {}: environment variable {} is {}", key_subject(source), name,
                           value ? "empty" : "not set"));
     return std::nullopt;
   }
   return std::string(value);
 }
 
-// KEY of --md5 PEER=KEY as given, or from where @FILE or env:NAME says.
-std::optional<std::string> key_text(CommandLine& line, const std::string& peer,
+// KEY as given, or from where @FILE or env:NAME says.
+std::optional<std::string> key_text(CommandLine& line, const Md5KeySource& source,
                                     std::string_view text) {
-  if (text.starts_with('@')) return read_key_file(line, peer, std::string(text.substr(1)));
-  if (text.starts_with("env:")) return read_key_variable(line, peer, std::string(text.substr(4)));
+  if (text.starts_with('@')) return read_key_file(line, source, std::string(text.substr(1)));
+  if (text.starts_with("env:")) {
+    return read_key_variable(line, source, std::string(text.substr(4)));
+  }
   return std::string(text);
 }
 
@@ -505,41 +518,55 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     }
     option.prefix_length = static_cast<uint8_t>(length);
   }
-  const auto key = key_text(line, option.peer_text(), text.substr(equals + 1));
+  auto key = parse_md5_key(line, text.substr(equals + 1), {"--md5", option.peer_text()});
   if (!key) return;
+  option.key = std::move(*key);
+  // The keys so far as the socket would hold them, then this one added as setsockopt() adds
+  // it: replacing a key for the same peer and prefix, or deleting it when empty.
+  md5opt::KeyTable table;
+  for (const Md5KeyOption& earlier : keys) {
+    table.add(md5_address(earlier.peer), earlier.prefix_length, earlier.key);
+  }
+  if (const auto added = table.add(md5_address(option.peer), option.prefix_length, option.key);
+      !added) {
+    return line.fail(
+        added.error().code == ENOENT
+            ? fmt::format("bad --md5 {}=: an empty key deletes a key, and no earlier --md5 set "
+                          "one for {}",
+                          option.peer_text(), option.peer_text())
+            : fmt::format("bad --md5 {}: {}", option.peer_text(), added.error().message));
+  }
+  keys.clear();
+  for (const md5opt::KeyTable::Entry& entry : table.entries()) {
+    const auto bytes = entry.key.bytes();
+    keys.push_back({Ipv4Address{load_be32(entry.address.bytes().data())},
+                    static_cast<uint8_t>(entry.prefix_length),
+                    {bytes.begin(), bytes.end()}});
+  }
+}
+
+std::optional<std::vector<uint8_t>> parse_md5_key(CommandLine& line, std::string_view text,
+                                                  const Md5KeySource& source) {
+  const auto key = key_text(line, source, text);
+  if (!key) return std::nullopt;
+  std::vector<uint8_t> bytes;
   if (key->starts_with("hex:")) {
-    auto bytes = parse_hex(std::string_view(*key).substr(4));
-    if (!bytes) {
-      return line.fail(fmt::format(
-          "bad --md5 key for {}: after hex: expected pairs of hex digits (two per byte)",
-          option.peer_text()));
+    auto parsed = parse_hex(std::string_view(*key).substr(4));
+    if (!parsed) {
+      line.fail(fmt::format("bad {}: after hex: expected pairs of hex digits (two per byte)",
+                            key_subject(source)));
+      return std::nullopt;
     }
-    option.key = std::move(*bytes);
+    bytes = std::move(*parsed);
   } else {
-    option.key.assign(key->begin(), key->end());
+    bytes.assign(key->begin(), key->end());
   }
-  if (option.key.size() > kMaxMd5KeyLength) {
-    return line.fail(fmt::format(
-        "bad --md5 key for {}: {} bytes; TCP-MD5 keys are 1 to {} bytes (TCP_MD5SIG_MAXKEYLEN)",
-        option.peer_text(), option.key.size(), kMaxMd5KeyLength));
+  if (bytes.size() > md5opt::kMaxKeySize) {
+    line.fail(fmt::format("bad {}: {} bytes; TCP-MD5 keys are 1 to {} bytes (TCP_MD5SIG_MAXKEYLEN)",
+                          key_subject(source), bytes.size(), md5opt::kMaxKeySize));
+    return std::nullopt;
   }
-  const auto same = std::find_if(keys.begin(), keys.end(), [&](const Md5KeyOption& key) {
-    return key.prefix_length == option.prefix_length &&
-           key.peer == option.peer;  // exact, as Linux's tcp_md5_do_lookup_exact()
-  });
-  if (option.key.empty()) {
-    if (same == keys.end()) {
-      return line.fail(
-          fmt::format("bad --md5 {}=: an empty key deletes a key, and no earlier --md5 set one "
-                      "for {}",
-                      option.peer_text(), option.peer_text()));
-    }
-    keys.erase(same);
-  } else if (same != keys.end()) {
-    same->key = std::move(option.key);
-  } else {
-    keys.push_back(std::move(option));
-  }
+  return bytes;
 }
 
 std::string md5_keys_text(const std::vector<Md5KeyOption>& keys) {

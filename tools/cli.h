@@ -120,19 +120,29 @@ struct Md5KeyOption {
   std::string peer_text() const;  // "198.18.0.1" or "198.18.0.0/24"
 };
 
-// The longest key Linux takes (TCP_MD5SIG_MAXKEYLEN).
-inline constexpr size_t kMaxMd5KeyLength = 80;
-
 // The help lines for --md5, shared by serve and connect.
 extern const std::string_view kMd5OptionHelp;
 
-// Takes one --md5 value into keys with the semantics of TCP_MD5SIG on one socket: a key for a
-// peer and prefix given again replaces the earlier one, an empty key deletes it (an error
-// when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary key, or where
-// the key is: @FILE (a regular file that group and others cannot use; one trailing newline
-// ignored) or env:NAME (an environment variable); the key found there may be hex:... too.
-// Errors never show the key.
+// Takes one --md5 value into keys as md5opt::KeyTable::add() (TCP_MD5SIG on one socket) takes
+// it: a key for a peer and prefix given again replaces the earlier one, an empty key deletes
+// it (an error when there is none, as Linux's ENOENT). KEY is text, or hex:... for a binary
+// key, or where the key is: @FILE (a regular file that group and others cannot use; one
+// trailing newline ignored) or env:NAME (an environment variable); the key found there may be
+// hex:... too (parse_md5_key()). Errors never show the key.
 void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys);
+
+// Where a KEY was given, for its error messages: "--md5 key for PEER", or the option alone
+// when peer is empty ("--md5-key").
+struct Md5KeySource {
+  std::string_view option;  // "--md5", "--md5-key"
+  std::string peer;         // "198.18.0.1", "198.18.0.0/24"; empty: the option says whose
+};
+
+// One KEY into its bytes: text, hex:HEXDIGITS, @FILE or env:NAME as parse_md5_option() takes
+// them, at most md5opt::kMaxKeySize bytes (TCP_MD5SIG_MAXKEYLEN). Empty ("hex:") is left to
+// the caller: for --md5 it deletes a key. nullopt after recording the error in line.
+std::optional<std::vector<uint8_t>> parse_md5_key(CommandLine& line, std::string_view text,
+                                                  const Md5KeySource& source);
 
 // ", TCP-MD5 keys for 198.18.0.1 and 198.18.1.0/24", or "" without keys: for status lines.
 std::string md5_keys_text(const std::vector<Md5KeyOption>& keys);

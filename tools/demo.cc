@@ -258,9 +258,17 @@ Md5Counts kernel_md5_counts() {
 }
 
 Md5Counts our_md5_counts(const Stack& stack) {
-  return {stack.counters()[Counter::TcpExtTCPMD5NotFound],
-          stack.counters()[Counter::TcpExtTCPMD5Unexpected],
-          stack.counters()[Counter::TcpExtTCPMD5Failure]};
+  const auto drops = [&](md5opt::Md5Verdict verdict) {
+    return stack.counters().drops(md5_drop_case(verdict).reason);
+  };
+  return {drops(md5opt::Md5Verdict::NotFound), drops(md5opt::Md5Verdict::Unexpected),
+          drops(md5opt::Md5Verdict::Failure)};
+}
+
+// "TcpExtTCPMD5Failure: signed with another key (wrong digest)", as tapstack's tools say it.
+std::string md5_drop_said(md5opt::Md5Verdict verdict) {
+  const Md5DropCase& drop = md5_drop_case(verdict);
+  return fmt::format("{}: {}", drop_reason_counters(drop.reason), drop.meaning);
 }
 
 // Both sides' RFC 2385 drop counters over one screen, side by side.
@@ -383,10 +391,12 @@ bool md5_wrong_key_screen(cli::Session& session) {
   const Md5Baseline baseline(session.stack());
   kernel_tries(session, "54321", kSeedKey, 6667);
   baseline.show(session.stack());
-  fmt::print("   RFC 2385 §2.0: a segment whose digest does not verify is dropped without a\n"
-             "   reply, so a forged RST or SYN cannot touch the connection. The SYN and its\n"
-             "   retransmission died at our inbound check (tcp_v4_inbound_md5_hash), counted\n"
-             "   as TCPMD5Failure.\n");
+  fmt::print(
+      "   RFC 2385 §2.0: a segment whose digest does not verify is dropped without a\n"
+      "   reply, so a forged RST or SYN cannot touch the connection. The SYN and its\n"
+      "   retransmission died at our inbound check (tcp_v4_inbound_md5_hash), counted\n"
+      "   as {}.\n",
+      md5_drop_said(md5opt::Md5Verdict::Failure));
   const Md5Counts moved = our_md5_counts(session.stack()) - baseline.ours;
   return moved.failure >= 1 && moved.not_found == 0 && moved.unexpected == 0;
 }
@@ -396,8 +406,10 @@ bool md5_missing_key_screen(cli::Session& session) {
   const Md5Baseline baseline(session.stack());
   kernel_tries(session, "", kSeedKey, 6668);
   baseline.show(session.stack());
-  fmt::print("   RFC 2385 §2.0: when a key is configured, an unsigned segment is dropped as if\n"
-             "   forged: TCPMD5NotFound.\n");
+  fmt::print(
+      "   RFC 2385 §2.0: when a key is configured, an unsigned segment is dropped as if\n"
+      "   forged: {}.\n",
+      md5_drop_said(md5opt::Md5Verdict::NotFound));
   const Md5Counts moved = our_md5_counts(session.stack()) - baseline.ours;
   return moved.not_found >= 1 && moved.failure == 0 && moved.unexpected == 0;
 }

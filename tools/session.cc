@@ -256,26 +256,18 @@ Status Session::run(const Step& step) {
 
 void Session::report_md5_drops(Instant now, bool final) {
   constexpr Duration kInterval = Duration::seconds(1);
-  struct Kind {
-    Counter counter;
-    std::string_view meaning;
-  };
-  static constexpr std::array<Kind, 3> kKinds = {{
-      {Counter::TcpExtTCPMD5NotFound, "unsigned, from a peer we have a key for"},
-      {Counter::TcpExtTCPMD5Unexpected, "signed, from a peer we have no key for"},
-      {Counter::TcpExtTCPMD5Failure, "signed with another key (wrong digest)"},
-  }};
   if (!final && !md5_report_time_.is_never() && now < md5_report_time_ + kInterval) return;
   std::string parts;
   uint64_t total = 0;
-  for (size_t i = 0; i < kKinds.size(); ++i) {
-    const uint64_t value = stack_->counters().get(kKinds[i].counter);
+  for (size_t i = 0; i < kMd5DropCases.size(); ++i) {
+    const Md5DropCase& drop = kMd5DropCases[i];
+    const uint64_t value = stack_->counters().drops(drop.reason);
     const uint64_t fresh = value - md5_drops_reported_[i];
     md5_drops_reported_[i] = value;
     if (fresh == 0) continue;
     total += fresh;
-    parts += fmt::format("{}{} {} ({})", parts.empty() ? "" : "; ", fresh, kKinds[i].meaning,
-                         counter_name(kKinds[i].counter));
+    parts += fmt::format("{}{} {} ({})", parts.empty() ? "" : "; ", fresh, drop.meaning,
+                         drop_reason_counters(drop.reason));
   }
   if (total == 0) return;
   md5_report_time_ = now;

@@ -12,6 +12,7 @@
 
 #include "stack/error.h"
 #include "stack/stack.h"
+#include "stack/tcp_layer.h"
 #include "tap/event_loop.h"
 #include "tap/netlink.h"
 #include "tap/pcap_writer.h"
@@ -109,7 +110,7 @@ class Session {
   std::string start_warning_;
   uint32_t mtu_ = 0;
   int stopped_by_ = 0;
-  std::array<uint64_t, 3> md5_drops_reported_{};  // NotFound, Unexpected, Failure
+  std::array<uint64_t, kMd5DropCases.size()> md5_drops_reported_{};  // by kMd5DropCases row
   Instant md5_report_time_ = Instant::never();
   std::optional<Error> pcap_error_;
   std::unique_ptr<Stack> stack_;

@@ -360,6 +360,40 @@ TEST_CASE("--md5 PEER=env:NAME: the key from the environment") {
   CHECK(key_text(literal.keys[0]) == "@k");
 }
 
+// One KEY alone, as tapstack bgp's --md5-key gives it: the forms and limits of --md5's KEY,
+// errors said of the option.
+TEST_CASE("parse_md5_key: one KEY in every form, md5opt's length limit, errors of its option") {
+  struct Parsed {
+    std::optional<std::vector<uint8_t>> key;
+    std::string error;
+  };
+  const auto parse = [](std::string_view text) {
+    const std::vector<std::string_view> none;
+    CommandLine line(none);
+    Parsed parsed{parse_md5_key(line, text, {"--md5-key", ""}), ""};
+    if (line.error()) parsed.error = line.error()->message;
+    return parsed;
+  };
+  CHECK(parse("12345").key == std::vector<uint8_t>{'1', '2', '3', '4', '5'});
+  CHECK(parse("hex:00ff").key == std::vector<uint8_t>{0x00, 0xff});
+  CHECK(parse("hex:").key == std::vector<uint8_t>{});  // empty: the caller decides
+  REQUIRE(setenv("TAPSTACK_TEST_KEY", "hex:3132", 1) == 0);
+  CHECK(parse("env:TAPSTACK_TEST_KEY").key == std::vector<uint8_t>{'1', '2'});
+  const std::string file = key_file("one-key", "k\n", 0600);
+  CHECK(parse("@" + file).key == std::vector<uint8_t>{'k'});
+  CHECK(parse(std::string(80, 'k')).key.has_value());
+  CHECK(parse(std::string(81, 'k')).error ==
+        "bad --md5-key: 81 bytes; TCP-MD5 keys are 1 to 80 bytes (TCP_MD5SIG_MAXKEYLEN)");
+  CHECK(parse("hex:zz").error ==
+        "bad --md5-key: after hex: expected pairs of hex digits (two per byte)");
+  unsetenv("TAPSTACK_TEST_UNSET");
+  CHECK(parse("env:TAPSTACK_TEST_UNSET").error ==
+        "bad --md5-key: environment variable TAPSTACK_TEST_UNSET is not set");
+  const std::string open_file = key_file("open-key", "k", 0644);
+  CHECK(parse("@" + open_file).error.starts_with(
+      fmt::format("bad --md5-key file '{}': mode 0644", open_file)));
+}
+
 TEST_CASE("--md5 on serve and connect") {
   const auto serve = parse_serve(std::vector<std::string_view>{
       "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "6666", "--md5", "198.18.0.1=12345",

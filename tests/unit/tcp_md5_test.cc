@@ -34,6 +34,7 @@ ByteView tcp_of(const Bytes& frame) {
 class SignedScript : public TcpScript {
  public:
   // The peer sends a segment signed with k (from_port as its port); returns the raw answers.
+  // An empty k: the segment goes unsigned.
   std::vector<Bytes> send_signed(std::string_view k, uint8_t flags, uint32_t seq, uint32_t ack,
                                  uint16_t from_port = kPeerPort, uint16_t to_port = kOurPort) {
     Tins::TCP tcp(to_port, from_port);
@@ -41,13 +42,16 @@ class SignedScript : public TcpScript {
     tcp.seq(seq);
     tcp.ack_seq(ack);
     tcp.window(65535);
-    tcp.add_option(Tins::TCP::option(Tins::TCP::NOP));
-    tcp.add_option(Tins::TCP::option(Tins::TCP::NOP));
-    const std::vector<uint8_t> zeros(16, 0);
-    tcp.add_option(Tins::TCP::option(19, zeros.begin(), zeros.end()));
+    if (!k.empty()) {
+      tcp.add_option(Tins::TCP::option(Tins::TCP::NOP));
+      tcp.add_option(Tins::TCP::option(Tins::TCP::NOP));
+      const std::vector<uint8_t> zeros(16, 0);
+      tcp.add_option(Tins::TCP::option(19, zeros.begin(), zeros.end()));
+    }
     if (flags & SYN) tcp.mss(1460);
     Tins::IP datagram = ip_from_peer() / tcp;
     Bytes frame = frame_from_peer(datagram);
+    if (k.empty()) return inject(frame);
     const size_t ip_length = load_be16(&frame[kEthernetHeaderSize + 2]);
     MutableByteView segment{frame.data() + kEthernetHeaderSize + 20, ip_length - 20};
     const auto digest_at = md5opt::find_md5_option(segment);
@@ -66,15 +70,26 @@ class SignedScript : public TcpScript {
     return md5opt::inbound_verdict(signer, keys, *segment) == md5opt::Md5Verdict::Ok;
   }
   // A signed handshake with a listener holding k for the peer; returns the accepted socket.
+  // An empty k: a listener without keys, and an unsigned handshake.
   SocketId establish_signed(std::string_view k) {
     listener = *tcp().listen(kOurPort, 4);
-    REQUIRE(tcp().set_md5_key(listener, ip(kPeerIp), 32, key(k)));
+    if (!k.empty()) REQUIRE(tcp().set_md5_key(listener, ip(kPeerIp), 32, key(k)));
     const auto synack = send_signed(k, SYN, kPeerIss, 0);
     REQUIRE(synack.size() == 1);
-    REQUIRE(verifies(synack[0], k));
+    REQUIRE((k.empty() || verifies(synack[0], k)));
     iss = segments(synack)[0].seq;
     REQUIRE(send_signed(k, ACK, kPeerIss + 1, iss + 1).empty());
     return *tcp().accept(listener);
+  }
+  // establish_signed(k), then we close first and the peer's FIN puts us in TIME-WAIT.
+  SocketId time_wait_signed(std::string_view k) {
+    const SocketId id = establish_signed(k);
+    REQUIRE(tcp().shutdown(id, ShutdownHow::Write, now));
+    REQUIRE(drain().size() == 1);
+    send_signed(k, ACK, kPeerIss + 1, iss + 2);
+    REQUIRE(send_signed(k, FIN | ACK, kPeerIss + 1, iss + 2).size() == 1);
+    REQUIRE(state(id) == TcpState::TimeWait);
+    return id;
   }
 
   md5opt::Md5Signer signer;
@@ -156,10 +171,10 @@ TEST_CASE("trace: a signed handshake and a wrong digest, step by step in Linux's
   REQUIRE(lines.size() == 2);
   const std::string& rx = lines[0];
   const std::string& tx = lines[1];
-  for (const char* step :
-       {" S seq=", "checksum ok", "lookup: listener :",
-        "md5: key for 198.18.0.1 expected, option found, digest ok (tcp_v4_inbound_md5_hash)",
-        "syn → new connection", "(tcp_conn_request)"}) {
+  for (const char* step : {" S seq=", "(tcp_v4_rcv) | checksum ok", "lookup: listener :",
+                           "md5: key for 198.18.0.1 expected (tcp_md5_do_lookup), option found "
+                           "(tcp_parse_md5sig_option), digest ok (tcp_v4_inbound_md5_hash)",
+                           "syn → new connection", "(tcp_conn_request)"}) {
     CHECK(rx.find(step) != std::string::npos);
   }
   CHECK(tx.starts_with("tx "));
@@ -176,6 +191,102 @@ TEST_CASE("trace: a signed handshake and a wrong digest, step by step in Linux's
   CHECK(lines[0].find("dropped") != std::string::npos);
   CAPTURE(lines[0]);
   CHECK(lines[0].find("TcpExtTCPMD5Failure") != std::string::npos);
+  CHECK(lines[0].find("digest ok") == std::string::npos);
+}
+
+TEST_CASE(
+    "trace: a reset for no socket and a TIME-WAIT ACK name the Linux functions that send them") {
+  SignedScript t;
+  const SocketId id = t.time_wait_signed("12345");
+  std::vector<std::string> lines;
+  t.stack.trace().set_sink([&](std::string_view line) { lines.emplace_back(line); });
+  REQUIRE(t.send_signed("12345", FIN | ACK, P, t.iss + 2).size() == 1);
+  REQUIRE(lines.size() == 2);
+  CAPTURE(lines[1]);
+  CHECK(lines[1].find("options: md5 reserved 20 bytes first (tcp_v4_timewait_ack) | md5 option "
+                      "written, digest slot at +24 (tcp_v4_send_ack) | digest filled late "
+                      "(tcp_v4_md5_hash_hdr)") != std::string::npos);
+  CHECK(t.state(id) == TcpState::TimeWait);
+  // A signed segment for no socket, verified by the key of a listener on its source port.
+  const SocketId l = *t.tcp().listen(179, 4);
+  REQUIRE(t.tcp().set_md5_key(l, ip(kPeerIp), 32, key("bgp-key")));
+  lines.clear();
+  REQUIRE(t.send_signed("bgp-key", ACK, 5000, 7000, 179, 40001).size() == 1);
+  REQUIRE(lines.size() == 2);
+  CAPTURE(lines[0]);
+  CAPTURE(lines[1]);
+  CHECK(lines[0].find("md5: key for 198.18.0.1 expected (tcp_md5_do_lookup), option found "
+                      "(tcp_parse_md5sig_option), digest ok") != std::string::npos);
+  CHECK(lines[1].find("options: md5 reserved 20 bytes first (tcp_v4_send_reset) | md5 option "
+                      "written, digest slot at +24 (tcp_v4_send_reset) | digest filled late "
+                      "(tcp_v4_md5_hash_hdr)") != std::string::npos);
+  // Unsigned, for no socket: RFC 2385 is not in use, and the trace says nothing of it (no
+  // "digest ok"); the reset goes unsigned.
+  lines.clear();
+  REQUIRE(t.send_signed("", SYN, 9000, 0, 40002, 7777).size() == 1);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find("md5") == std::string::npos);
+  CHECK(lines[1].find("md5") == std::string::npos);
+}
+
+TEST_CASE("RFC 2385's three drops are spelled once: verdict, drop reason, counter, meaning") {
+  for (const Md5DropCase& drop : kMd5DropCases) {
+    CAPTURE(md5opt::to_string(drop.verdict));
+    CHECK_FALSE(md5opt::accepted(drop.verdict));
+    CHECK(&md5_drop_case(drop.verdict) == &drop);
+    CHECK(drop_reason_counters(drop.reason) == md5opt::nstat_counter(drop.verdict));
+    CHECK_FALSE(drop.meaning.empty());
+  }
+}
+
+// RFC 1122 §4.2.2.13: a SYN beyond TIME-WAIT reopens the connection. It is the listener's SYN
+// then, checked with the listener's key as it is now, as Linux does (TCP_TW_SYN, then the
+// listener's tcp_inbound_hash()); the old connection's key does not matter. A SYN that fails
+// is dropped unanswered and leaves TIME-WAIT as it was.
+TEST_CASE("a SYN reusing a TIME-WAIT pair is checked with the listener's key of now") {
+  struct Case {
+    std::string_view name;
+    std::string_view old_key;       // the listener's key when the old connection began
+    std::string_view listener_key;  // its key now ("": none)
+    std::string_view syn_key;       // what the new SYN is signed with ("": unsigned)
+    std::optional<DropReason> dropped;
+  };
+  const Case cases[] = {
+      {"no key before, a key added, unsigned SYN", "", "new", "", DropReason::Md5NotFound},
+      {"no key before, a key added, SYN signed with it", "", "new", "new", std::nullopt},
+      {"key changed, SYN signed with the old one", "old", "new", "old", DropReason::Md5Failure},
+      {"key changed, SYN signed with the new one", "old", "new", "new", std::nullopt},
+      {"key deleted, SYN signed with the old one", "old", "", "old", DropReason::Md5Unexpected},
+      {"key deleted, unsigned SYN", "old", "", "", std::nullopt},
+      {"key kept, SYN signed with it", "old", "old", "old", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    SignedScript t;
+    const SocketId id = t.time_wait_signed(c.old_key);
+    if (c.listener_key != c.old_key) {
+      REQUIRE(t.tcp().set_md5_key(t.listener, ip(kPeerIp), 32, key(c.listener_key)));
+    }
+    const uint32_t isn = P + 100000;
+    const auto answer = t.send_signed(c.syn_key, SYN, isn, 0);
+    if (c.dropped) {
+      CHECK(answer.empty());
+      CHECK(t.drops(*c.dropped) == 1);
+      CHECK(t.count(Counter::TcpExtTWRecycled) == 0);
+      CHECK(t.state(id) == TcpState::TimeWait);
+      continue;
+    }
+    REQUIRE(answer.size() == 1);
+    const Segment synack = SignedScript::segments(answer)[0];
+    CHECK(synack.flags == (SYN | ACK));
+    CHECK(synack.ack == isn + 1);
+    if (c.listener_key.empty()) {
+      CHECK_FALSE(md5opt::find_md5_option(tcp_of(answer[0])));
+    } else {
+      CHECK(t.verifies(answer[0], c.listener_key));
+    }
+    CHECK(t.count(Counter::TcpExtTWRecycled) == 1);
+  }
 }
 
 TEST_CASE("SYN cookies under a key: the cookie SYN-ACK is signed, and only a signed ACK redeems it") {

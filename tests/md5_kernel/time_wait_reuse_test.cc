@@ -1,0 +1,75 @@
+// RFC 1122 §4.2.2.13 under RFC 2385, with the Linux kernel holding TIME-WAIT: a SYN with a
+// higher sequence number on the old 4-tuple reopens the connection, and the kernel checks it
+// with its listener's key as the key is now (tcp_v4_rcv(): TCP_TW_SYN, then the listener's
+// tcp_inbound_hash()), not with the key the old connection had. The kernel closes first, so
+// TIME-WAIT is its own; its listener's key then changes, and the stack connects again from the
+// same port. Signed with the old key, the SYN is dropped unanswered and counted TCPMD5Failure;
+// signed with the new one, the connection forms. tests/unit/tcp_md5_test.cc asks the same of
+// the stack holding TIME-WAIT.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "tap/clock.h"
+#include "tests/md5_kernel/doctest_print.h"
+#include "tests/md5_kernel/peers.h"
+
+namespace tapstack::md5kernel {
+namespace {
+
+constexpr uint16_t kStackPort = 40123;
+const std::string kNewKey = "a key set after the old connection";
+
+// A stack socket connecting from kStackPort to the kernel's listener, signed with key.
+SocketId stack_connect(TapRig& rig, const std::string& key) {
+  Tcp& tcp = rig.tcp();
+  const SocketId id = value_or_throw(tcp.open(), "stack open");
+  set_stack_keys(tcp, id, {{kKernel, 32, key}});
+  ok_or_throw(tcp.connect(id, kKernel, kSeedPort, monotonic_now(), kStackPort), "stack connect");
+  return id;
+}
+
+// Whether the stack's socket connected and the kernel's listener accepted it within limit.
+bool handshake_done(TapRig& rig, SocketId id, const Fd& listener, Fd& accepted, Duration limit) {
+  return rig.pump_until(
+      [&] {
+        if (accepted.get() < 0) accepted = try_accept(listener.get());
+        return accepted.get() >= 0 && (rig.tcp().events(id) & socket_event::kConnected) != 0;
+      },
+      limit);
+}
+
+TEST_CASE("the kernel in TIME-WAIT checks a SYN that reopens it with its listener's key of now") {
+  TapRig rig;
+  const Fd listener = value_or_throw(
+      kernel_listen(kKernel, kSeedPort, std::vector<PeerKey>{{kStack, 32, kSeedKey}}),
+      "kernel listener");
+  const SocketId old = stack_connect(rig, kSeedKey);
+  Fd accepted;
+  REQUIRE(handshake_done(rig, old, listener, accepted, Duration::seconds(5)));
+  accepted.reset();  // the kernel's FIN first: TIME-WAIT will be the kernel's
+  REQUIRE(rig.pump_until([&] { return (rig.tcp().events(old) & socket_event::kPeerClosed) != 0; },
+                         Duration::seconds(5)));
+  REQUIRE(rig.tcp().close(old, monotonic_now()));
+  REQUIRE(rig.pump_until([&] { return rig.tcp().connection_count() == 0; }, Duration::seconds(5)));
+  ok_or_throw(set_kernel_key(listener.get(), {kStack, 32, kNewKey}), "the listener's new key");
+
+  rig.clear_log();
+  const Md5Counters before = kernel_md5_counters();
+  const SocketId stale = stack_connect(rig, kSeedKey);
+  Fd none;
+  CHECK_FALSE(handshake_done(rig, stale, listener, none, kNeverForms));
+  rig.pump_for(Duration::milliseconds(20));
+  const Outcome outcome{false, kernel_md5_counters() - before, {}, rig.log()};
+  CHECK(outcome.count(FrameDirection::Received) == 0);
+  CHECK(outcome.count(FrameDirection::Sent) >= 1);
+  CHECK(outcome.kernel == Md5Counters::only(Md5Drop::Failure, outcome.count(FrameDirection::Sent)));
+  REQUIRE(rig.tcp().close(stale, monotonic_now()));
+
+  const SocketId fresh = stack_connect(rig, kNewKey);
+  Fd reopened;
+  CHECK(handshake_done(rig, fresh, listener, reopened, Duration::seconds(5)));
+}
+
+}  // namespace
+}  // namespace tapstack::md5kernel
