@@ -273,50 +273,6 @@ TEST_CASE("after an error, an automatic restart once the idle hold time has pass
   CHECK(s.states == std::vector{State::Connect});
 }
 
-TEST_CASE("each failed attempt is reported: its number, timed out or not, the next one's time") {
-  Rig r;
-  const Instant start = r.now;
-  r.fsm.start(r.now);
-  CHECK(r.fsm.next_attempt().is_never());  // connecting
-  r.out();
-  r.advance(Duration::seconds(10));  // attempt 1 unanswered: attempt 2 at once
-  Seen s = r.out();
-  REQUIRE(s.failed.size() == 1);
-  CHECK(s.failed[0].attempt == 1);
-  CHECK(s.failed[0].timed_out);
-  CHECK(s.failed[0].next == r.now);
-
-  r.fsm.tcp_failed(r.now);  // attempt 2 refused: attempt 3 a ConnectRetry time later
-  s = r.out();
-  REQUIRE(s.failed.size() == 1);
-  CHECK(s.failed[0].attempt == 2);
-  CHECK_FALSE(s.failed[0].timed_out);
-  CHECK(s.failed[0].next == start + Duration::seconds(20));
-  CHECK(r.fsm.next_attempt() == start + Duration::seconds(20));
-
-  r.advance(Duration::seconds(10));
-  r.fsm.tcp_connected(r.now);
-  r.peer(Open::make(kPeerAs, 90, ip(198, 18, 0, 1)));
-  r.peer(Keepalive{});
-  r.fsm.tcp_failed(r.now);  // Established, then lost: the count starts again
-  CHECK(r.fsm.next_attempt() == r.now + Duration::seconds(2));  // the idle hold time
-  r.out();
-  r.advance(Duration::seconds(2));
-  r.fsm.tcp_failed(r.now);
-  s = r.out();
-  REQUIRE(s.failed.size() == 1);
-  CHECK(s.failed[0].attempt == 1);
-}
-
-TEST_CASE("passive: no attempts of ours, so none to report and no next one") {
-  Rig r(config(/*passive=*/true));
-  r.fsm.start(r.now);
-  r.fsm.tcp_connected(r.now);
-  r.fsm.tcp_failed(r.now);
-  CHECK(r.out().failed.empty());
-  CHECK(r.fsm.next_attempt().is_never());
-}
-
 TEST_CASE("ManualStop: Cease / Administrative Shutdown, Idle, and no restart") {
   Rig r;
   r.establish();
