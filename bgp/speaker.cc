@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack::bgp {
 namespace {
@@ -149,7 +149,7 @@ void Speaker::accept_new(Instant now) {
       connected_ = true;
       fsm_.tcp_connected(now);
     } else {
-      emit(ConnectionRefused{info ? info->remote_address : Ipv4Address{}, from_peer});
+      emit(ConnectionRefused{info ? info->remote_address : IpAddress{}, from_peer});
       tcp_.abort(*accepted, now);
     }
   }

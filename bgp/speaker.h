@@ -19,11 +19,11 @@
 #include "bgp/message.h"
 #include "stack/address.h"
 #include "stack/error.h"
-#include "stack/tcp.h"
+#include "stack/tcp/types.h"
 #include "stack/time.h"
 
 namespace tapstack {
-class Tcp;  // stack/tcp_layer.h
+class Tcp;  // stack/tcp/tcp.h
 }
 
 namespace tapstack::bgp {
@@ -85,7 +85,7 @@ struct ConnectionLost {
 };
 // A connection to port 179 reset at once: not from the peer, or while a session is on.
 struct ConnectionRefused {
-  Ipv4Address from;
+  IpAddress from;
   bool from_peer = false;
 };
 

@@ -10,7 +10,14 @@
 
 #include <fmt/format.h>
 
+#include "md5opt/address.h"
+
 namespace tapstack {
+
+// An address of either family: what TCP keys its connections by, and the MD5 keys their peers
+// by (md5opt/address.h). IPv4 addresses convert to it implicitly.
+using IpAddress = md5opt::IpAddress;
+using IpFamily = md5opt::IpAddress::Family;
 
 struct MacAddress {
   std::array<uint8_t, 6> bytes{};
@@ -33,6 +40,18 @@ struct Ipv4Address {
     return {uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | uint32_t{d}};
   }
   static constexpr Ipv4Address limited_broadcast() { return {0xffffffffu}; }
+  // The IPv4 address of an IpAddress; nullopt for an IPv6 one.
+  static std::optional<Ipv4Address> from(const IpAddress& address) {
+    if (!address.is_ipv4()) return std::nullopt;
+    const auto b = address.bytes();
+    return from_octets(b[0], b[1], b[2], b[3]);
+  }
+  operator IpAddress() const {  // NOLINT(google-explicit-constructor): every one is one
+    const std::array<uint8_t, 4> b{static_cast<uint8_t>(value >> 24),
+                                   static_cast<uint8_t>(value >> 16),
+                                   static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value)};
+    return IpAddress::ipv4(b);
+  }
   constexpr bool is_zero() const { return value == 0; }
   constexpr bool is_multicast() const { return (value >> 28) == 0xe; }
   constexpr bool is_limited_broadcast() const { return value == 0xffffffffu; }
@@ -68,6 +87,17 @@ struct fmt::formatter<tapstack::Ipv4Address> : fmt::formatter<std::string_view> 
   auto format(const tapstack::Ipv4Address& a, Context& ctx) const {
     return fmt::format_to(ctx.out(), "{}.{}.{}.{}", a.value >> 24, (a.value >> 16) & 0xff,
                           (a.value >> 8) & 0xff, a.value & 0xff);
+  }
+};
+
+// IPv4 as a dotted quad without a std::string; IPv6 as inet_ntop writes it.
+template <>
+struct fmt::formatter<tapstack::md5opt::IpAddress> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(const tapstack::md5opt::IpAddress& a, Context& ctx) const {
+    const auto b = a.bytes();
+    if (a.is_ipv4()) return fmt::format_to(ctx.out(), "{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
+    return fmt::format_to(ctx.out(), "{}", a.to_string());
   }
 };
 

@@ -4,7 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
@@ -30,7 +30,8 @@ Stack::Stack(StackConfig config)
       reassembler_(std::make_unique<Reassembler>(config_.reassembly, context_)),
       icmp_(std::make_unique<Icmp>(config_.icmp, config_.ipv4.address, context_,
                                    static_cast<Ipv4Output&>(*this))),
-      tcp_(std::make_unique<Tcp>(*this, config_.tcp)),
+      tcp_(std::make_unique<Tcp>(
+          TcpContext{context_, random_, static_cast<TcpIpLayer&>(*this)}, config_.tcp)),
       next_ip_id_(static_cast<uint16_t>(random_.next_u32())) {
   ip_buffer_.resize(kIpv4MaxDatagramSize);
 }
@@ -170,7 +171,13 @@ void Stack::deliver(const Ipv4Datagram& datagram, Instant now) {
   }
   if (datagram.header.protocol == kProtocolTcp) {
     counters_.add(Counter::IpInDelivers);
-    return tcp_->input(datagram, now);
+    // Linux: tcp_v4_rcv(), which answers only what was sent to us (PACKET_HOST)
+    return tcp_->input({.source = datagram.header.source,
+                        .destination = datagram.header.destination,
+                        .segment = datagram.payload,
+                        .to_us = datagram.header.destination == config_.ipv4.address,
+                        .checksum_offloaded = datagram.checksum_offloaded},
+                       now);
   }
   drop(DropReason::IpUnknownProtocol);
   icmp_->protocol_unreachable(datagram, now);
@@ -190,6 +197,26 @@ Status Stack::send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Ins
 
 Status Stack::send_ip_payload(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now) {
   return ipv4_output(dst, protocol, payload, now);
+}
+
+// TCP connects only to a unicast address of the family we have; the source is our address.
+Result<IpRoute> Stack::route(const IpAddress& remote) const {
+  const auto address = Ipv4Address::from(remote);
+  if (!address || address->is_zero() || address->is_multicast() ||
+      address->is_limited_broadcast() || *address == config_.ipv4.subnet_broadcast()) {
+    return Error{ENETUNREACH, fmt::format("cannot connect to {}", remote)};
+  }
+  return IpRoute{.source = config_.ipv4.address, .mtu = config_.mtu};
+}
+
+Status Stack::send_segment(const IpAddress& source, const IpAddress& destination,
+                           ByteView segment, Instant now, const FrameOffload& offload) {
+  const auto to = Ipv4Address::from(destination);
+  if (!to || Ipv4Address::from(source) != config_.ipv4.address) {
+    drop(DropReason::IpOutNoRoute);
+    return Error{ENETUNREACH, "no IPv4 route for that segment"};
+  }
+  return ipv4_output(*to, kProtocolTcp, segment, now, offload);
 }
 
 // Routes, then sends payload as one datagram or as fragments of at most the MTU.

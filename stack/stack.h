@@ -4,9 +4,10 @@
 // virtual time, and under a fuzzer.
 //
 // Ethernet in and out, IPv4 in and out, and the wiring of the layers: ARP (stack/arp.h),
-// reassembly (stack/reassembly.h), ICMP (stack/icmp.h) and TCP (stack/tcp_layer.h) each own
-// their part and config; they share the counters, the trace and the one drop path
-// (stack/layer_context.h).
+// reassembly (stack/reassembly.h), ICMP (stack/icmp.h) and TCP (stack/tcp/tcp.h, a library of
+// its own) each own their part and config; they share the counters, the trace and the one
+// drop path (stack/layer_context.h). TCP reaches IP through the TcpIpLayer interface the
+// Stack implements (stack/tcp/context.h).
 //
 // RFCs to have read: 826 (ARP), 791 and 1122 §3.2 (IPv4), 815 (reassembly), 5722 (overlapping
 // fragments), 792 (ICMP), 1812 §4.3.2.8 (ICMP error rate limiting).
@@ -30,7 +31,8 @@
 #include "stack/layer_context.h"
 #include "stack/random.h"
 #include "stack/reassembly.h"
-#include "stack/tcp.h"
+#include "stack/tcp/context.h"
+#include "stack/tcp/types.h"
 #include "stack/time.h"
 #include "stack/trace.h"
 
@@ -52,7 +54,7 @@ struct StackConfig {
 
 class Tcp;
 
-class Stack : private EthernetOutput, private Ipv4Output {
+class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
  public:
   // offload: zero unless the sink was installed with LinkOffloads it can take.
   using TransmitSink = std::function<void(ByteView frame, const FrameOffload& offload)>;
@@ -84,7 +86,7 @@ class Stack : private EthernetOutput, private Ipv4Output {
   // offloads: what the sink's link takes (TCP segmentation: TCP sends segments of up to
   // 64 KiB to peers whose segments are not signed, for the link to cut).
   void set_transmit_sink(TransmitSink sink, LinkOffloads offloads = {});
-  const LinkOffloads& link_offloads() const { return offloads_; }
+  const LinkOffloads& link_offloads() const override { return offloads_; }
 
   // ICMP echo request (ping) to dst; replies arrive through poll_echo_reply().
   Status send_echo_request(Ipv4Address dst, uint16_t id, uint16_t sequence, ByteView payload,
@@ -93,7 +95,7 @@ class Stack : private EthernetOutput, private Ipv4Output {
   // Sends payload as one IPv4 datagram (fragmented to the MTU when it must be).
   Status send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
 
-  // TCP sockets: listen, accept, connect, send, receive, close, ... (stack/tcp_layer.h).
+  // TCP sockets: listen, accept, connect, send, receive, close, ... (stack/tcp/tcp.h).
   Tcp& tcp() { return *tcp_; }
   const Tcp& tcp() const { return *tcp_; }
 
@@ -105,7 +107,6 @@ class Stack : private EthernetOutput, private Ipv4Output {
   size_t reassembly_bytes() const;
 
  private:
-  friend class Tcp;
   void ipv4_input(ByteView packet, Instant now, const FrameOffload& offload);
   void deliver(const Ipv4Datagram& datagram, Instant now);
   // offload.segment_size: payload is one TCP segment larger than the MTU for the link to cut
@@ -119,6 +120,10 @@ class Stack : private EthernetOutput, private Ipv4Output {
   // queue.
   void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
                   const FrameOffload& offload) override;
+  // TcpIpLayer, for TCP.
+  Result<IpRoute> route(const IpAddress& remote) const override;
+  Status send_segment(const IpAddress& source, const IpAddress& destination, ByteView segment,
+                      Instant now, const FrameOffload& offload) override;
   // The one drop path (LayerContext::drop).
   void drop(DropReason reason) { context_.drop(reason); }
 

@@ -2,7 +2,7 @@
 
 #include <malloc.h>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 

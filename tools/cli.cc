@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "md5opt/key_table.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/system_error.h"
 #include "tap/tap_device.h"
 
@@ -525,9 +525,9 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
   // it: replacing a key for the same peer and prefix, or deleting it when empty.
   md5opt::KeyTable table;
   for (const Md5KeyOption& earlier : keys) {
-    table.add(md5_address(earlier.peer), earlier.prefix_length, earlier.key);
+    table.add(IpAddress(earlier.peer), earlier.prefix_length, earlier.key);
   }
-  if (const auto added = table.add(md5_address(option.peer), option.prefix_length, option.key);
+  if (const auto added = table.add(IpAddress(option.peer), option.prefix_length, option.key);
       !added) {
     return line.fail(
         added.error().code == ENOENT

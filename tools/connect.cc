@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/clock.h"
 #include "tools/report.h"
 #include "tools/session.h"

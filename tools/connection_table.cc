@@ -5,9 +5,11 @@
 namespace tapstack::cli {
 namespace {
 
-std::string endpoint(Ipv4Address address, uint16_t port) {
+// As ss prints them: 198.18.0.2:179, [2001:db8::2]:179.
+std::string endpoint(const IpAddress& address, uint16_t port) {
   if (port == 0) return "*:*";
-  return fmt::format("{}:{}", address, port);
+  if (address.is_ipv4()) return fmt::format("{}:{}", address, port);
+  return fmt::format("[{}]:{}", address, port);
 }
 
 std::string milliseconds(Duration duration) {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack::cli {
 

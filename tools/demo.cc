@@ -24,7 +24,7 @@
 #include <fmt/format.h>
 
 #include "stack/checksum.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/clock.h"
 #include "tap/netlink.h"
 #include "tools/session.h"

@@ -28,7 +28,7 @@
 
 #include "md5opt/signer.h"
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/sim/hosts.h"
 
 namespace tapstack {

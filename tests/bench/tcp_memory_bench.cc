@@ -31,8 +31,8 @@
 #include <fmt/format.h>
 
 #include "stack/stack.h"
-#include "stack/tcp_connection.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/connection.h"
+#include "stack/tcp/tcp.h"
 #include "tap/memory_release.h"
 #include "tests/sim/hosts.h"
 #include "tests/sim/network.h"
@@ -209,7 +209,7 @@ double heap_per_entry(size_t n, Fill fill) {
   return static_cast<double>(heap_in_use() - before) / static_cast<double>(n);
 }
 
-// The parts of the control block (stack/tcp_connection.h), each group from its first field to
+// The parts of the control block (stack/tcp/connection.h), each group from its first field to
 // the next group's, padding included.
 void print_control_block() {
 #pragma GCC diagnostic push
@@ -265,7 +265,9 @@ void print_control_block() {
   });
   const double by_flow = heap_per_entry(kEntries, [](size_t n) {
     std::unordered_map<FlowKey, SocketId, FlowKeyHash> m;
-    for (size_t i = 0; i < n; ++i) m.emplace(FlowKey{static_cast<uint32_t>(i), 1, 2}, 0);
+    for (size_t i = 0; i < n; ++i) {
+      m.emplace(FlowKey{Ipv4Address{static_cast<uint32_t>(i)}, Ipv4Address{1}, 1, 2}, 0);
+    }
     return m;
   });
   fmt::print("Heap per idle end (malloc's chunk headers and the tables' buckets included):\n");

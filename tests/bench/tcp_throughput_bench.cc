@@ -26,7 +26,7 @@
 #include <fmt/format.h>
 
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/clock.h"
 #include "tap/event_loop.h"
 #include "tap/netlink.h"

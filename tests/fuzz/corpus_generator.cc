@@ -18,7 +18,7 @@
 
 #include "md5opt/option.h"
 #include "stack/ipv4.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/frames.h"
 #include "tests/fuzz/world.h"
 
@@ -119,7 +119,7 @@ Record PeerRun::record_of(Bytes frame) {
     store_be32(&frame[kTcpAt + 8], tcp->ack - state.snd_max);
     fixups |= fixup::kRelative;
     static const md5opt::KeyTable keys = world::peer_keys();
-    const auto* expected = keys.lookup(md5_address(tcp->source));
+    const auto* expected = keys.lookup(IpAddress(tcp->source));
     const bool right_key = spec_.key && expected &&
                            std::ranges::equal(expected->bytes(), md5opt::text_bytes(*spec_.key));
     if (right_key) fixups |= fixup::kSign;

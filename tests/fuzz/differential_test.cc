@@ -30,7 +30,7 @@
 #include "md5opt/option.h"
 #include "stack/ipv4.h"
 #include "stack/random.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/fuzz/fixups.h"
 #include "tests/fuzz/frames.h"
 #include "tests/fuzz/mutator.h"

@@ -6,7 +6,7 @@
 
 #include "stack/ipv4.h"
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/frames.h"
 
 namespace tapstack {

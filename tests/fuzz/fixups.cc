@@ -7,8 +7,8 @@
 #include "stack/frame.h"
 #include "stack/ipv4.h"
 #include "stack/seq.h"
-#include "stack/tcp_header.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/header.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack::fuzz {
 namespace {
@@ -60,10 +60,10 @@ void rewrite_relative(const Layout& l, const FlowTracker& flows) {
 void sign(const Layout& l, const FixupContext& context) {
   const auto digest_at = md5opt::find_md5_option(l.transport);
   if (!digest_at) return;
-  const md5opt::Md5Key* key = context.peer_keys.lookup(md5_address(l.source));
+  const md5opt::Md5Key* key = context.peer_keys.lookup(IpAddress(l.source));
   const ByteView key_bytes = key ? key->bytes() : md5opt::text_bytes(kStrangerKey);
   store_be16(l.transport.data() + 16, 0);
-  (void)context.signer.sign_in_place(md5_address(l.source), md5_address(l.destination), l.transport,
+  (void)context.signer.sign_in_place(IpAddress(l.source), IpAddress(l.destination), l.transport,
                                      *digest_at, key_bytes);
 }
 

@@ -4,7 +4,7 @@
 
 #include "stack/checksum.h"
 #include "stack/ipv4.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 
 namespace tapstack::fuzz {
 namespace {

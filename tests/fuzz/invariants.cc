@@ -8,7 +8,7 @@
 #include "md5opt/option.h"
 #include "md5opt/verdict.h"
 #include "stack/checksum.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack::fuzz {
 namespace {
@@ -177,7 +177,7 @@ void check_sockets(const Stack& stack, const WorldFacts& facts, Violations& v) {
   // Setup made 3; each step adds at most one by a SYN and one by the application.
   v.check(tcp.connection_count() <= 3 + 2 * facts.steps, "{} connections after {} steps",
           tcp.connection_count(), facts.steps);
-  std::set<std::tuple<uint32_t, uint16_t, uint16_t>> flows;
+  std::set<std::tuple<std::string, uint16_t, uint16_t>> flows;
   for (const SocketId id : ids) {
     const auto info = tcp.info(id);
     if (!info) continue;  // the application let go of it; the stack still runs it
@@ -188,7 +188,8 @@ void check_sockets(const Stack& stack, const WorldFacts& facts, Violations& v) {
     check_events(id, *info, tcp.events(id), v);
     check_reachable(id, *info, facts, v);
     if (one_of(info->state, {TcpState::Closed, TcpState::Listen})) continue;
-    const auto flow = std::tuple{info->remote_address.value, info->remote_port, info->local_port};
+    const auto flow =
+        std::tuple{info->remote_address.to_string(), info->remote_port, info->local_port};
     v.check(flows.insert(flow).second, "two sockets on {}:{} ← :{}", info->remote_address,
             info->remote_port, info->local_port);
   }
@@ -275,7 +276,7 @@ void SentFrameChecker::check_tcp(const Ipv4Datagram& datagram, const FlowTracker
 void SentFrameChecker::check_signature(const TcpSegment& segment, const Ipv4Datagram& datagram,
                                        const SigningRules& rules, Violations& v) {
   const Ipv4Address peer = datagram.header.destination;
-  const md5opt::Md5Key* key = peer_keys_.lookup(md5_address(peer));
+  const md5opt::Md5Key* key = peer_keys_.lookup(IpAddress(peer));
   const auto digest_at = md5opt::find_md5_option(segment.header);
   const bool must_sign = std::any_of(
       rules.signed_flows.begin(), rules.signed_flows.end(), [&](const SigningRules::Flow& f) {
@@ -288,7 +289,7 @@ void SentFrameChecker::check_signature(const TcpSegment& segment, const Ipv4Data
   v.check(digest_at || !key || !must_sign, "sent {} unsigned", what);
   if (!digest_at) return;
   if (!key) return v.add(fmt::format("sent {} signed, but the peer has no key", what));
-  const md5opt::TcpSegment signed_segment{md5_address(datagram.header.source), md5_address(peer),
+  const md5opt::TcpSegment signed_segment{IpAddress(datagram.header.source), IpAddress(peer),
                                           segment.header, segment.payload};
   v.check(
       md5opt::inbound_verdict(signer_, key, digest_at, signed_segment) == md5opt::Md5Verdict::Ok,

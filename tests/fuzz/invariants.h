@@ -12,7 +12,7 @@
 #include "md5opt/signer.h"
 #include "stack/ipv4.h"
 #include "stack/stack.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/fuzz/fixups.h"
 #include "tests/fuzz/violations.h"
 

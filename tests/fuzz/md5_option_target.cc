@@ -5,7 +5,7 @@
 
 #include "md5opt/option.h"
 #include "md5opt/verdict.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/records.h"
 #include "tests/fuzz/targets.h"
 
@@ -14,8 +14,8 @@ namespace {
 
 using md5opt::Md5Verdict;
 
-const md5opt::IpAddress kMd5Source = md5_address(Ipv4Address::from_octets(198, 18, 0, 1));
-const md5opt::IpAddress kMd5Destination = md5_address(Ipv4Address::from_octets(198, 18, 0, 2));
+const md5opt::IpAddress kMd5Source = IpAddress(Ipv4Address::from_octets(198, 18, 0, 1));
+const md5opt::IpAddress kMd5Destination = IpAddress(Ipv4Address::from_octets(198, 18, 0, 2));
 
 std::optional<size_t> expected_header_size(ByteView tcp) {
   if (tcp.size() < 20) return std::nullopt;

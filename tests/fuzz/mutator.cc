@@ -4,8 +4,8 @@
 #include <array>
 
 #include "stack/ipv4.h"
-#include "stack/tcp_header.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/header.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/world.h"
 
 namespace tapstack::fuzz {
@@ -194,7 +194,7 @@ Record Mutator::tcp_record() {
     flow.our_port = chance(0.8) ? kListenPort : kClosedPort;
   }
   static const md5opt::KeyTable keys = peer_keys();
-  const bool has_key = keys.lookup(md5_address(flow.peer)) != nullptr;
+  const bool has_key = keys.lookup(IpAddress(flow.peer)) != nullptr;
   const bool sign = has_key ? !chance(0.05) : chance(0.05);  // now and then the wrong way
   TcpFrame f;
   f.destination_mac = mac_of(kUs);

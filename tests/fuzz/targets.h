@@ -12,7 +12,7 @@
 
 namespace tapstack::fuzz {
 
-// parse_tcp() and parse_tcp_options() (stack/tcp_header.h) on one segment. Input: a control
+// parse_tcp() and parse_tcp_options() (stack/tcp/header.h) on one segment. Input: a control
 // byte (bit 0: fix the checksum first; bit 1: parse the raw options as a SYN's), then the
 // TCP segment, from 198.18.0.1 to 198.18.0.2.
 Violations fuzz_tcp_header(ByteView input);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "md5opt/option.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/fuzz/records.h"
 #include "tests/fuzz/targets.h"
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/frames.h"
 
 namespace tapstack::fuzz {
@@ -25,8 +25,8 @@ StackConfig stack_config() {
 
 md5opt::KeyTable peer_keys() {
   md5opt::KeyTable keys;
-  (void)keys.add(md5_address(kSignedPeer), md5opt::text_bytes(kSignedKey));
-  (void)keys.add(md5_address(kPrefix), kPrefixLength, md5opt::text_bytes(kPrefixKey));
+  (void)keys.add(IpAddress(kSignedPeer), md5opt::text_bytes(kSignedKey));
+  (void)keys.add(IpAddress(kPrefix), kPrefixLength, md5opt::text_bytes(kPrefixKey));
   return keys;
 }
 

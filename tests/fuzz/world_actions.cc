@@ -3,7 +3,7 @@
 // fine here: only crashes and broken invariants are findings.
 #include <numeric>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/fuzz/world.h"
 
 namespace tapstack::fuzz {

@@ -12,8 +12,8 @@
 #include "md5opt/option.h"
 #include "md5opt/signer.h"
 #include "stack/checksum.h"
-#include "stack/tcp_header.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/header.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack::md5kernel {
 namespace {
@@ -34,7 +34,7 @@ size_t option_space(Signature signature) {
 // The digest of `tcp` (its options ignored, RFC 2385 §2.0) from flow.from to flow.to.
 md5opt::Digest digest_of(const Flow& flow, ByteView tcp, const std::string& key) {
   md5opt::Md5Signer signer;
-  const auto segment = md5opt::split_segment(md5_address(flow.from), md5_address(flow.to), tcp);
+  const auto segment = md5opt::split_segment(IpAddress(flow.from), IpAddress(flow.to), tcp);
   if (!segment) throw std::runtime_error("crafted segment: no TCP header");
   const auto digest =
       signer.digest(*segment, {reinterpret_cast<const uint8_t*>(key.data()), key.size()});

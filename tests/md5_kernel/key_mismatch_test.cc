@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/md5_kernel/doctest_print.h"
 #include "tests/md5_kernel/peers.h"
 

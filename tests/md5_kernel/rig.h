@@ -12,7 +12,7 @@
 
 #include "stack/address.h"
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/event_loop.h"
 #include "tap/tap_device.h"
 

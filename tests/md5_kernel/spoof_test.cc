@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "md5opt/option.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/md5_kernel/craft.h"
 #include "tests/md5_kernel/doctest_print.h"
 #include "tests/md5_kernel/peers.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "stack/bytes.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "stack/time.h"
 #include "tests/support/byte_pattern.h"
 

@@ -8,7 +8,7 @@
 // flood, mirrored, as the oracle.
 #include <doctest/doctest.h>
 
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tap/clock.h"
 #include "tests/md5_kernel/craft.h"
 #include "tests/md5_kernel/doctest_print.h"

@@ -16,7 +16,7 @@
 
 #include "bgp/speaker.h"
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/sim/frames.h"
 #include "tests/sim/hosts.h"
 #include "tests/sim/network.h"

@@ -10,7 +10,7 @@
 
 #include <doctest/doctest.h>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/support/harness.h"
 
 namespace tapstack::test {

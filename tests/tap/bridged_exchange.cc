@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tap/clock.h"
 #include "tap/event_loop.h"
 #include "tap/tap_device.h"

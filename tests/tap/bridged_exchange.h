@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "stack/tcp.h"
+#include "stack/tcp/types.h"
 #include "tests/support/kernel_socket.h"
 
 namespace tapstack::testing {

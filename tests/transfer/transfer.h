@@ -12,7 +12,7 @@
 
 #include "stack/random.h"
 #include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 #include "tests/sim/network.h"
 
 namespace tapstack::test {

@@ -14,7 +14,7 @@
 #include "md5opt/option.h"
 #include "stack/checksum.h"
 #include "stack/random.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 #include "tests/support/tcp_script.h"
 
 namespace tapstack::test {

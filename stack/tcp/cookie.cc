@@ -19,8 +19,7 @@
 #include <algorithm>
 
 #include "md5opt/option.h"
-#include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
@@ -48,23 +47,22 @@ uint32_t tick_at(Instant now) { return static_cast<uint32_t>(now.ns() / kCookieT
 
 }  // namespace
 
-uint32_t Tcp::cookie_hash(Ipv4Address source, uint16_t source_port, uint16_t port, Seq peer_isn,
-                          uint32_t tick) const {
-  const uint64_t tuple = (uint64_t{source.value} << 32) | (uint64_t{source_port} << 16) | port;
-  const uint64_t first = siphash_word(cookie_secret_, tuple);
+uint32_t Tcp::cookie_hash(const TcpSegment& seg, Seq peer_isn, uint32_t tick) const {
+  const uint64_t first = flow_hash(cookie_secret_, FlowKey{seg.source_address,
+                                                           seg.destination_address,
+                                                           seg.source_port, seg.destination_port});
   return static_cast<uint32_t>(
       siphash_word(cookie_secret_, first ^ ((uint64_t{tick} << 32) | peer_isn.value())));
 }
 
 // Linux: cookie_v4_init_sequence() and tcp_v4_send_synack() with no request kept
-void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg,
                              const md5opt::Md5Key* key, Instant now) {
   const uint16_t peer_mss = seg.options.mss.value_or(536);
   uint32_t index = 0;
   while (index + 1 < std::size(kCookieMss) && kCookieMss[index + 1] <= peer_mss) ++index;
   const uint32_t tick = tick_at(now);
-  const uint32_t hash =
-      cookie_hash(source, seg.source_port, listener.local_port, seg.seq, tick) + index;
+  const uint32_t hash = cookie_hash(seg, seg.seq, tick) + index;
   const Seq cookie((tick % 32) << kHashBits | (hash & kHashMask));
 
   // Options: MD5 reserved first when there is a key (written by emit()), then MSS.
@@ -72,20 +70,20 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Ad
   size_t n = key ? md5opt::kMd5OptionSpace : 0;
   options[n] = tcp_option::kMss;
   options[n + 1] = 4;
-  store_be16(options + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
+  store_be16(options + n + 2, route_mss(seg.source_address));
   n += 4;
   const uint16_t window = cookie_window(listener);
   listener.listen->synq_overflow_at = now;
-  stack_.counters_.add(Counter::TcpExtSyncookiesSent);
-  stack_.trace_.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
+  ctx_.counters.add(Counter::TcpExtSyncookiesSent);
+  ctx_.trace.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
                      listener.listen->half_open);
-  emit(source, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
+  emit(seg.destination_address, seg.source_address, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
        ByteView(options, n), {}, key, now);
 }
 
 // Linux: cookie_v4_check(), then tcp_get_cookie_sock() making the connection.
-bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
-                     const md5opt::Md5Key* key, Instant now) {
+bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
+                     Instant now) {
   if (!config_.syn_cookies || listener.listen->synq_overflow_at.is_never() ||
       now - listener.listen->synq_overflow_at > kCookieValid) {
     return false;
@@ -97,23 +95,22 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
   for (uint32_t age = 0; age <= kCookieMaxAge && age <= tick_now && !index; ++age) {
     const uint32_t tick = tick_now - age;
     if ((cookie >> kHashBits) != tick % 32) continue;
-    const uint32_t hash =
-        cookie_hash(source, seg.source_port, listener.local_port, peer_isn, tick);
+    const uint32_t hash = cookie_hash(seg, peer_isn, tick);
     const uint32_t candidate = ((cookie & kHashMask) - hash) & kHashMask;
     if (candidate < std::size(kCookieMss)) index = candidate;
   }
   if (!index) {
-    stack_.counters_.add(Counter::TcpExtSyncookiesFailed);
-    stack_.trace_.step("ack to listener: not a valid SYN cookie");
+    ctx_.counters.add(Counter::TcpExtSyncookiesFailed);
+    ctx_.trace.step("ack to listener: not a valid SYN cookie");
     return false;
   }
-  stack_.counters_.add(Counter::TcpExtSyncookiesRecv);
+  ctx_.counters.add(Counter::TcpExtSyncookiesRecv);
   if (listener.listen->accept_queue.size() >= static_cast<size_t>(listener.listen->backlog) ||
       connections_.size() >= config_.max_connections) {
-    stack_.drop(DropReason::TcpListenOverflow);
+    ctx_.drop(DropReason::TcpListenOverflow);
     return true;  // dropped without a reset, as Linux does with a full accept queue
   }
-  Connection& c = create_child(listener, source, seg.source_port, key, now);
+  Connection& c = create_child(listener, seg, key, now);
   // The handshake as the cookie remembers it: our SYN-ACK, their SYN, MSS only.
   c.iss = Seq(cookie);
   c.snd_una = c.iss;
@@ -123,7 +120,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
   c.irs = peer_isn;
   c.rcv_nxt = seg.seq;
   c.rcv_adv = c.rcv_nxt + cookie_window(listener);
-  c.mss = std::min<uint16_t>(kCookieMss[*index], static_cast<uint16_t>(stack_.config_.mtu - 40));
+  c.mss = std::min<uint16_t>(kCookieMss[*index], c.advmss);
   c.snd_wnd = seg.window;
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = peer_isn;
@@ -134,7 +131,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
   c.sack = false;
   c.timestamps = false;
   enter_syn_queue(listener, c);
-  stack_.trace_.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
+  ctx_.trace.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
                      c.mss);
   synchronized_input(c, seg, now);
   if (const auto it = connections_.find(c.id); it != connections_.end()) reschedule(*it->second);

@@ -56,6 +56,9 @@ struct TcpOptions {
 };
 
 struct TcpSegment {
+  // The addresses of the datagram that carried it (the pseudo-header's).
+  IpAddress source_address;
+  IpAddress destination_address;
   uint16_t source_port = 0;
   uint16_t destination_port = 0;
   Seq seq;
@@ -77,16 +80,19 @@ struct TcpSegment {
 
 // Header length and checksum checks, then the options. Linux: tcp_v4_rcv()'s header checks,
 // tcp_parse_options()
-std::optional<DropReason> parse_tcp(ByteView segment, Ipv4Address source, Ipv4Address destination,
-                                    TcpSegment& out, bool verify_checksum = true);
+std::optional<DropReason> parse_tcp(ByteView segment, const IpAddress& source,
+                                    const IpAddress& destination, TcpSegment& out,
+                                    bool verify_checksum = true);
 void parse_tcp_options(ByteView options, bool syn, TcpOptions& out);
 
-// The checksum of a whole segment (its checksum field included) with the IPv4 pseudo-header;
-// 0 for a segment whose checksum is right.
-uint16_t tcp_checksum(ByteView segment, Ipv4Address source, Ipv4Address destination);
+// The checksum of a whole segment (its checksum field included) with the pseudo-header of
+// the addresses' family (RFC 9293 §3.1 for IPv4, RFC 8200 §8.1 for IPv6); 0 for a segment
+// whose checksum is right.
+uint16_t tcp_checksum(ByteView segment, const IpAddress& source, const IpAddress& destination);
 // The pseudo-header's sum alone, not complemented: what the checksum field holds for a link
 // that completes the checksum (checksum offload; Linux: ~tcp_v4_check(len, saddr, daddr, 0)).
-uint16_t tcp_pseudo_header_sum(size_t length, Ipv4Address source, Ipv4Address destination);
+uint16_t tcp_pseudo_header_sum(size_t length, const IpAddress& source,
+                               const IpAddress& destination);
 
 // Flags as tcpdump prints them: "S", "S.", "P.", "F.", "R", ...
 std::string tcp_flags_text(uint8_t flags);

@@ -4,7 +4,7 @@
 // sentence returned here into a crash report.
 #include <algorithm>
 
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
@@ -127,7 +127,7 @@ std::vector<std::string> Tcp::check_invariants() const {
     const Connection* c = connections_.contains(id) ? connections_.at(id).get() : nullptr;
     if (!c || !(c->flow() == key) || one_of(c->state, {TcpState::Listen, TcpState::Closed})) {
       out.push_back(fmt::format("flow {}:{} → :{} names socket {}, not live on it",
-                                Ipv4Address{key.remote_address}, key.remote_port, key.local_port,
+                                key.remote_address, key.remote_port, key.local_port,
                                 id));
     }
   }

@@ -1,4 +1,4 @@
-#include "stack/tcp_header.h"
+#include "stack/tcp/header.h"
 
 #include <string>
 
@@ -7,8 +7,9 @@
 
 namespace tapstack {
 
-std::optional<DropReason> parse_tcp(ByteView segment, Ipv4Address source, Ipv4Address destination,
-                                    TcpSegment& out, bool verify_checksum) {
+std::optional<DropReason> parse_tcp(ByteView segment, const IpAddress& source,
+                                    const IpAddress& destination, TcpSegment& out,
+                                    bool verify_checksum) {
   if (segment.size() < kTcpMinHeaderSize) return DropReason::TcpTruncated;
   const uint8_t* p = segment.data();
   const size_t header_length = (p[12] >> 4) * 4u;
@@ -18,6 +19,8 @@ std::optional<DropReason> parse_tcp(ByteView segment, Ipv4Address source, Ipv4Ad
   if (verify_checksum && tcp_checksum(segment, source, destination) != 0) {
     return DropReason::TcpBadChecksum;
   }
+  out.source_address = source;
+  out.destination_address = destination;
   out.source_port = load_be16(p);
   out.destination_port = load_be16(p + 2);
   out.seq = Seq(load_be32(p + 4));
@@ -82,22 +85,31 @@ void parse_tcp_options(ByteView options, bool syn, TcpOptions& out) {
   }
 }
 
-uint16_t tcp_checksum(ByteView segment, Ipv4Address source, Ipv4Address destination) {
-  InternetChecksum sum;
-  sum.add_u32(source.value);
-  sum.add_u32(destination.value);
+namespace {
+
+// Both pseudo-headers sum alike: the two addresses, the protocol, and the length (16 bits in
+// IPv4's, 32 in IPv6's, whose upper half is zero for any segment an IP datagram holds).
+void add_pseudo_header(InternetChecksum& sum, size_t length, const IpAddress& source,
+                       const IpAddress& destination) {
+  sum.add(source.bytes());
+  sum.add(destination.bytes());
   sum.add_u16(kProtocolTcp);
-  sum.add_u16(static_cast<uint16_t>(segment.size()));
+  sum.add_u32(static_cast<uint32_t>(length));
+}
+
+}  // namespace
+
+uint16_t tcp_checksum(ByteView segment, const IpAddress& source, const IpAddress& destination) {
+  InternetChecksum sum;
+  add_pseudo_header(sum, segment.size(), source, destination);
   sum.add(segment);
   return sum.finish();
 }
 
-uint16_t tcp_pseudo_header_sum(size_t length, Ipv4Address source, Ipv4Address destination) {
+uint16_t tcp_pseudo_header_sum(size_t length, const IpAddress& source,
+                               const IpAddress& destination) {
   InternetChecksum sum;
-  sum.add_u32(source.value);
-  sum.add_u32(destination.value);
-  sum.add_u16(kProtocolTcp);
-  sum.add_u16(static_cast<uint16_t>(length));
+  add_pseudo_header(sum, length, source, destination);
   return static_cast<uint16_t>(~sum.finish());
 }
 

@@ -9,9 +9,8 @@
 
 #include "md5opt/option.h"
 #include "stack/checksum.h"
-#include "stack/stack.h"
-#include "stack/tcp_congestion.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/congestion.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
@@ -68,7 +67,7 @@ void Tcp::send_in_window(Connection& c, Instant now) {
   if (config_.slow_start_after_idle && c.in_flight() == 0 && c.snd_nxt < c.buffered_end() &&
       !c.last_data_sent.is_never() && now - c.last_data_sent > c.rto) {
     // Linux: tcp_slow_start_after_idle_check()
-    stack_.trace_.step("idle {} ms, longer than the RTO: cwnd restarts",
+    ctx_.trace.step("idle {} ms, longer than the RTO: cwnd restarts",
                        (now - c.last_data_sent).ns() / 1'000'000);
     congestion_after_idle(c, initial_window(c), now - c.last_data_sent);
   }
@@ -119,9 +118,10 @@ void Tcp::send_in_window(Connection& c, Instant now) {
 // do: Linux turns GSO off for a socket with a key (sk_gso_disable() in tcp_md5_do_add()).
 // Linux: tcp_tso_autosize(), tcp_send_mss()
 uint32_t Tcp::offload_segment_limit(const Connection& c, uint32_t mss) const {
-  if (!stack_.offloads_.tcp_segmentation || md5_key(c) || mss == 0) return mss;
+  if (!ctx_.ip.link_offloads().tcp_segmentation || md5_key(c) || mss == 0) return mss;
   const uint32_t header = kTcpMinHeaderSize + (c.mss - mss);
-  const uint32_t room = static_cast<uint32_t>(kIpv4MaxDatagramSize - kIpv4MinHeaderSize) - header;
+  const uint32_t room =
+      static_cast<uint32_t>(max_ip_payload(c.remote_address.family())) - header;
   return std::max(mss, room / mss * mss);
 }
 
@@ -139,7 +139,7 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
                                              : established_options(c, key, options, now);
   const bool retransmission = seq < c.snd_max;
   if (retransmission) {
-    stack_.counters_.add(Counter::TcpRetransSegs);
+    ctx_.counters.add(Counter::TcpRetransSegs);
     ++c.total_retransmits;
     if (c.timed_seq && *c.timed_seq >= seq) c.timed_seq.reset();  // Karn's rule
   } else if (!c.timed_seq && (length > 0 || (flags & (kSyn | kFin)))) {
@@ -160,7 +160,7 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
   // More than one segment's worth (TSO): the link cuts it into segments that each carry these
   // options, so each takes the MSS less this frame's options (a D-SACK block included).
   const uint32_t per_segment = c.mss - static_cast<uint32_t>(options_size);
-  emit(c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
+  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
        (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
        {payload, length}, key, now, length > per_segment ? static_cast<uint16_t>(per_segment) : 0,
        c.state == TcpState::TimeWait ? TcpSender::TimeWaitAck : TcpSender::Socket);
@@ -192,7 +192,7 @@ size_t Tcp::syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, 
   size_t n = key ? md5opt::kMd5OptionSpace : 0;  // reserved first, written by emit()
   out[n] = tcp_option::kMss;
   out[n + 1] = 4;
-  store_be16(out + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));  // RFC 6691
+  store_be16(out + n + 2, c.advmss);  // RFC 6691
   n += 4;
   if (offer_sack && offer_timestamps) {
     out[n] = tcp_option::kSackPermitted;
@@ -287,7 +287,7 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
 // Linux: tcp_v4_md5_lookup()
 const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
   if (!c.md5_keys) return nullptr;  // the common case costs one branch
-  return c.md5_keys->lookup(md5_address(c.remote_address));
+  return c.md5_keys->lookup(c.remote_address);
 }
 
 // Linux: tcp_current_mss() — the options a segment carries now come out of the MSS: 20 bytes
@@ -315,30 +315,29 @@ void Tcp::send_probe(Connection& c, Instant now) {
   const md5opt::Md5Key* key = md5_key(c);
   uint8_t options[kTcpMaxHeaderSize - kTcpMinHeaderSize];
   const size_t size = established_options(c, key, options, now);
-  emit(c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
+  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
        advertise_window(c), {options, size}, {}, key, now);
 }
 
 // RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
 void Tcp::send_reset(Connection& c, Instant now) {
-  stack_.counters_.add(Counter::TcpOutRsts);
-  emit(c.remote_address, c.local_port, c.remote_port, c.snd_max, c.rcv_nxt, kRst | kAck, 0, {},
+  ctx_.counters.add(Counter::TcpOutRsts);
+  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, c.snd_max, c.rcv_nxt, kRst | kAck, 0, {},
        {}, md5_key(c), now);
 }
 
 // The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1), signed
 // with `key` when one is given (Linux signs with the key of the socket or listener that
 // matched). Linux: tcp_v4_send_reset()
-void Tcp::send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
-                         Instant now) {
+void Tcp::send_reset_for(const TcpSegment& seg, const md5opt::Md5Key* key, Instant now) {
   if (seg.has(kRst)) return;
-  stack_.counters_.add(Counter::TcpOutRsts);
+  ctx_.counters.add(Counter::TcpOutRsts);
   if (seg.has(kAck)) {
-    emit(source, seg.destination_port, seg.source_port, seg.ack, Seq(0), kRst, 0, {}, {}, key, now,
-         0, TcpSender::Reset);
+    emit(seg.destination_address, seg.source_address, seg.destination_port, seg.source_port,
+         seg.ack, Seq(0), kRst, 0, {}, {}, key, now, 0, TcpSender::Reset);
   } else {
-    emit(source, seg.destination_port, seg.source_port, Seq(0), seg.seq + seg.length(), kRst | kAck,
-         0, {}, {}, key, now, 0, TcpSender::Reset);
+    emit(seg.destination_address, seg.source_address, seg.destination_port, seg.source_port,
+         Seq(0), seg.seq + seg.length(), kRst | kAck, 0, {}, {}, key, now, 0, TcpSender::Reset);
   }
 }
 
@@ -418,8 +417,8 @@ std::string options_trace(uint8_t flags, ByteView options, bool md5, TcpSender s
 
 }  // namespace
 
-void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
-               Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
+void Tcp::emit(const IpAddress& source, const IpAddress& destination, uint16_t source_port,
+               uint16_t destination_port, Seq seq, Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
                const md5opt::Md5Key* key, Instant now, uint16_t segment_size, TcpSender sender) {
   uint8_t md5_options[md5opt::kMd5OptionSpace];
   if (key && options.empty()) options = md5_options;  // resets and probes: the option alone
@@ -445,8 +444,7 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
     // tcp_v4_md5_hash_skb() from tcp_transmit_skb()
     const auto digest_at = md5opt::write_md5_option(segment, kTcpMinHeaderSize);
     if (!digest_at ||
-        !signer_.sign_in_place(md5_address(stack_.config_.ipv4.address),
-                                md5_address(destination), segment, *digest_at, key->bytes())) {
+        !signer_.sign_in_place(source, destination, segment, *digest_at, key->bytes())) {
       return;  // an unsigned segment would only be dropped by the peer
     }
   }
@@ -455,21 +453,20 @@ void Tcp::emit(Ipv4Address destination, uint16_t source_port, uint16_t destinati
     // For the link to cut into segments of segment_size and checksum each (TSO/GSO).
     // Linux: tcp_v4_send_check() leaves the pseudo-header sum for CHECKSUM_PARTIAL
     offload = {.checksum_offloaded = true, .segment_size = segment_size};
-    store_be16(header + 16,
-               tcp_pseudo_header_sum(segment.size(), stack_.config_.ipv4.address, destination));
+    store_be16(header + 16, tcp_pseudo_header_sum(segment.size(), source, destination));
     // Linux counts what goes on the wire: tcp_skb_pcount() segments.
-    stack_.counters_.add(Counter::TcpOutSegs, (payload.size() + segment_size - 1) / segment_size);
+    ctx_.counters.add(Counter::TcpOutSegs, (payload.size() + segment_size - 1) / segment_size);
   } else {
-    store_be16(header + 16, tcp_checksum(segment, stack_.config_.ipv4.address, destination));
-    stack_.counters_.add(Counter::TcpOutSegs);
+    store_be16(header + 16, tcp_checksum(segment, source, destination));
+    ctx_.counters.add(Counter::TcpOutSegs);
   }
-  if (stack_.trace_.enabled()) {
-    stack_.trace_.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
-                       stack_.config_.ipv4.address, source_port, destination, destination_port,
+  if (ctx_.trace.enabled()) {
+    ctx_.trace.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
+                    source, source_port, destination, destination_port,
                        tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size(),
                        options_trace(flags, options, key != nullptr, sender));
   }
-  stack_.ipv4_output(destination, kProtocolTcp, segment, now, offload);
+  ctx_.ip.send_segment(source, destination, segment, now, offload);
 }
 
 // The window to advertise, with receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): the
@@ -519,9 +516,9 @@ void Tcp::after_read(Connection& c, Instant now) {
       std::min<uint32_t>(static_cast<uint32_t>(c.receive_buffer.limit() / 2), c.mss)) {
     return;
   }
-  stack_.trace_.begin("window update: {} bytes free", free);
+  ctx_.trace.begin("window update: {} bytes free", free);
   send_ack(c, now);
-  stack_.trace_.flush();
+  ctx_.trace.flush();
 }
 
 }  // namespace tapstack

@@ -4,8 +4,7 @@
 #include <cstring>
 
 #include "md5opt/verdict.h"
-#include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 
@@ -43,20 +42,14 @@ std::string_view tcp_state_name(TcpState state) {
   return kNames[static_cast<size_t>(state)];
 }
 
-md5opt::IpAddress md5_address(Ipv4Address address) {
-  uint8_t bytes[4];
-  store_be32(bytes, address.value);
-  return md5opt::IpAddress::ipv4(bytes);
-}
-
-Tcp::Tcp(Stack& stack, const TcpConfig& config)
-    : stack_(stack), config_(config), segment_buffer_(kIpv4MaxDatagramSize) {
-  isn_secret_[0] = stack_.random_.next_u64();
-  isn_secret_[1] = stack_.random_.next_u64();
-  cookie_secret_[0] = stack_.random_.next_u64();
-  cookie_secret_[1] = stack_.random_.next_u64();
+Tcp::Tcp(TcpContext context, const TcpConfig& config)
+    : ctx_(context), config_(config), segment_buffer_(max_ip_payload(IpFamily::Ipv6)) {
+  isn_secret_[0] = ctx_.random.next_u64();
+  isn_secret_[1] = ctx_.random.next_u64();
+  cookie_secret_[0] = ctx_.random.next_u64();
+  cookie_secret_[1] = ctx_.random.next_u64();
   next_ephemeral_ = static_cast<uint16_t>(
-      kEphemeralFirst + stack_.random_.below(kEphemeralLast - kEphemeralFirst + 1));
+      kEphemeralFirst + ctx_.random.below(kEphemeralLast - kEphemeralFirst + 1));
 }
 
 Tcp::~Tcp() = default;
@@ -119,21 +112,45 @@ Instant Tcp::next_deadline() const {
 // RFC 6528: ISN = M + F(4-tuple, secret), M a clock ticking every 4 µs.
 // Linux: secure_tcp_seq()
 Seq Tcp::initial_sequence(const FlowKey& flow, Instant now) const {
-  const uint64_t tuple = (uint64_t{flow.remote_address} << 32) ^
-                         (uint64_t{flow.remote_port} << 16) ^ flow.local_port ^
-                         (uint64_t{stack_.config_.ipv4.address.value} << 7);
   const uint32_t clock = static_cast<uint32_t>(now.ns() / 4000);
-  return Seq(static_cast<uint32_t>(siphash_word(isn_secret_, tuple)) + clock);
+  return Seq(static_cast<uint32_t>(flow_hash(isn_secret_, flow)) + clock);
+}
+
+// The ports and the family in one word, then the addresses eight bytes at a time, each step
+// a SipHash of what came before and the next word.
+uint64_t Tcp::flow_hash(const uint64_t key[2], const FlowKey& flow) {
+  uint64_t hash = siphash_word(key, uint64_t{flow.remote_port} << 16 | flow.local_port |
+                                        uint64_t{flow.remote_address.is_ipv4()} << 32);
+  const ByteView remote = flow.remote_address.bytes();
+  const ByteView local = flow.local_address.bytes();
+  if (flow.remote_address.is_ipv4() && flow.local_address.is_ipv4()) {
+    return siphash_word(key, hash ^ (uint64_t{load_be32(remote.data())} << 32 |
+                                     load_be32(local.data())));
+  }
+  for (const ByteView address : {remote, local}) {
+    for (size_t i = 0; i + 8 <= address.size(); i += 8) {
+      hash = siphash_word(key, hash ^ (uint64_t{load_be32(address.data() + i)} << 32 |
+                                       load_be32(address.data() + i + 4)));
+    }
+    if (address.size() % 8 != 0) hash = siphash_word(key, hash ^ load_be32(address.data()));
+  }
+  return hash;
+}
+
+uint16_t Tcp::route_mss(const IpAddress& remote) const {
+  const auto route = ctx_.ip.route(remote);
+  return route ? advertised_mss(*route) : 536;  // RFC 9293 §3.7.1's default
 }
 
 // Linux: __inet_hash_connect() — a port from the range, starting at a random offset.
-Result<uint16_t> Tcp::ephemeral_port(Ipv4Address remote, uint16_t port) {
+Result<uint16_t> Tcp::ephemeral_port(const IpAddress& remote, const IpAddress& local,
+                                     uint16_t port) {
   constexpr uint32_t range = kEphemeralLast - kEphemeralFirst + 1;
   for (uint32_t i = 0; i < range; ++i) {
     const uint16_t candidate = next_ephemeral_;
     next_ephemeral_ = next_ephemeral_ == kEphemeralLast ? kEphemeralFirst : next_ephemeral_ + 1;
     if (listeners_.contains(candidate)) continue;
-    if (!flows_.contains(FlowKey{remote.value, port, candidate})) return candidate;
+    if (!flows_.contains(FlowKey{remote, local, port, candidate})) return candidate;
   }
   return Error{EADDRNOTAVAIL, "no free local port for this destination"};
 }
@@ -151,9 +168,9 @@ void Tcp::init_connection(Connection& c, Instant now) {
   // Our window-scale shift: the smallest that lets the field say the whole buffer (RFC 7323
   // §2.3, at most 14). Linux: tcp_select_initial_window()
   while (c.rcv_wscale < 14 && (c.receive_buffer.limit() >> c.rcv_wscale) > 65535) ++c.rcv_wscale;
-  c.ts_offset = stack_.random_.next_u32();
-  const uint16_t our_mss = static_cast<uint16_t>(stack_.config_.mtu - 40);
-  c.mss = std::min<uint16_t>(536, our_mss);
+  c.ts_offset = ctx_.random.next_u32();
+  c.advmss = route_mss(c.remote_address);
+  c.mss = std::min<uint16_t>(536, c.advmss);
   c.cwnd = 0;
 }
 
@@ -189,7 +206,8 @@ Result<SocketId> Tcp::open() {
   return create(TcpState::Closed, Instant{}).id;
 }
 
-Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port) {
+Result<SocketId> Tcp::connect(const IpAddress& remote, uint16_t port, Instant now,
+                              uint16_t local_port) {
   auto id = open();
   if (!id) return id;
   if (auto status = connect(*id, remote, port, now, local_port); !status) {
@@ -199,7 +217,7 @@ Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, ui
   return id;
 }
 
-Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
+Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant now,
                     uint16_t local_port) {
   auto found = find_or_error(id);
   if (!found) return found.error();
@@ -208,40 +226,39 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
     return Error{EISCONN, "connect on a socket that is not fresh"};
   }
   if (port == 0) return Error{EINVAL, "connect needs a port from 1 to 65535"};
-  if (remote.is_zero() || remote.is_multicast() || remote.is_limited_broadcast() ||
-      remote == stack_.config_.ipv4.subnet_broadcast()) {
-    return Error{ENETUNREACH, fmt::format("cannot connect to {}", remote)};
-  }
+  const auto route = ctx_.ip.route(remote);
+  if (!route) return route.error();
   if (local_port == 0) {
-    auto chosen = ephemeral_port(remote, port);
+    auto chosen = ephemeral_port(remote, route->source, port);
     if (!chosen) return chosen.error();
     local_port = *chosen;
-  } else if (flows_.contains(FlowKey{remote.value, port, local_port})) {
+  } else if (flows_.contains(FlowKey{remote, route->source, port, local_port})) {
     return Error{EADDRINUSE, "that connection already exists"};
   }
   c.state = TcpState::SynSent;
   c.last_received = now;
   c.remote_address = remote;
+  c.local_address = route->source;
   c.remote_port = port;
   c.local_port = local_port;
   init_connection(c, now);
   flows_.emplace(c.flow(), c.id);
-  stack_.counters_.add(Counter::TcpActiveOpens);
-  stack_.trace_.begin("connect {}:{} > {}:{}", stack_.config_.ipv4.address, local_port, remote,
-                      port);
+  ctx_.counters.add(Counter::TcpActiveOpens);
+  ctx_.trace.begin("connect {}:{} > {}:{}", c.local_address, local_port, remote, port);
   send_syn(c, now);
-  stack_.trace_.flush();
+  ctx_.trace.flush();
   reschedule(c);
   return Ok{};
 }
 
 // Linux: tcp_v4_parse_md5_keys()
-Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key) {
+Status Tcp::set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length,
+                        ByteView key) {
   auto found = find_or_error(id);
   if (!found) return found.error();
   auto& keys = (*found)->md5_keys;
   if (!keys) keys = std::make_unique<md5opt::KeyTable>();
-  const auto status = keys->add(md5_address(peer), prefix_length, key);
+  const auto status = keys->add(peer, prefix_length, key);
   if (keys->empty()) keys.reset();  // the last key deleted, or none was added
   if (!status) return Error{status.error().code, status.error().message};
   return Ok{};
@@ -270,9 +287,9 @@ Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
   }
   const size_t n = c.send_buffer.append(data);
   if (n == 0 && !data.empty()) return Error{EAGAIN, "send buffer full"};
-  stack_.trace_.begin("send {} bytes on socket {}", n, id);
+  ctx_.trace.begin("send {} bytes on socket {}", n, id);
   write_xmit(c, now);
-  stack_.trace_.flush();
+  ctx_.trace.flush();
   reschedule(c);
   return n;
 }
@@ -311,9 +328,9 @@ Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
     // Before the handshake completes the FIN waits with the data, as RFC 9293 §3.10.4 says
     // for SYN-RECEIVED; our sends are queued in SYN-SENT too, so the same holds there.
     c.write_shutdown = true;
-    stack_.trace_.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
+    ctx_.trace.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
     write_xmit(c, now);
-    stack_.trace_.flush();
+    ctx_.trace.flush();
   }
   reschedule(c);
   return Ok{};
@@ -323,7 +340,7 @@ Status Tcp::close(SocketId id, Instant now) {
   auto found = find_or_error(id);
   if (!found) return found.error();
   Connection& c = **found;
-  stack_.trace_.begin("close socket {} in {}", id, tcp_state_name(c.state));
+  ctx_.trace.begin("close socket {} in {}", id, tcp_state_name(c.state));
   c.user_closed = true;
   switch (c.state) {
     case TcpState::Listen: {
@@ -338,27 +355,27 @@ Status Tcp::close(SocketId id, Instant now) {
         destroy(o);
       }
       destroy(c);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
       return Ok{};
     }
     case TcpState::Closed:
     case TcpState::SynSent:
       destroy(c);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
       return Ok{};
     case TcpState::TimeWait:
       reschedule(c);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
       return Ok{};
     default:
       break;
   }
   if (!c.receive_buffer.empty()) {
     // RFC 2525 §2.17: unread data means the peer's data was lost: say so with a reset.
-    stack_.counters_.add(Counter::TcpExtTCPAbortOnClose);
+    ctx_.counters.add(Counter::TcpExtTCPAbortOnClose);
     send_reset(c, now);
     destroy(c);
-    stack_.trace_.flush();
+    ctx_.trace.flush();
     return Ok{};
   }
   c.read_shutdown = true;
@@ -368,7 +385,7 @@ Status Tcp::close(SocketId id, Instant now) {
   }
   if (c.state == TcpState::FinWait2) c.state_timer_at = now + config_.fin_wait2_timeout;
   reschedule(c);
-  stack_.trace_.flush();
+  ctx_.trace.flush();
   return Ok{};
 }
 
@@ -376,14 +393,14 @@ Status Tcp::abort(SocketId id, Instant now) {
   auto found = find_or_error(id);
   if (!found) return found.error();
   Connection& c = **found;
-  stack_.trace_.begin("abort socket {} in {}", id, tcp_state_name(c.state));
+  ctx_.trace.begin("abort socket {} in {}", id, tcp_state_name(c.state));
   if (c.state == TcpState::Listen) {
-    stack_.trace_.flush();
+    ctx_.trace.flush();
     return close(id, now);
   }
   if (c.synchronized() && c.state != TcpState::TimeWait) send_reset(c, now);
   destroy(c);
-  stack_.trace_.flush();
+  ctx_.trace.flush();
   return Ok{};
 }
 
@@ -412,7 +429,7 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
   const Connection& c = **found;
   TcpInfo info;
   info.state = c.state;
-  info.local_address = stack_.config_.ipv4.address;
+  info.local_address = c.local_address;
   info.local_port = c.local_port;
   info.remote_address = c.remote_address;
   info.remote_port = c.remote_port;

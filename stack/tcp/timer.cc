@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 
@@ -16,30 +15,30 @@ void Tcp::on_timer(Instant now) {
     Connection* c = connections_.at(id).get();
     c->scheduled = Instant::never();
     if (c->delayed_ack_at <= now) {
-      stack_.counters_.add(Counter::TcpExtDelayedACKs);
-      stack_.trace_.begin("timer: delayed ACK for socket {}", id);
+      ctx_.counters.add(Counter::TcpExtDelayedACKs);
+      ctx_.trace.begin("timer: delayed ACK for socket {}", id);
       send_ack(*c, now);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
     }
     if (c->retransmit_at <= now) {
       c->retransmit_at = Instant::never();
-      stack_.trace_.begin("timer: {} for socket {}", c->persist ? "zero-window probe" : "retransmission", id);
+      ctx_.trace.begin("timer: {} for socket {}", c->persist ? "zero-window probe" : "retransmission", id);
       if (c->persist) {
         persist_timeout(*c, now);
       } else {
         retransmit_timeout(*c, now);
       }
-      stack_.trace_.flush();
+      ctx_.trace.flush();
     }
     if (alive() && c->keepalive_at <= now) {
-      stack_.trace_.begin("timer: keepalive for socket {}", id);
+      ctx_.trace.begin("timer: keepalive for socket {}", id);
       keepalive_timeout(*c, now);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
     }
     if (alive() && c->state_timer_at <= now) {
-      stack_.trace_.begin("timer: {} over for socket {}", tcp_state_name(c->state), id);
+      ctx_.trace.begin("timer: {} over for socket {}", tcp_state_name(c->state), id);
       state_timeout(*c, now);
-      stack_.trace_.flush();
+      ctx_.trace.flush();
     }
     if (alive() && c->trim_at <= now) {
       c->trim_at = Instant::never();
@@ -60,17 +59,17 @@ void Tcp::buffers_drained(Connection& c, Instant now) {
   }
 }
 
-void Tcp::host_unreachable(Ipv4Address remote) {
+void Tcp::host_unreachable(const IpAddress& remote) {
   std::vector<SocketId> failing;
   for (const auto& [id, c] : connections_) {
     if (c->state == TcpState::SynSent && c->remote_address == remote) failing.push_back(id);
   }
   for (const SocketId id : failing) {
     Connection& c = *connections_.at(id);
-    stack_.trace_.begin("arp: no answer from {}: socket {} fails", remote, id);
+    ctx_.trace.begin("arp: no answer from {}: socket {} fails", remote, id);
     connection_failed(c, EHOSTUNREACH);
     if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
-    stack_.trace_.flush();
+    ctx_.trace.flush();
   }
 }
 
@@ -81,23 +80,23 @@ void Tcp::retransmit_timeout(Connection& c, Instant now) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
     const int limit = c.state == TcpState::SynSent ? config_.syn_retries : config_.synack_retries;
     if (c.retries >= limit) {
-      stack_.trace_.step("no answer to SYN after {} retries", c.retries);
+      ctx_.trace.step("no answer to SYN after {} retries", c.retries);
       return connection_failed(c, ETIMEDOUT);
     }
     ++c.retries;
-    stack_.counters_.add(Counter::TcpExtTCPSynRetrans);
+    ctx_.counters.add(Counter::TcpExtTCPSynRetrans);
     return send_syn(c, now);
   }
   if (c.retries == 0) c.first_retransmit_at = now;
   const bool user_timeout = c.options.user_timeout > Duration::zero() &&
                             now - c.first_retransmit_at >= c.options.user_timeout;
   if (c.retries >= config_.retries2 || user_timeout) {
-    stack_.trace_.step("giving up after {} retransmissions", c.retries);
-    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    ctx_.trace.step("giving up after {} retransmissions", c.retries);
+    ctx_.counters.add(Counter::TcpExtTCPAbortOnTimeout);
     return connection_failed(c, ETIMEDOUT);
   }
   ++c.retries;
-  stack_.counters_.add(Counter::TcpExtTCPTimeouts);
+  ctx_.counters.add(Counter::TcpExtTCPTimeouts);
   // RFC 5681 §3.1: the loss window is one segment; resend from the oldest unacknowledged.
   c.ssthresh = congestion_ssthresh_after_loss(c);
   c.cwnd = c.mss;
@@ -120,12 +119,12 @@ void Tcp::persist_timeout(Connection& c, Instant now) {
     return;
   }
   if (c.probes >= config_.retries2) {
-    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    ctx_.counters.add(Counter::TcpExtTCPAbortOnTimeout);
     return connection_failed(c, ETIMEDOUT);
   }
   ++c.probes;
   ++c.persist_backoff;
-  stack_.counters_.add(Counter::TcpExtTCPWinProbe);
+  ctx_.counters.add(Counter::TcpExtTCPWinProbe);
   send_probe(c, now);
   c.persist = true;
   Duration backoff = c.rto;
@@ -146,19 +145,19 @@ void Tcp::keepalive_timeout(Connection& c, Instant now) {
     return;
   }
   if (c.keepalive_probes >= c.options.keepalive_probes) {
-    stack_.counters_.add(Counter::TcpExtTCPAbortOnTimeout);
+    ctx_.counters.add(Counter::TcpExtTCPAbortOnTimeout);
     send_reset(c, now);
     return connection_failed(c, ETIMEDOUT);
   }
   ++c.keepalive_probes;
-  stack_.counters_.add(Counter::TcpExtTCPKeepAlive);
+  ctx_.counters.add(Counter::TcpExtTCPKeepAlive);
   send_probe(c, now);
   c.keepalive_at = now + c.options.keepalive_interval;
 }
 
 void Tcp::state_timeout(Connection& c, Instant now) {
   (void)now;
-  if (c.state == TcpState::TimeWait) stack_.counters_.add(Counter::TcpExtTW);
+  if (c.state == TcpState::TimeWait) ctx_.counters.add(Counter::TcpExtTW);
   connection_failed(c, 0);
 }
 

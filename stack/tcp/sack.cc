@@ -5,8 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
@@ -31,7 +30,7 @@ bool Tcp::update_scoreboard(Connection& c, const TcpSegment& seg) {
     const bool below = first.right <= seg.ack;
     const bool inside = seg.options.sack_count > 1 && seg.options.sack[1].left <= first.left &&
                         first.right <= seg.options.sack[1].right;
-    if (below || inside) stack_.counters_.add(Counter::TcpExtTCPDSACKRecv);
+    if (below || inside) ctx_.counters.add(Counter::TcpExtTCPDSACKRecv);
   }
   for (size_t i = 0; i < seg.options.sack_count; ++i) {
     SackBlock block = seg.options.sack[i];

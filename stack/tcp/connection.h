@@ -13,24 +13,36 @@
 #include "md5opt/key_table.h"
 #include "stack/address.h"
 #include "stack/byte_ring.h"
+#include "stack/bytes.h"
 #include "stack/seq.h"
-#include "stack/tcp.h"
-#include "stack/tcp_congestion.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/types.h"
+#include "stack/tcp/congestion.h"
+#include "stack/tcp/header.h"
 #include "stack/time.h"
 
 namespace tapstack {
 
+// What a segment is demultiplexed by: both addresses (and so the family) and both ports.
+// Linux: the four-tuple __inet_lookup_established() matches (with the family of the table)
 struct FlowKey {
-  uint32_t remote_address;
-  uint16_t remote_port;
-  uint16_t local_port;
+  IpAddress remote_address;
+  IpAddress local_address;
+  uint16_t remote_port = 0;
+  uint16_t local_port = 0;
   bool operator==(const FlowKey&) const = default;
 };
 
 struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const {
-    uint64_t x = (uint64_t{k.remote_address} << 32) ^ (uint64_t{k.remote_port} << 16) ^ k.local_port;
+    uint64_t x = (uint64_t{k.remote_port} << 16) ^ k.local_port ^
+                 (uint64_t{k.remote_address.family() == IpFamily::Ipv6} << 32);
+    for (const IpAddress* a : {&k.remote_address, &k.local_address}) {
+      const ByteView bytes = a->bytes();
+      for (size_t i = 0; i < bytes.size(); i += 4) {
+        x = (x ^ load_be32(bytes.data() + i)) * 0x9e3779b97f4a7c15ULL;
+        x ^= x >> 29;
+      }
+    }
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
@@ -79,9 +91,11 @@ struct ListenerState {
 struct Connection {
   // --- Identity and the socket's life ---
   SocketId id = 0;
-  Ipv4Address remote_address;
+  IpAddress remote_address;
+  IpAddress local_address;  // the address the peer reached us at
   uint16_t local_port = 0;
   uint16_t remote_port = 0;
+  uint16_t advmss = 536;  // the MSS we announce: the route's MTU less the headers
   TcpState state = TcpState::Closed;
   bool passive = false;              // made by a listener
   bool in_syn_queue = false;         // counted in the listener's half_open
@@ -174,7 +188,7 @@ struct Connection {
   std::unique_ptr<CubicState> cubic;              // from CUBIC's first epoch or first loss on
   std::unique_ptr<md5opt::KeyTable> md5_keys;     // RFC 2385 keys by peer (TCP_MD5SIG)
 
-  FlowKey flow() const { return {remote_address.value, remote_port, local_port}; }
+  FlowKey flow() const { return {remote_address, local_address, remote_port, local_port}; }
   bool synchronized() const {
     return state != TcpState::Closed && state != TcpState::Listen && state != TcpState::SynSent;
   }

@@ -113,9 +113,9 @@ struct SocketMemory {
 // What `ss -ti` shows of one connection.
 struct TcpInfo {
   TcpState state = TcpState::Closed;
-  Ipv4Address local_address;
+  IpAddress local_address;
   uint16_t local_port = 0;
-  Ipv4Address remote_address;
+  IpAddress remote_address;
   uint16_t remote_port = 0;
   uint32_t send_queue = 0;     // bytes sent and not acknowledged, or not yet sent
   uint32_t receive_queue = 0;  // bytes received and not read

@@ -1,5 +1,7 @@
-// The TCP layer of a Stack: demultiplexing, the state machine, output and timers, and the
-// socket API applications call. Reached through Stack::tcp().
+// The TCP layer: demultiplexing, the state machine, output and timers, and the socket API
+// applications call. A library of its own (//stack/tcp) that knows the stack around it only
+// through the TcpContext it is given (stack/tcp/context.h); a Stack makes one and hands it
+// out through Stack::tcp().
 #pragma once
 
 #include <array>
@@ -17,14 +19,12 @@
 #include "md5opt/verdict.h"
 #include "stack/counters.h"
 #include "stack/error.h"
-#include "stack/ipv4.h"
-#include "stack/tcp.h"
-#include "stack/tcp_connection.h"
-#include "stack/tcp_header.h"
+#include "stack/tcp/context.h"
+#include "stack/tcp/types.h"
+#include "stack/tcp/connection.h"
+#include "stack/tcp/header.h"
 
 namespace tapstack {
-
-class Stack;
 
 // RFC 2385's three drops, each spelled once: the verdict md5opt gives, the drop reason (whose
 // row in counters.h gives the nstat counter and the trace words), and what the tools tell the
@@ -57,7 +57,7 @@ enum class TcpSender : uint8_t { Socket, Reset, TimeWaitAck };
 
 class Tcp {
  public:
-  Tcp(Stack& stack, const TcpConfig& config);
+  Tcp(TcpContext context, const TcpConfig& config);
   ~Tcp();
 
   // --- The socket API. Every call is non-blocking; EAGAIN means "not now". ---
@@ -68,16 +68,17 @@ class Tcp {
   // A socket not yet connected, to set options and MD5 keys on before connect(id, ...).
   Result<SocketId> open();
   // Active open (SYN-SENT) of a socket from open(). local_port 0 picks an ephemeral port.
-  Status connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
+  Status connect(SocketId id, const IpAddress& remote, uint16_t port, Instant now,
                  uint16_t local_port = 0);
   // open() and connect() in one.
-  Result<SocketId> connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port = 0);
+  Result<SocketId> connect(const IpAddress& remote, uint16_t port, Instant now,
+                           uint16_t local_port = 0);
   // RFC 2385: the key for peers in peer/prefix_length (32: that address alone), as
   // setsockopt(TCP_MD5SIG / TCP_MD5SIG_EXT) sets it: on a listener for the connections it will
   // accept, or on a connection (then segments are signed with it from the next one on). Adding
   // again replaces the key; an empty key deletes it (ENOENT when there is none); at most 80
   // bytes (EINVAL).
-  Status set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key);
+  Status set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length, ByteView key);
   // Queues data for sending; returns how much fitted (EAGAIN when none did).
   Result<size_t> send(SocketId id, ByteView data, Instant now);
   // Takes received data; 0 means end of stream (the peer closed and all was read).
@@ -106,12 +107,12 @@ class Tcp {
   size_t take_freed_buffer_bytes() { return std::exchange(freed_buffer_bytes_, 0); }
   // What is wrong between the layer's own variables (sequence space, queues, timer set,
   // demultiplexing maps), one sentence each; empty when all holds. For the fuzz harness,
-  // which calls it after every step; nothing in the stack does (tcp_invariants.cc).
+  // which calls it after every step; nothing in the stack does (invariants.cc).
   std::vector<std::string> check_invariants() const;
 
-  // --- Driven by the Stack. ---
+  // --- Driven by the IP layer below (the Stack). ---
   // Linux: tcp_v4_rcv()
-  void input(const Ipv4Datagram& datagram, Instant now);
+  void input(const TcpArrival& arrival, Instant now);
   void on_timer(Instant now);
   Instant next_deadline() const;
   // A burst of frames read at once (Stack::begin_burst()): ACKs that data calls for wait for
@@ -120,7 +121,7 @@ class Tcp {
   void end_burst(Instant now);
   // The neighbour did not answer ARP: connections to it still in SYN-SENT fail with
   // EHOSTUNREACH, as Linux's tcp_v4_err() fails them on the ICMP host unreachable.
-  void host_unreachable(Ipv4Address remote);
+  void host_unreachable(const IpAddress& remote);
 
  private:
   Connection* find(SocketId id) const;
@@ -129,32 +130,34 @@ class Tcp {
   void destroy(Connection& c);
   void reschedule(Connection& c);
   Seq initial_sequence(const FlowKey& flow, Instant now) const;
-  Result<uint16_t> ephemeral_port(Ipv4Address remote, uint16_t port);
+  // A keyed hash of a flow's addresses and ports: ISNs and SYN cookies.
+  static uint64_t flow_hash(const uint64_t key[2], const FlowKey& flow);
+  // The MSS to announce to remote: its route's MTU less the headers (RFC 6691). Linux: advmss
+  uint16_t route_mss(const IpAddress& remote) const;
+  Result<uint16_t> ephemeral_port(const IpAddress& remote, const IpAddress& local, uint16_t port);
   void init_connection(Connection& c, Instant now);
 
-  // Input (tcp_input.cc)
+  // Input (input.cc)
   // Where a segment meets the RFC 2385 check: at the socket it belongs to (a connection, one
   // in TIME-WAIT, a listener), or, belonging to none, at the rule for signing a reset.
   enum class Md5Check : uint8_t { AtSocket, ForReset };
   bool md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at,
-                   const TcpSegment& seg, Ipv4Address source, Md5Check check = Md5Check::AtSocket);
-  void connection_input(Connection& c, const TcpSegment& seg, Ipv4Address source,
-                        std::optional<size_t> digest_at, Instant now);
+                   const TcpSegment& seg, Md5Check check = Md5Check::AtSocket);
+  void connection_input(Connection& c, const TcpSegment& seg, std::optional<size_t> digest_at,
+                        Instant now);
   Connection* reopening_listener(const Connection& c, const TcpSegment& seg);
-  void no_socket(const TcpSegment& seg, Ipv4Address source, std::optional<size_t> digest_at,
-                 Instant now);
-  void listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source, Instant now);
+  void no_socket(const TcpSegment& seg, std::optional<size_t> digest_at, Instant now);
+  void listen_input(Connection& listener, const TcpSegment& seg, Instant now);
   void take_syn(Connection& c, const TcpSegment& seg);
-  Connection& create_child(const Connection& listener, Ipv4Address source, uint16_t port,
+  Connection& create_child(const Connection& listener, const TcpSegment& syn,
                            const md5opt::Md5Key* key, Instant now);
   void enter_syn_queue(Connection& listener, Connection& c);
-  // SYN cookies (tcp_cookie.cc)
-  void send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
+  // SYN cookies (cookie.cc)
+  void send_cookie_synack(Connection& listener, const TcpSegment& seg,
                           const md5opt::Md5Key* key, Instant now);
-  bool cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address source,
-                  const md5opt::Md5Key* key, Instant now);
-  uint32_t cookie_hash(Ipv4Address source, uint16_t source_port, uint16_t port, Seq peer_isn,
-                       uint32_t tick) const;
+  bool cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
+                  Instant now);
+  uint32_t cookie_hash(const TcpSegment& seg, Seq peer_isn, uint32_t tick) const;
   void syn_sent_input(Connection& c, const TcpSegment& seg, Instant now);
   void time_wait_input(Connection& c, const TcpSegment& seg, Instant now);
   void synchronized_input(Connection& c, const TcpSegment& seg, Instant now);
@@ -174,7 +177,7 @@ class Tcp {
   void on_duplicate_ack(Connection& c, Instant now);
   void challenge_ack(Connection& c, Instant now);
 
-  // SACK scoreboard and RFC 6675 recovery (tcp_sack.cc)
+  // SACK scoreboard and RFC 6675 recovery (sack.cc)
   bool update_scoreboard(Connection& c, const TcpSegment& seg);
   void prune_scoreboard(Connection& c);
   bool is_lost(const Connection& c, Seq s) const;
@@ -183,7 +186,7 @@ class Tcp {
   uint32_t skip_sacked(Connection& c) const;
   void connection_failed(Connection& c, int error);
 
-  // Output (tcp_output.cc)
+  // Output (output.cc)
   void write_xmit(Connection& c, Instant now);
   void send_in_window(Connection& c, Instant now);
   void transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now);
@@ -191,10 +194,9 @@ class Tcp {
   void send_syn(Connection& c, Instant now);
   void send_probe(Connection& c, Instant now);
   void send_reset(Connection& c, Instant now);
-  void send_reset_for(const TcpSegment& seg, Ipv4Address source, const md5opt::Md5Key* key,
-                      Instant now);
+  void send_reset_for(const TcpSegment& seg, const md5opt::Md5Key* key, Instant now);
   // segment_size > 0: payload is several segments of that size for the link to cut (TSO).
-  void emit(Ipv4Address destination, uint16_t source_port, uint16_t destination_port, Seq seq,
+  void emit(const IpAddress& source, const IpAddress& destination, uint16_t source_port, uint16_t destination_port, Seq seq,
             Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
             const md5opt::Md5Key* key, Instant now, uint16_t segment_size = 0,
             TcpSender sender = TcpSender::Socket);
@@ -212,7 +214,7 @@ class Tcp {
   void arm_retransmit(Connection& c, Instant now);
   void after_read(Connection& c, Instant now);
 
-  // Timers (tcp_timer.cc)
+  // Timers (timer.cc)
   static constexpr Duration kBufferTrimDelay = Duration::seconds(1);
   void buffers_drained(Connection& c, Instant now);
   void retransmit_timeout(Connection& c, Instant now);
@@ -221,7 +223,7 @@ class Tcp {
   void state_timeout(Connection& c, Instant now);
   void enter_time_wait(Connection& c, Instant now);
 
-  Stack& stack_;
+  TcpContext ctx_;
   TcpConfig config_;
   SocketId next_id_ = 1;
   std::unordered_map<SocketId, std::unique_ptr<Connection>> connections_;
@@ -246,7 +248,6 @@ class Tcp {
   std::vector<SocketId> acks_after_burst_;
 };
 
-md5opt::IpAddress md5_address(Ipv4Address address);
 // SipHash-2-4 of one 64-bit word under a 128-bit key: ISNs (RFC 6528) and SYN cookies.
 uint64_t siphash_word(const uint64_t key[2], uint64_t message);
 

@@ -1,9 +1,9 @@
-#include "stack/tcp_congestion.h"
+#include "stack/tcp/congestion.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "stack/tcp_connection.h"
+#include "stack/tcp/connection.h"
 
 namespace tapstack {
 namespace {

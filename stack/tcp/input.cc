@@ -4,16 +4,15 @@
 
 #include "md5opt/option.h"
 #include "md5opt/verdict.h"
-#include "stack/stack.h"
-#include "stack/tcp_layer.h"
+#include "stack/tcp/tcp.h"
 
 namespace tapstack {
 namespace {
 
 using namespace tcp_flags;
 
-const md5opt::Md5Key* key_for(const Connection& socket, Ipv4Address peer) {
-  return socket.md5_keys ? socket.md5_keys->lookup(md5_address(peer)) : nullptr;
+const md5opt::Md5Key* key_for(const Connection& socket, const IpAddress& peer) {
+  return socket.md5_keys ? socket.md5_keys->lookup(peer) : nullptr;
 }
 
 // SYN with RST or FIN. Checked after RFC 2385, as Linux does: an unsigned segment to a signed
@@ -26,61 +25,62 @@ bool nonsense_flags(const TcpSegment& seg) {
 }  // namespace
 
 // Linux: tcp_v4_rcv()
-void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
+void Tcp::input(const TcpArrival& arrival, Instant now) {
   TcpSegment seg;
-  const Ipv4Address source = datagram.header.source;
-  if (const auto reason = parse_tcp(datagram.payload, source, datagram.header.destination, seg,
-                                    !datagram.checksum_offloaded)) {
-    return stack_.drop(*reason);
+  const IpAddress& source = arrival.source;
+  if (const auto reason = parse_tcp(arrival.segment, source, arrival.destination, seg,
+                                    !arrival.checksum_offloaded)) {
+    return ctx_.drop(*reason);
   }
-  stack_.counters_.add(Counter::TcpInSegs);
-  stack_.trace_.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v4_rcv) | checksum {}",
+  ctx_.counters.add(Counter::TcpInSegs);
+  ctx_.trace.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v4_rcv) | checksum {}",
                      source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
                      seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
-                     datagram.checksum_offloaded ? "offloaded" : "ok");
-  if (datagram.header.destination != stack_.config_.ipv4.address) {
-    return stack_.drop(DropReason::TcpBroadcast);
+                     arrival.checksum_offloaded ? "offloaded" : "ok");
+  if (!arrival.to_us) {
+    return ctx_.drop(DropReason::TcpBroadcast);
   }
-  if (seg.payload.empty() && seg.flags == kAck) stack_.counters_.add(Counter::TcpExtTCPPureAcks);
+  if (seg.payload.empty() && seg.flags == kAck) ctx_.counters.add(Counter::TcpExtTCPPureAcks);
   // Found once, for whichever socket's check the segment meets. Linux: tcp_parse_md5sig_option()
   const auto digest_at = md5opt::find_md5_option(seg.header);
 
   // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
-  const auto flow = flows_.find(FlowKey{source.value, seg.source_port, seg.destination_port});
+  const auto flow =
+      flows_.find(FlowKey{source, arrival.destination, seg.source_port, seg.destination_port});
   if (flow != flows_.end()) {
     Connection& c = *connections_.at(flow->second);
-    stack_.trace_.step("lookup: connection {} in {}", c.id, tcp_state_name(c.state));
+    ctx_.trace.step("lookup: connection {} in {}", c.id, tcp_state_name(c.state));
     Connection* const listener = reopening_listener(c, seg);
-    if (!listener) return connection_input(c, seg, source, digest_at, now);
+    if (!listener) return connection_input(c, seg, digest_at, now);
     // The SYN is the listener's now, to check with its key as any SYN it gets: a key added or
     // changed since the old connection began applies. Unlike Linux, which ends TIME-WAIT
     // first, a SYN that fails the check leaves it as it was (RFC 2385 §2.0: no state touched).
     // Linux: TCP_TW_SYN in tcp_v4_rcv(), then "goto process" with the listener
-    stack_.trace_.step("SYN beyond TIME-WAIT: to listener :{}", c.local_port);
-    if (!md5_accepts(key_for(*listener, source), digest_at, seg, source)) return;
-    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
-    stack_.counters_.add(Counter::TcpExtTWRecycled);
-    stack_.trace_.step("connection {} reused", c.id);
+    ctx_.trace.step("SYN beyond TIME-WAIT: to listener :{}", c.local_port);
+    if (!md5_accepts(key_for(*listener, source), digest_at, seg)) return;
+    if (nonsense_flags(seg)) return ctx_.drop(DropReason::TcpBadFlags);
+    ctx_.counters.add(Counter::TcpExtTWRecycled);
+    ctx_.trace.step("connection {} reused", c.id);
     destroy(c);
-    return listen_input(*listener, seg, source, now);
+    return listen_input(*listener, seg, now);
   }
   if (const auto listener = listeners_.find(seg.destination_port); listener != listeners_.end()) {
-    stack_.trace_.step("lookup: listener :{}", seg.destination_port);
+    ctx_.trace.step("lookup: listener :{}", seg.destination_port);
     Connection& l = *connections_.at(listener->second);
-    if (!md5_accepts(key_for(l, source), digest_at, seg, source)) return;
-    if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
-    return listen_input(l, seg, source, now);
+    if (!md5_accepts(key_for(l, source), digest_at, seg)) return;
+    if (nonsense_flags(seg)) return ctx_.drop(DropReason::TcpBadFlags);
+    return listen_input(l, seg, now);
   }
-  if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
-  no_socket(seg, source, digest_at, now);
+  if (nonsense_flags(seg)) return ctx_.drop(DropReason::TcpBadFlags);
+  no_socket(seg, digest_at, now);
 }
 
 // A segment for one of our connections, TIME-WAIT included, checked with its key.
-void Tcp::connection_input(Connection& c, const TcpSegment& seg, Ipv4Address source,
-                           std::optional<size_t> digest_at, Instant now) {
+void Tcp::connection_input(Connection& c, const TcpSegment& seg, std::optional<size_t> digest_at,
+                           Instant now) {
   const SocketId id = c.id;
-  if (!md5_accepts(md5_key(c), digest_at, seg, source)) return;
-  if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
+  if (!md5_accepts(md5_key(c), digest_at, seg)) return;
+  if (nonsense_flags(seg)) return ctx_.drop(DropReason::TcpBadFlags);
   switch (c.state) {
     case TcpState::SynSent:
       syn_sent_input(c, seg, now);
@@ -113,21 +113,21 @@ Connection* Tcp::reopening_listener(const Connection& c, const TcpSegment& seg) 
 // tcp_md5_do_lookup() of tcp_inbound_md5_hash()); nullptr when none.
 // Linux: tcp_inbound_hash() from tcp_v4_rcv(); for no socket, the check in tcp_v4_send_reset()
 bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at,
-                      const TcpSegment& seg, Ipv4Address source, Md5Check check) {
+                      const TcpSegment& seg, Md5Check check) {
   std::optional<md5opt::Md5Verdict> verdict = md5opt::verdict_without_digest(key, digest_at);
   if (verdict == md5opt::Md5Verdict::Unsigned) return true;  // RFC 2385 not in use here
   if (!verdict) {
-    const md5opt::TcpSegment signed_segment{
-        md5_address(source), md5_address(stack_.config_.ipv4.address), seg.header, seg.payload};
+    const md5opt::TcpSegment signed_segment{seg.source_address, seg.destination_address,
+                                            seg.header, seg.payload};
     verdict = md5opt::verify_digest(signer_, *key, *digest_at, signed_segment);
   }
   const bool ok = verdict == md5opt::Md5Verdict::Ok;
-  stack_.trace_.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
-                     key ? "key" : "no key", source, key ? " expected" : "",
+  ctx_.trace.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
+                     key ? "key" : "no key", seg.source_address, key ? " expected" : "",
                      digest_at ? "found" : "missing",
                      ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
   if (ok) return true;
-  stack_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
+  ctx_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
                                           : md5_drop_case(*verdict).reason);
   return false;
 }
@@ -136,74 +136,74 @@ bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at
 // Linux does, a listener on the segment's source port (where our end of a lost connection
 // would have been) must have a key for the peer that verifies the segment, and signs the
 // reset with it; failing that, nothing is sent. Linux: tcp_v4_send_reset() with sk == NULL
-void Tcp::no_socket(const TcpSegment& seg, Ipv4Address source, std::optional<size_t> digest_at,
-                    Instant now) {
-  if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
+void Tcp::no_socket(const TcpSegment& seg, std::optional<size_t> digest_at, Instant now) {
+  if (seg.has(kRst)) return ctx_.drop(DropReason::TcpResetNoSocket);
   const md5opt::Md5Key* key = nullptr;
   if (digest_at) {
     const auto listener = listeners_.find(seg.source_port);
-    if (listener != listeners_.end()) key = key_for(*connections_.at(listener->second), source);
+    if (listener != listeners_.end()) {
+      key = key_for(*connections_.at(listener->second), seg.source_address);
+    }
   }
-  if (!md5_accepts(key, digest_at, seg, source, Md5Check::ForReset)) return;
-  stack_.drop(DropReason::TcpNoSocket);
-  send_reset_for(seg, source, key, now);
+  if (!md5_accepts(key, digest_at, seg, Md5Check::ForReset)) return;
+  ctx_.drop(DropReason::TcpNoSocket);
+  send_reset_for(seg, key, now);
 }
 
 // RFC 9293 §3.10.7.2. Linux: tcp_v4_conn_request() via tcp_rcv_state_process()
-void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address source,
-                       Instant now) {
-  if (seg.has(kRst)) return stack_.drop(DropReason::TcpResetNoSocket);
+void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Instant now) {
+  if (seg.has(kRst)) return ctx_.drop(DropReason::TcpResetNoSocket);
+  const md5opt::Md5Key* const key = key_for(listener, seg.source_address);
   if (seg.has(kAck)) {
     // The ACK that completes a handshake answered with a SYN cookie. Linux:
     // tcp_v4_cookie_check() from tcp_v4_rcv()
-    if (!seg.has(kSyn) && cookie_ack(listener, seg, source, key_for(listener, source), now)) {
-      return;
-    }
-    stack_.drop(DropReason::TcpListenNotSyn);
-    return send_reset_for(seg, source, key_for(listener, source), now);
+    if (!seg.has(kSyn) && cookie_ack(listener, seg, key, now)) return;
+    ctx_.drop(DropReason::TcpListenNotSyn);
+    return send_reset_for(seg, key, now);
   }
-  if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
+  if (!seg.has(kSyn)) return ctx_.drop(DropReason::TcpListenNotSyn);
   // A full accept queue drops the SYN, cookies or not: the application is not keeping up.
   // Linux: sk_acceptq_is_full() in tcp_conn_request()
   const ListenerState& queues = *listener.listen;
   if (queues.accept_queue.size() >= static_cast<size_t>(queues.backlog)) {
-    return stack_.drop(DropReason::TcpListenOverflow);
+    return ctx_.drop(DropReason::TcpListenOverflow);
   }
   // A full queue of half-open connections (or no room for one more connection): answer
   // with a cookie, keeping nothing. Linux: tcp_syn_flood_action() in tcp_conn_request()
   if (queues.half_open >= static_cast<size_t>(queues.backlog) ||
       connections_.size() >= config_.max_connections) {
     if (!config_.syn_cookies) {
-      stack_.counters_.add(Counter::TcpExtTCPReqQFullDrop);
-      return stack_.drop(DropReason::TcpListenOverflow);
+      ctx_.counters.add(Counter::TcpExtTCPReqQFullDrop);
+      return ctx_.drop(DropReason::TcpListenOverflow);
     }
-    stack_.counters_.add(Counter::TcpExtTCPReqQFullDoCookies);
-    return send_cookie_synack(listener, seg, source, key_for(listener, source), now);
+    ctx_.counters.add(Counter::TcpExtTCPReqQFullDoCookies);
+    return send_cookie_synack(listener, seg, key, now);
   }
-  Connection& c = create_child(listener, source, seg.source_port, key_for(listener, source), now);
+  Connection& c = create_child(listener, seg, key, now);
   take_syn(c, seg);
   enter_syn_queue(listener, c);
-  stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
+  ctx_.trace.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
   send_syn(c, now);
   reschedule(c);
 }
 
-// A connection of listener's with the peer at source:port, in SYN-RECEIVED, initialised but
+// A connection of listener's with the peer that sent syn, in SYN-RECEIVED, initialised but
 // not yet reachable. It takes the listener's options, and its key for the peer.
 // Linux: inet_csk_clone_lock() from tcp_create_openreq_child(); the key copied with
 // tcp_md5_do_add() in tcp_v4_syn_recv_sock()
-Connection& Tcp::create_child(const Connection& listener, Ipv4Address source, uint16_t port,
+Connection& Tcp::create_child(const Connection& listener, const TcpSegment& syn,
                               const md5opt::Md5Key* key, Instant now) {
   Connection& c = create(TcpState::SynReceived, now);
-  c.remote_address = source;
-  c.remote_port = port;
+  c.remote_address = syn.source_address;
+  c.local_address = syn.destination_address;
+  c.remote_port = syn.source_port;
   c.local_port = listener.local_port;
   c.passive = true;
   c.listener = listener.id;
   c.options = listener.options;
   if (key) {
     c.md5_keys = std::make_unique<md5opt::KeyTable>();
-    c.md5_keys->add(md5_address(source), 32, key->bytes());
+    c.md5_keys->add(c.remote_address, c.remote_address.bit_length(), key->bytes());
   }
   init_connection(c, now);
   return c;
@@ -215,7 +215,7 @@ void Tcp::enter_syn_queue(Connection& listener, Connection& c) {
   flows_.emplace(c.flow(), c.id);
   ++listener.listen->half_open;
   c.in_syn_queue = true;
-  stack_.counters_.add(Counter::TcpPassiveOpens);
+  ctx_.counters.add(Counter::TcpPassiveOpens);
 }
 
 // What the peer's SYN tells: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it gives none),
@@ -227,7 +227,7 @@ void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
   c.rcv_adv = c.rcv_nxt;
   // An MSS of 0 is ignored, and none is taken below 48, as Linux does (tcp_min_snd_mss).
   const uint16_t offered = seg.options.mss.value_or(0) != 0 ? *seg.options.mss : 536;
-  c.mss = std::clamp<uint16_t>(offered, 48, stack_.config_.mtu - 40);
+  c.mss = std::clamp<uint16_t>(offered, 48, c.advmss);
   c.snd_wnd = seg.window;  // a SYN's window is never scaled (RFC 7323 §2.2)
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = seg.seq;
@@ -242,21 +242,21 @@ void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
 void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
   const bool ack_acceptable = seg.has(kAck) && c.iss < seg.ack && seg.ack <= c.snd_max;
   if (seg.has(kAck) && !ack_acceptable) {
-    stack_.drop(DropReason::TcpAckNotAcceptable);
-    if (!seg.has(kRst)) send_reset_for(seg, c.remote_address, md5_key(c), now);
+    ctx_.drop(DropReason::TcpAckNotAcceptable);
+    if (!seg.has(kRst)) send_reset_for(seg, md5_key(c), now);
     return;
   }
   if (seg.has(kRst)) {
-    if (!ack_acceptable) return stack_.drop(DropReason::TcpRstOutOfWindow);
-    stack_.trace_.step("reset: connection refused");
+    if (!ack_acceptable) return ctx_.drop(DropReason::TcpRstOutOfWindow);
+    ctx_.trace.step("reset: connection refused");
     return connection_failed(c, ECONNREFUSED);
   }
-  if (!seg.has(kSyn)) return stack_.drop(DropReason::TcpListenNotSyn);
+  if (!seg.has(kSyn)) return ctx_.drop(DropReason::TcpListenNotSyn);
   take_syn(c, seg);
   c.snd_wl2 = seg.ack;
   if (!ack_acceptable) {
     // Simultaneous open (RFC 9293 Figure 7): answer with SYN-ACK from SYN-RECEIVED.
-    stack_.trace_.step("simultaneous open → SYN-RECEIVED");
+    ctx_.trace.step("simultaneous open → SYN-RECEIVED");
     c.state = TcpState::SynReceived;
     transmit(c, c.iss, kSyn | kAck, 0, now);
     return;
@@ -279,20 +279,20 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
 // Linux: tcp_timewait_state_process()
 void Tcp::time_wait_input(Connection& c, const TcpSegment& seg, Instant now) {
   if (seg.has(kRst)) {
-    stack_.trace_.step("reset in TIME-WAIT: closed");
+    ctx_.trace.step("reset in TIME-WAIT: closed");
     return state_timeout(c, now);
   }
   if (seg.has(kSyn) && !seg.has(kAck) && seg.seq > c.rcv_nxt) {
     // RFC 1122 §4.2.2.13 with no listener to take the SYN (input() gives it to one if there
     // is): the old connection ends.
-    stack_.counters_.add(Counter::TcpExtTWRecycled);
-    stack_.trace_.step("SYN beyond TIME-WAIT, no listener: connection ended");
+    ctx_.counters.add(Counter::TcpExtTWRecycled);
+    ctx_.trace.step("SYN beyond TIME-WAIT, no listener: connection ended");
     return destroy(c);
   }
   if (seg.has(kFin) || seg.has(kSyn) || !seg.payload.empty()) {
     // Only a retransmitted FIN can arrive here: acknowledge it, restart 2·MSL.
     if (seg.has(kFin)) c.state_timer_at = now + config_.msl * 2;
-    stack_.trace_.step("TIME-WAIT: acknowledge again");
+    ctx_.trace.step("TIME-WAIT: acknowledge again");
     send_ack(c, now);
   }
 }
@@ -305,21 +305,21 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
     c.keepalive_at = now + c.options.keepalive_idle;
   }
   if (c.state == TcpState::SynReceived && seg.has(kSyn) && !seg.has(kAck) && seg.seq == c.irs) {
-    stack_.trace_.step("SYN again: SYN-ACK again");
+    ctx_.trace.step("SYN again: SYN-ACK again");
     return transmit(c, c.iss, kSyn | kAck, 0, now);
   }
   // RFC 7323 §5.3 R1 (PAWS): a timestamp older than the last one is an old duplicate.
   // Linux: tcp_paws_discard()
   if (c.timestamps && seg.options.ts_value && !seg.has(kRst) &&
       static_cast<int32_t>(*seg.options.ts_value - c.ts_recent) < 0) {
-    stack_.drop(DropReason::TcpPawsRejected);
+    ctx_.drop(DropReason::TcpPawsRejected);
     note_duplicate(c, seg);
     return send_ack(c, now);
   }
   // Step 1: check the sequence number.
   if (!sequence_acceptable(c, seg)) {
-    if (seg.has(kRst)) return stack_.drop(DropReason::TcpRstOutOfWindow);
-    stack_.drop(DropReason::TcpOutOfWindow);
+    if (seg.has(kRst)) return ctx_.drop(DropReason::TcpRstOutOfWindow);
+    ctx_.drop(DropReason::TcpOutOfWindow);
     // RFC 5961 §4.2: a SYN anywhere gets a challenge ACK, as Linux's syn_challenge path in
     // tcp_validate_incoming() does for out-of-window ones too.
     if (seg.has(kSyn)) return challenge_ack(c, now);
@@ -333,22 +333,22 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
   // Step 2: the RST bit; only an exact match resets (RFC 5961 §3.2).
   if (seg.has(kRst)) {
     if (seg.seq != c.rcv_nxt) {
-      stack_.trace_.step("reset in window but not at rcv_nxt: challenge ACK");
+      ctx_.trace.step("reset in window but not at rcv_nxt: challenge ACK");
       return challenge_ack(c, now);
     }
     return reset_received(c);
   }
   // Step 4: the SYN bit: in any synchronized state, a challenge ACK (RFC 5961 §4.2).
   if (seg.has(kSyn)) {
-    stack_.trace_.step("SYN in a synchronized state: challenge ACK");
+    ctx_.trace.step("SYN in a synchronized state: challenge ACK");
     return challenge_ack(c, now);
   }
   // Step 5: the ACK field.
-  if (!seg.has(kAck)) return stack_.drop(DropReason::TcpNoAck);
+  if (!seg.has(kAck)) return ctx_.drop(DropReason::TcpNoAck);
   if (c.state == TcpState::SynReceived) {
     if (!(c.snd_una < seg.ack && seg.ack <= c.snd_max)) {
-      stack_.drop(DropReason::TcpAckNotAcceptable);
-      return send_reset_for(seg, c.remote_address, md5_key(c), now);
+      ctx_.drop(DropReason::TcpAckNotAcceptable);
+      return send_reset_for(seg, md5_key(c), now);
     }
     established(c, now);
   }
@@ -407,8 +407,8 @@ void Tcp::note_duplicate(Connection& c, const TcpSegment& seg) {
   const Seq end = seg.seq + static_cast<uint32_t>(seg.payload.size());
   c.dsack = SackBlock{seg.seq, seq_min(end, c.rcv_nxt)};
   c.ack_now = true;
-  stack_.counters_.add(Counter::TcpExtTCPDSACKOldSent);
-  stack_.trace_.step("duplicate data: D-SACK {}-{}", c.dsack->left.value(),
+  ctx_.counters.add(Counter::TcpExtTCPDSACKOldSent);
+  ctx_.trace.step("duplicate data: D-SACK {}-{}", c.dsack->left.value(),
                      c.dsack->right.value());
 }
 
@@ -428,14 +428,14 @@ bool Tcp::sequence_acceptable(const Connection& c, const TcpSegment& seg) const 
 
 // Linux: tcp_reset()
 void Tcp::reset_received(Connection& c) {
-  stack_.trace_.step("reset accepted in {}", tcp_state_name(c.state));
+  ctx_.trace.step("reset accepted in {}", tcp_state_name(c.state));
   switch (c.state) {
     case TcpState::SynReceived:
       if (c.passive) return destroy(c);  // back to the listener, which knows nothing of it
       return connection_failed(c, ECONNREFUSED);
     case TcpState::Established:
     case TcpState::CloseWait:
-      stack_.counters_.add(Counter::TcpEstabResets);
+      ctx_.counters.add(Counter::TcpEstabResets);
       return connection_failed(c, ECONNRESET);
     case TcpState::FinWait1:
     case TcpState::FinWait2:
@@ -453,8 +453,8 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   // a challenge ACK (rate-limited) and the segment is dropped, so a blind attacker's ACKs
   // and data cannot get in by guessing. Linux: the checks at the top of tcp_ack()
   if (seg.ack > c.snd_max || seg.ack < c.snd_una - c.max_snd_wnd) {
-    stack_.drop(DropReason::TcpAckNotAcceptable);
-    stack_.trace_.step("ack outside the acceptable range: challenge ACK");
+    ctx_.drop(DropReason::TcpAckNotAcceptable);
+    ctx_.trace.step("ack outside the acceptable range: challenge ACK");
     challenge_ack(c, now);
     return false;
   }
@@ -514,17 +514,17 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   if (!fin_acked) return true;
   switch (c.state) {
     case TcpState::FinWait1:
-      stack_.trace_.step("our FIN acknowledged → FIN-WAIT-2");
+      ctx_.trace.step("our FIN acknowledged → FIN-WAIT-2");
       c.state = TcpState::FinWait2;
       c.retransmit_at = Instant::never();
       if (c.user_closed) c.state_timer_at = now + config_.fin_wait2_timeout;
       return true;
     case TcpState::Closing:
-      stack_.trace_.step("our FIN acknowledged → TIME-WAIT");
+      ctx_.trace.step("our FIN acknowledged → TIME-WAIT");
       enter_time_wait(c, now);
       return false;
     case TcpState::LastAck:
-      stack_.trace_.step("our FIN acknowledged → CLOSED");
+      ctx_.trace.step("our FIN acknowledged → CLOSED");
       connection_failed(c, 0);
       return false;
     default:
@@ -562,9 +562,9 @@ void Tcp::on_duplicate_ack(Connection& c, Instant now) {
   }
   if (c.dup_acks < 3 && !(c.sack && is_lost(c, c.snd_una))) return;
   // Fast retransmit and recovery (RFC 5681 §3.2; with SACK, RFC 6675 §5).
-  stack_.counters_.add(Counter::TcpExtTCPFastRetrans);
-  stack_.counters_.add(c.sack ? Counter::TcpExtTCPSackRecovery : Counter::TcpExtTCPRenoRecovery);
-  stack_.trace_.step("loss detected ({} duplicate ACKs): fast retransmit", c.dup_acks);
+  ctx_.counters.add(Counter::TcpExtTCPFastRetrans);
+  ctx_.counters.add(c.sack ? Counter::TcpExtTCPSackRecovery : Counter::TcpExtTCPRenoRecovery);
+  ctx_.trace.step("loss detected ({} duplicate ACKs): fast retransmit", c.dup_acks);
   c.ssthresh = congestion_ssthresh_after_loss(c);
   c.recover = c.snd_max;
   c.in_recovery = true;
@@ -604,22 +604,22 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   if (c.read_shutdown && (c.state == TcpState::FinWait1 || c.state == TcpState::FinWait2) &&
       !data.empty()) {
     // Nobody will read it: tell the peer its data is lost. Linux: TCPAbortOnData
-    stack_.drop(DropReason::TcpDataAfterClose);
+    ctx_.drop(DropReason::TcpDataAfterClose);
     send_reset(c, now);
     return connection_failed(c, 0);
   }
   // Trim what lies beyond the window we offered.
   const int32_t room = c.rcv_adv - seq;
   if (room < static_cast<int32_t>(data.size())) {
-    stack_.drop(c.rcv_adv == c.rcv_nxt ? DropReason::TcpZeroWindow : DropReason::TcpReceiveQueueFull);
+    ctx_.drop(c.rcv_adv == c.rcv_nxt ? DropReason::TcpZeroWindow : DropReason::TcpReceiveQueueFull);
     data = data.first(static_cast<size_t>(std::max(room, 0)));
     fin = false;
     c.ack_now = true;
   }
   if (data.empty() && !fin) return;
   if (seq != c.rcv_nxt) {
-    stack_.counters_.add(Counter::TcpExtTCPOFOQueue);
-    stack_.trace_.step("out of order by {} bytes: queued, duplicate ACK", seq - c.rcv_nxt);
+    ctx_.counters.add(Counter::TcpExtTCPOFOQueue);
+    ctx_.trace.step("out of order by {} bytes: queued, duplicate ACK", seq - c.rcv_nxt);
     queue_out_of_order(c, seq, data, fin);
     c.ack_now = true;
     return;
@@ -627,7 +627,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
   const size_t taken = c.receive_buffer.append(data);
   c.rcv_nxt += static_cast<uint32_t>(taken);
   if (taken < data.size()) {
-    stack_.drop(DropReason::TcpReceiveQueueFull);
+    ctx_.drop(DropReason::TcpReceiveQueueFull);
     fin = false;
   }
   // Full-sized is what the peer's segments carry at most, options taken out, which is less
@@ -638,7 +638,7 @@ void Tcp::process_data(Connection& c, TcpSegment seg, Instant now) {
     fin = drain_out_of_order(c);
     c.ack_now = true;  // a hole filled: tell the sender at once (RFC 5681 §4.2)
   }
-  stack_.trace_.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
+  ctx_.trace.step("{} bytes in order, rcv_nxt={}", taken, c.rcv_nxt.value());
   if (fin) fin_received(c, now);
   // The delayed-ACK timer; ack_check() sends the ACK sooner when enough data came.
   if (!c.ack_now && c.delayed_ack_at.is_never()) c.delayed_ack_at = now + config_.delayed_ack;
@@ -648,7 +648,7 @@ void Tcp::queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin) {
   if (c.out_of_order_bytes() + data.size() > config_.max_out_of_order_bytes) {
     // Still the latest to arrive: the SACK blocks of what is queued follow it.
     if (c.out_of_order) c.out_of_order->latest = seq;
-    return stack_.drop(DropReason::TcpOfoQueueFull);
+    return ctx_.drop(DropReason::TcpOfoQueueFull);
   }
   if (!c.out_of_order) c.out_of_order = std::make_unique<OutOfOrderQueue>();
   OutOfOrderQueue& ofo = *c.out_of_order;
@@ -707,15 +707,15 @@ void Tcp::fin_received(Connection& c, Instant now) {
   c.out_of_order.reset();
   switch (c.state) {
     case TcpState::Established:
-      stack_.trace_.step("FIN → CLOSE-WAIT");
+      ctx_.trace.step("FIN → CLOSE-WAIT");
       c.state = TcpState::CloseWait;
       break;
     case TcpState::FinWait1:
-      stack_.trace_.step("FIN before our FIN was acknowledged → CLOSING");
+      ctx_.trace.step("FIN before our FIN was acknowledged → CLOSING");
       c.state = TcpState::Closing;
       break;
     case TcpState::FinWait2:
-      stack_.trace_.step("FIN → TIME-WAIT");
+      ctx_.trace.step("FIN → TIME-WAIT");
       enter_time_wait(c, now);
       break;
     default:
@@ -731,7 +731,7 @@ uint32_t Tcp::initial_window(const Connection& c) const {
 }
 
 void Tcp::established(Connection& c, Instant now) {
-  stack_.trace_.step("→ ESTABLISHED");
+  ctx_.trace.step("→ ESTABLISHED");
   c.state = TcpState::Established;
   c.was_established = true;
   c.retries = 0;
@@ -772,14 +772,14 @@ void Tcp::challenge_ack(Connection& c, Instant now) {
     challenge_acks_in_window_ = 0;
   }
   if (++challenge_acks_in_window_ > kPerSecond) return;
-  stack_.counters_.add(Counter::TcpExtTCPChallengeACK);
+  ctx_.counters.add(Counter::TcpExtTCPChallengeACK);
   send_ack(c, now);
 }
 
 // The connection is over: tell the application why (0: a normal close), release what it holds.
 void Tcp::connection_failed(Connection& c, int error) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
-    stack_.counters_.add(Counter::TcpAttemptFails);
+    ctx_.counters.add(Counter::TcpAttemptFails);
   }
   // Destroyed in the state it failed in: a SYN-RECEIVED child leaves its listener's half-open
   // count (found by fuzzing: SYN-ACKs never answered leaked it until the listener refused all).
