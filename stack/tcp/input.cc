@@ -107,31 +107,6 @@ Connection* Tcp::reopening_listener(const Connection& c, const TcpSegment& seg) 
   return listener == listeners_.end() ? nullptr : connections_.at(listener->second).get();
 }
 
-// RFC 2385 §2.0, the one check for every way a segment enters, before any state is touched:
-// a segment whose signature is missing, unexpected or wrong is dropped and answered with
-// nothing. `key` is the one the socket the segment met has for its source (Linux: the
-// tcp_md5_do_lookup() of tcp_inbound_md5_hash()); nullptr when none.
-// Linux: tcp_inbound_hash() from tcp_v4_rcv(); for no socket, the check in tcp_v4_send_reset()
-bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at,
-                      const TcpSegment& seg, Md5Check check) {
-  std::optional<md5opt::Md5Verdict> verdict = md5opt::verdict_without_digest(key, digest_at);
-  if (verdict == md5opt::Md5Verdict::Unsigned) return true;  // RFC 2385 not in use here
-  if (!verdict) {
-    const md5opt::TcpSegment signed_segment{seg.source_address, seg.destination_address,
-                                            seg.header, seg.payload};
-    verdict = md5opt::verify_digest(signer_, *key, *digest_at, signed_segment);
-  }
-  const bool ok = verdict == md5opt::Md5Verdict::Ok;
-  ctx_.trace.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
-                     key ? "key" : "no key", seg.source_address, key ? " expected" : "",
-                     digest_at ? "found" : "missing",
-                     ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
-  if (ok) return true;
-  ctx_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
-                                          : md5_drop_case(*verdict).reason);
-  return false;
-}
-
 // A segment for no connection and no listener: a reset, unless the segment is signed. Then, as
 // Linux does, a listener on the segment's source port (where our end of a lost connection
 // would have been) must have a key for the peer that verifies the segment, and signs the

@@ -284,12 +284,6 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
   return static_cast<uint32_t>(now.ns() / 1'000'000) + c.ts_offset;
 }
 
-// Linux: tcp_v4_md5_lookup()
-const md5opt::Md5Key* Tcp::md5_key(const Connection& c) const {
-  if (!c.md5_keys) return nullptr;  // the common case costs one branch
-  return c.md5_keys->lookup(c.remote_address);
-}
-
 // Linux: tcp_current_mss() — the options a segment carries now come out of the MSS: 20 bytes
 // of MD5 to a peer with a key, 12 of timestamps, and the SACK blocks there are to send.
 uint32_t Tcp::send_mss(const Connection& c) const {

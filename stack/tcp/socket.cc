@@ -251,19 +251,6 @@ Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant
   return Ok{};
 }
 
-// Linux: tcp_v4_parse_md5_keys()
-Status Tcp::set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length,
-                        ByteView key) {
-  auto found = find_or_error(id);
-  if (!found) return found.error();
-  auto& keys = (*found)->md5_keys;
-  if (!keys) keys = std::make_unique<md5opt::KeyTable>();
-  const auto status = keys->add(peer, prefix_length, key);
-  if (keys->empty()) keys.reset();  // the last key deleted, or none was added
-  if (!status) return Error{status.error().code, status.error().message};
-  return Ok{};
-}
-
 Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
   auto found = find_or_error(id);
   if (!found) return found.error();
