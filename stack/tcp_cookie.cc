@@ -18,7 +18,6 @@
 // listener's key; tcp_v4_rcv() checks before cookie_v4_check()).
 #include <algorithm>
 
-#include "md5opt/option.h"
 #include "stack/stack.h"
 #include "stack/tcp_layer.h"
 
@@ -67,20 +66,22 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, Ipv4Ad
       cookie_hash(source, seg.source_port, listener.local_port, seg.seq, tick) + index;
   const Seq cookie((tick % 32) << kHashBits | (hash & kHashMask));
 
-  // Options: MD5 reserved first when there is a key (written by emit()), then MSS.
-  uint8_t options[md5opt::kMd5OptionSpace + 4];
-  size_t n = key ? md5opt::kMd5OptionSpace : 0;
-  options[n] = tcp_option::kMss;
-  options[n + 1] = 4;
-  store_be16(options + n + 2, static_cast<uint16_t>(stack_.config_.mtu - 40));
-  n += 4;
   const uint16_t window = cookie_window(listener);
   listener.listen->synq_overflow_at = now;
   stack_.counters_.add(Counter::TcpExtSyncookiesSent);
   stack_.trace_.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
                      listener.listen->half_open);
-  emit(source, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
-       ByteView(options, n), {}, key, now);
+  // What a cookie cannot carry is not offered: MD5 (with a key) and MSS alone.
+  emit({.destination = source,
+        .source_port = listener.local_port,
+        .destination_port = seg.source_port,
+        .seq = cookie,
+        .ack = seg.seq + 1,
+        .flags = kSyn | kAck,
+        .window = window,
+        .options = {.md5 = key != nullptr, .mss = our_mss()},
+        .key = key},
+       now);
 }
 
 // Linux: cookie_v4_check(), then tcp_get_cookie_sock() making the connection.
@@ -123,7 +124,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, Ipv4Address so
   c.irs = peer_isn;
   c.rcv_nxt = seg.seq;
   c.rcv_adv = c.rcv_nxt + cookie_window(listener);
-  c.mss = std::min<uint16_t>(kCookieMss[*index], static_cast<uint16_t>(stack_.config_.mtu - 40));
+  c.mss = std::min<uint16_t>(kCookieMss[*index], our_mss());
   c.snd_wnd = seg.window;
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = peer_isn;

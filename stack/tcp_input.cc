@@ -227,7 +227,7 @@ void Tcp::take_syn(Connection& c, const TcpSegment& seg) {
   c.rcv_adv = c.rcv_nxt;
   // An MSS of 0 is ignored, and none is taken below 48, as Linux does (tcp_min_snd_mss).
   const uint16_t offered = seg.options.mss.value_or(0) != 0 ? *seg.options.mss : 536;
-  c.mss = std::clamp<uint16_t>(offered, 48, stack_.config_.mtu - 40);
+  c.mss = std::clamp<uint16_t>(offered, 48, our_mss());
   c.snd_wnd = seg.window;  // a SYN's window is never scaled (RFC 7323 §2.2)
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = seg.seq;

@@ -152,8 +152,7 @@ void Tcp::init_connection(Connection& c, Instant now) {
   // §2.3, at most 14). Linux: tcp_select_initial_window()
   while (c.rcv_wscale < 14 && (c.receive_buffer.limit() >> c.rcv_wscale) > 65535) ++c.rcv_wscale;
   c.ts_offset = stack_.random_.next_u32();
-  const uint16_t our_mss = static_cast<uint16_t>(stack_.config_.mtu - 40);
-  c.mss = std::min<uint16_t>(536, our_mss);
+  c.mss = std::min<uint16_t>(536, our_mss());
   c.cwnd = 0;
 }
 
