@@ -18,7 +18,6 @@
 // listener's key; tcp_v4_rcv() checks before cookie_v4_check()).
 #include <algorithm>
 
-#include "md5opt/option.h"
 #include "stack/tcp/tcp.h"
 
 namespace tapstack {
@@ -65,20 +64,23 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg,
   const uint32_t hash = cookie_hash(seg, seg.seq, tick) + index;
   const Seq cookie((tick % 32) << kHashBits | (hash & kHashMask));
 
-  // Options: MD5 reserved first when there is a key (written by emit()), then MSS.
-  uint8_t options[md5opt::kMd5OptionSpace + 4];
-  size_t n = key ? md5opt::kMd5OptionSpace : 0;
-  options[n] = tcp_option::kMss;
-  options[n + 1] = 4;
-  store_be16(options + n + 2, route_mss(seg.source_address));
-  n += 4;
   const uint16_t window = cookie_window(listener);
   listener.listen->synq_overflow_at = now;
   ctx_.counters.add(Counter::TcpExtSyncookiesSent);
   ctx_.trace.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
                      listener.listen->half_open);
-  emit(seg.destination_address, seg.source_address, listener.local_port, seg.source_port, cookie, seg.seq + 1, kSyn | kAck, window,
-       ByteView(options, n), {}, key, now);
+  // What a cookie cannot carry is not offered: MD5 (with a key) and MSS alone.
+  emit({.source = seg.destination_address,
+        .destination = seg.source_address,
+        .source_port = listener.local_port,
+        .destination_port = seg.source_port,
+        .seq = cookie,
+        .ack = seg.seq + 1,
+        .flags = kSyn | kAck,
+        .window = window,
+        .options = {.md5 = key != nullptr, .mss = route_mss(seg.source_address)},
+        .key = key},
+       now);
 }
 
 // Linux: cookie_v4_check(), then tcp_get_cookie_sock() making the connection.

@@ -2,8 +2,8 @@
 // RFC 9293 §3.8.6 (window management: Nagle, silly-window avoidance), RFC 6298 (the timer).
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -134,9 +134,7 @@ void Tcp::arm_retransmit(Connection& c, Instant now) {
 // Linux: tcp_transmit_skb()
 void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Instant now) {
   const md5opt::Md5Key* key = md5_key(c);
-  uint8_t options[kTcpMaxHeaderSize - kTcpMinHeaderSize];
-  const size_t options_size = (flags & kSyn) ? syn_options(c, key, options, now)
-                                             : established_options(c, key, options, now);
+  const TcpOptionPlan options = segment_options(c, flags, key, now);
   const bool retransmission = seq < c.snd_max;
   if (retransmission) {
     ctx_.counters.add(Counter::TcpRetransSegs);
@@ -159,124 +157,81 @@ void Tcp::transmit(Connection& c, Seq seq, uint8_t flags, uint32_t length, Insta
   }
   // More than one segment's worth (TSO): the link cuts it into segments that each carry these
   // options, so each takes the MSS less this frame's options (a D-SACK block included).
-  const uint32_t per_segment = c.mss - static_cast<uint32_t>(options_size);
-  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, seq, ack, flags,
-       (flags & kSyn) ? syn_window(c) : advertise_window(c), {options, options_size},
-       {payload, length}, key, now, length > per_segment ? static_cast<uint16_t>(per_segment) : 0,
-       c.state == TcpState::TimeWait ? TcpSender::TimeWaitAck : TcpSender::Socket);
+  const uint32_t per_segment = c.mss - static_cast<uint32_t>(options.size());
+  emit({.source = c.local_address,
+        .destination = c.remote_address,
+        .source_port = c.local_port,
+        .destination_port = c.remote_port,
+        .seq = seq,
+        .ack = ack,
+        .flags = flags,
+        .window = (flags & kSyn) ? syn_window(c) : advertise_window(c),
+        .options = options,
+        .payload = {payload, length},
+        .key = key,
+        .segment_size = length > per_segment ? static_cast<uint16_t>(per_segment) : uint16_t{0},
+        .sender = c.state == TcpState::TimeWait ? TcpSender::TimeWaitAck : TcpSender::Socket},
+       now);
 }
 
-namespace {
-
-// Writes the timestamps option (kind 8) at p: TSval, TSecr (RFC 7323 §3.2).
-void put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
-  p[0] = tcp_option::kTimestamps;
-  p[1] = 10;
-  store_be32(p + 2, value);
-  store_be32(p + 6, echo);
+// The options of c's next segment with these flags. Sending them commits the connection: what
+// a SYN-ACK agrees to is what it uses, and a D-SACK block is reported once (RFC 2883 §4).
+TcpOptionPlan Tcp::segment_options(Connection& c, uint8_t flags, const md5opt::Md5Key* key,
+                                   Instant now) {
+  if (!(flags & kSyn)) {
+    const TcpOptionPlan options = established_options(c, key, now);
+    if (options.sack_count > 0) c.dsack.reset();  // a D-SACK block goes first when there is one
+    return options;
+  }
+  const TcpOptionPlan options = syn_options(c, key, now);
+  if (c.state != TcpState::SynSent) {
+    c.window_scaling = options.window_scale.has_value();
+    c.timestamps = options.timestamps.has_value();
+    c.sack = options.sack_permitted;
+    if (!c.window_scaling) c.snd_wscale = c.rcv_wscale = 0;
+  }
+  return options;
 }
 
-}  // namespace
-
-// The options of a SYN or SYN-ACK, in Linux's order. A SYN offers what this stack does; a
-// SYN-ACK only what the peer offered. With an MD5 key the 20 bytes go first and timestamps are
-// left out (a SYN-ACK keeps them only when SACK is not offered), so Linux's SYNs with MD5
-// carry NOP NOP MD5, MSS, NOP NOP SACK-permitted, NOP window-scale.
+// The options of a SYN or SYN-ACK. A SYN offers what this stack does; a SYN-ACK only what the
+// peer offered. With an MD5 key timestamps are left out (a SYN-ACK keeps them only when SACK
+// is not offered), so Linux's SYNs with MD5 carry NOP NOP MD5, MSS, NOP NOP SACK-permitted,
+// NOP window-scale.
 // Linux: tcp_syn_options(), tcp_synack_options()
-size_t Tcp::syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now) {
+TcpOptionPlan Tcp::syn_options(const Connection& c, const md5opt::Md5Key* key, Instant now) const {
   const bool active = c.state == TcpState::SynSent;
   const bool offer_scale = config_.window_scaling && (active || c.peer_offered_window_scale);
   const bool offer_sack = config_.sack && (active || c.peer_offered_sack);
   bool offer_timestamps = config_.timestamps && (active || c.peer_offered_timestamps);
   if (key) offer_timestamps = !active && offer_timestamps && !offer_sack;
-  size_t n = key ? md5opt::kMd5OptionSpace : 0;  // reserved first, written by emit()
-  out[n] = tcp_option::kMss;
-  out[n + 1] = 4;
-  store_be16(out + n + 2, c.advmss);  // RFC 6691
-  n += 4;
-  if (offer_sack && offer_timestamps) {
-    out[n] = tcp_option::kSackPermitted;
-    out[n + 1] = 2;
-    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
-    n += 12;
-  } else if (offer_sack) {
-    const uint8_t sack_permitted[] = {tcp_option::kNop, tcp_option::kNop, tcp_option::kSackPermitted, 2};
-    std::copy(sack_permitted, sack_permitted + 4, out + n);
-    n += 4;
-  } else if (offer_timestamps) {
-    out[n] = out[n + 1] = tcp_option::kNop;
-    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
-    n += 12;
-  }
-  if (offer_scale) {
-    const uint8_t scale[] = {tcp_option::kNop, tcp_option::kWindowScale, 3, c.rcv_wscale};
-    std::copy(scale, scale + 4, out + n);
-    n += 4;
-  }
-  if (!active) {
-    // What the SYN-ACK agrees to is what the connection uses.
-    c.window_scaling = offer_scale;
-    c.timestamps = offer_timestamps;
-    c.sack = offer_sack;
-    if (!offer_scale) c.snd_wscale = c.rcv_wscale = 0;
-  }
-  return n;
+  TcpOptionPlan options{.md5 = key != nullptr, .mss = c.advmss, .sack_permitted = offer_sack};
+  if (offer_timestamps) options.timestamps = TcpTimestamps{ts_now(c, now), c.ts_recent};
+  if (offer_scale) options.window_scale = c.rcv_wscale;
+  return options;
 }
 
 // The options of every other segment: MD5, timestamps, then as many SACK blocks as the space
 // left holds. Linux: tcp_established_options()
-size_t Tcp::established_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out,
-                                Instant now) {
-  size_t n = key ? md5opt::kMd5OptionSpace : 0;
-  if (c.timestamps) {
-    out[n] = out[n + 1] = tcp_option::kNop;
-    put_timestamps(out + n + 2, ts_now(c, now), c.ts_recent);
-    n += 12;
+TcpOptionPlan Tcp::established_options(const Connection& c, const md5opt::Md5Key* key,
+                                       Instant now) const {
+  TcpOptionPlan options{.md5 = key != nullptr};
+  if (c.timestamps) options.timestamps = TcpTimestamps{ts_now(c, now), c.ts_recent};
+  if (!c.sack) return options;
+  const size_t capacity = options.sack_capacity();
+  auto add = [&](Seq left, Seq right) {
+    if (options.sack_count < capacity) options.sack[options.sack_count++] = {left, right};
+  };
+  if (c.dsack) add(c.dsack->left, c.dsack->right);  // RFC 2883 §4: the duplicate first
+  // RFC 2018 §4: then the block holding the segment that arrived last, then the others.
+  const auto queue = c.out_of_order_segments();
+  const auto latest = std::find_if(queue.begin(), queue.end(), [&](const auto& s) {
+    return seq_in_window(c.out_of_order->latest, s.seq, s.end());
+  });
+  if (latest != queue.end()) add(latest->seq, latest->end());
+  for (auto it = queue.begin(); it != queue.end(); ++it) {
+    if (it != latest) add(it->seq, it->end());
   }
-  const size_t blocks = sack_blocks(c, n);
-  if (blocks > 0) {
-    out[n] = out[n + 1] = tcp_option::kNop;
-    out[n + 2] = tcp_option::kSack;
-    out[n + 3] = static_cast<uint8_t>(2 + 8 * blocks);
-    n += 4;
-    // RFC 2018 §4: first the block holding the segment that arrived last, then the others.
-    const auto queue = c.out_of_order_segments();
-    const auto latest = std::find_if(queue.begin(), queue.end(), [&](const auto& s) {
-      return seq_in_window(c.out_of_order->latest, s.seq, s.end());
-    });
-    auto put = [&](const OutOfOrderSegment& s) {
-      store_be32(out + n, s.seq.value());
-      store_be32(out + n + 4, s.end().value());
-      n += 8;
-    };
-    size_t written = 0;
-    if (c.dsack) {  // RFC 2883 §4: the duplicate first, reported once
-      store_be32(out + n, c.dsack->left.value());
-      store_be32(out + n + 4, c.dsack->right.value());
-      n += 8;
-      ++written;
-      c.dsack.reset();
-    }
-    if (latest != queue.end() && written < blocks) {
-      put(*latest);
-      ++written;
-    }
-    for (auto it = queue.begin(); it != queue.end() && written < blocks; ++it) {
-      if (it == latest) continue;
-      put(*it);
-      ++written;
-    }
-  }
-  return n;
-}
-
-// How many SACK blocks fit after `used` bytes of other options (RFC 2018 §3: 4 bytes of
-// NOP NOP kind length, 8 per block).
-size_t Tcp::sack_blocks(const Connection& c, size_t used) const {
-  const size_t wanted = c.out_of_order_segments().size() + (c.dsack ? 1 : 0);
-  if (!c.sack || wanted == 0) return 0;
-  const size_t space = kTcpMaxHeaderSize - kTcpMinHeaderSize - used;
-  return space < 12 ? 0 : std::min((space - 4) / 8, wanted);
+  return options;
 }
 
 // Our RFC 7323 clock: milliseconds, offset per connection so that TSval reveals no uptime.
@@ -285,11 +240,10 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
 }
 
 // Linux: tcp_current_mss() — the options a segment carries now come out of the MSS: 20 bytes
-// of MD5 to a peer with a key, 12 of timestamps, and the SACK blocks there are to send.
+// of MD5 to a peer with a key, 12 of timestamps, and the SACK blocks there are to send. Their
+// size does not depend on the clock.
 uint32_t Tcp::send_mss(const Connection& c) const {
-  const size_t fixed = (md5_key(c) ? md5opt::kMd5OptionSpace : 0u) + (c.timestamps ? 12u : 0u);
-  const size_t blocks = sack_blocks(c, fixed);
-  return c.mss - static_cast<uint32_t>(fixed + (blocks > 0 ? 4 + 8 * blocks : 0));
+  return c.mss - static_cast<uint32_t>(established_options(c, md5_key(c), Instant{}).size());
 }
 
 // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout
@@ -307,17 +261,33 @@ void Tcp::send_syn(Connection& c, Instant now) {
 // Linux: tcp_xmit_probe_skb()
 void Tcp::send_probe(Connection& c, Instant now) {
   const md5opt::Md5Key* key = md5_key(c);
-  uint8_t options[kTcpMaxHeaderSize - kTcpMinHeaderSize];
-  const size_t size = established_options(c, key, options, now);
-  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, c.snd_una - 1, c.rcv_nxt, kAck,
-       advertise_window(c), {options, size}, {}, key, now);
+  emit({.source = c.local_address,
+        .destination = c.remote_address,
+        .source_port = c.local_port,
+        .destination_port = c.remote_port,
+        .seq = c.snd_una - 1,
+        .ack = c.rcv_nxt,
+        .flags = kAck,
+        .window = advertise_window(c),
+        .options = segment_options(c, kAck, key, now),
+        .key = key},
+       now);
 }
 
 // RFC 9293 §3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>. Linux: tcp_send_active_reset()
 void Tcp::send_reset(Connection& c, Instant now) {
   ctx_.counters.add(Counter::TcpOutRsts);
-  emit(c.local_address, c.remote_address, c.local_port, c.remote_port, c.snd_max, c.rcv_nxt, kRst | kAck, 0, {},
-       {}, md5_key(c), now);
+  const md5opt::Md5Key* key = md5_key(c);
+  emit({.source = c.local_address,
+        .destination = c.remote_address,
+        .source_port = c.local_port,
+        .destination_port = c.remote_port,
+        .seq = c.snd_max,
+        .ack = c.rcv_nxt,
+        .flags = kRst | kAck,
+        .options = {.md5 = key != nullptr},
+        .key = key},
+       now);
 }
 
 // The reset answering a segment that belongs to no connection (RFC 9293 §3.10.7.1), signed
@@ -326,13 +296,21 @@ void Tcp::send_reset(Connection& c, Instant now) {
 void Tcp::send_reset_for(const TcpSegment& seg, const md5opt::Md5Key* key, Instant now) {
   if (seg.has(kRst)) return;
   ctx_.counters.add(Counter::TcpOutRsts);
+  OutgoingSegment reset{.source = seg.destination_address,
+                        .destination = seg.source_address,
+                        .source_port = seg.destination_port,
+                        .destination_port = seg.source_port,
+                        .flags = kRst,
+                        .options = {.md5 = key != nullptr},
+                        .key = key,
+                        .sender = TcpSender::Reset};
   if (seg.has(kAck)) {
-    emit(seg.destination_address, seg.source_address, seg.destination_port, seg.source_port,
-         seg.ack, Seq(0), kRst, 0, {}, {}, key, now, 0, TcpSender::Reset);
+    reset.seq = seg.ack;
   } else {
-    emit(seg.destination_address, seg.source_address, seg.destination_port, seg.source_port,
-         Seq(0), seg.seq + seg.length(), kRst | kAck, 0, {}, {}, key, now, 0, TcpSender::Reset);
+    reset.ack = seg.seq + seg.length();
+    reset.flags |= kAck;
   }
+  emit(reset, now);
 }
 
 namespace {
@@ -362,103 +340,76 @@ OptionSteps option_steps(uint8_t flags, TcpSender sender) {
 // " | options: md5 reserved 20 bytes first, then mss 1460, sack-ok, wscale 7
 // (tcp_synack_options) | option written, ... | checksum": the trace of what emit() did with
 // the options, named as the Linux functions that would have done it.
-std::string options_trace(uint8_t flags, ByteView options, bool md5, TcpSender sender) {
-  if (options.empty()) return " | checksum";
-  const OptionSteps steps = option_steps(flags, sender);
-  std::vector<std::string> names;
-  size_t i = md5 ? md5opt::kMd5OptionSpace : 0;
-  while (i < options.size()) {
-    const uint8_t kind = options[i];
-    if (kind == tcp_option::kNop) {
-      ++i;
-      continue;
-    }
-    if (kind == tcp_option::kEnd || i + 1 >= options.size() || options[i + 1] < 2) break;
-    const uint8_t length = options[i + 1];
-    switch (kind) {
-      case tcp_option::kMss:
-        names.push_back(fmt::format("mss {}", load_be16(options.data() + i + 2)));
-        break;
-      case tcp_option::kWindowScale:
-        names.push_back(fmt::format("wscale {}", options[i + 2]));
-        break;
-      case tcp_option::kSackPermitted:
-        names.emplace_back("sack-ok");
-        break;
-      case tcp_option::kTimestamps:
-        names.emplace_back("timestamps");
-        break;
-      case tcp_option::kSack:
-        names.push_back(fmt::format("sack {} block{}", (length - 2) / 8, length > 10 ? "s" : ""));
-        break;
-      default:
-        names.push_back(fmt::format("kind {}", kind));
-    }
-    i += length;
-  }
+std::string options_trace(const OutgoingSegment& outgoing, std::optional<size_t> digest_at) {
+  const TcpOptionPlan& options = outgoing.options;
+  if (options.size() == 0) return " | checksum";
+  const OptionSteps steps = option_steps(outgoing.flags, outgoing.sender);
+  const std::string names = options.describe();
   std::string text = " | options: ";
-  if (md5) {
+  if (options.md5) {
     text += fmt::format("md5 reserved {} bytes first{}", md5opt::kMd5OptionSpace,
                         names.empty() ? "" : ", then ");
   }
-  text += fmt::format("{} ({})", fmt::join(names, ", "), steps.chooser);
-  if (md5) {
+  text += fmt::format("{} ({})", names, steps.chooser);
+  if (digest_at) {
     text += fmt::format(" | md5 option written, digest slot at +{} ({}) | digest filled late ({})",
-                        kTcpMinHeaderSize + 4, steps.writer, steps.hasher);
+                        *digest_at, steps.writer, steps.hasher);
   }
   return text + " | checksum";
 }
 
 }  // namespace
 
-void Tcp::emit(const IpAddress& source, const IpAddress& destination, uint16_t source_port,
-               uint16_t destination_port, Seq seq, Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-               const md5opt::Md5Key* key, Instant now, uint16_t segment_size, TcpSender sender) {
-  uint8_t md5_options[md5opt::kMd5OptionSpace];
-  if (key && options.empty()) options = md5_options;  // resets and probes: the option alone
-  const size_t header_length = kTcpMinHeaderSize + options.size();
+// Builds the segment, its options written from their plan; signs it when it has a key, then
+// checksums it and hands it to the IP layer.
+void Tcp::emit(const OutgoingSegment& outgoing, Instant now) {
+  const IpAddress& source = outgoing.source;
+  const IpAddress& destination = outgoing.destination;
+  const ByteView payload = outgoing.payload;
+  const size_t header_length = kTcpMinHeaderSize + outgoing.options.size();
   uint8_t* header = segment_buffer_.data() + kTcpMaxHeaderSize - header_length;
-  store_be16(header, source_port);
-  store_be16(header + 2, destination_port);
-  store_be32(header + 4, seq.value());
-  store_be32(header + 8, ack.value());
+  store_be16(header, outgoing.source_port);
+  store_be16(header + 2, outgoing.destination_port);
+  store_be32(header + 4, outgoing.seq.value());
+  store_be32(header + 8, outgoing.ack.value());
   header[12] = static_cast<uint8_t>(header_length / 4 << 4);
-  header[13] = flags;
-  store_be16(header + 14, window);
+  header[13] = outgoing.flags;
+  store_be16(header + 14, outgoing.window);
   store_be16(header + 16, 0);
   store_be16(header + 18, 0);
-  std::copy(options.begin(), options.end(), header + kTcpMinHeaderSize);
+  std::optional<size_t> digest_at = outgoing.options.write(header + kTcpMinHeaderSize);
+  if (digest_at) *digest_at += kTcpMinHeaderSize;
   if (payload.data() != header + header_length) {
     std::copy(payload.begin(), payload.end(), header + header_length);
   }
   const MutableByteView segment{header, header_length + payload.size()};
-  if (key) {
-    // The option written now, its digest filled in last, over the finished segment; then
-    // the checksum, which covers the digest. Linux: tcp_options_write(), then
-    // tcp_v4_md5_hash_skb() from tcp_transmit_skb()
-    const auto digest_at = md5opt::write_md5_option(segment, kTcpMinHeaderSize);
+  if (outgoing.key) {
+    // The digest filled in last, over the finished segment; then the checksum, which covers
+    // it. Linux: tcp_v4_md5_hash_skb() from tcp_transmit_skb()
     if (!digest_at ||
-        !signer_.sign_in_place(source, destination, segment, *digest_at, key->bytes())) {
+        !signer_.sign_in_place(source, destination, segment, *digest_at,
+                               outgoing.key->bytes())) {
       return;  // an unsigned segment would only be dropped by the peer
     }
   }
   FrameOffload offload;
-  if (segment_size > 0) {
+  if (outgoing.segment_size > 0) {
     // For the link to cut into segments of segment_size and checksum each (TSO/GSO).
     // Linux: tcp_v4_send_check() leaves the pseudo-header sum for CHECKSUM_PARTIAL
-    offload = {.checksum_offloaded = true, .segment_size = segment_size};
+    offload = {.checksum_offloaded = true, .segment_size = outgoing.segment_size};
     store_be16(header + 16, tcp_pseudo_header_sum(segment.size(), source, destination));
     // Linux counts what goes on the wire: tcp_skb_pcount() segments.
-    ctx_.counters.add(Counter::TcpOutSegs, (payload.size() + segment_size - 1) / segment_size);
+    ctx_.counters.add(Counter::TcpOutSegs,
+                      (payload.size() + outgoing.segment_size - 1) / outgoing.segment_size);
   } else {
     store_be16(header + 16, tcp_checksum(segment, source, destination));
     ctx_.counters.add(Counter::TcpOutSegs);
   }
   if (ctx_.trace.enabled()) {
-    ctx_.trace.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}",
-                    source, source_port, destination, destination_port,
-                       tcp_flags_text(flags), seq.value(), ack.value(), window, payload.size(),
-                       options_trace(flags, options, key != nullptr, sender));
+    ctx_.trace.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}", source,
+                    outgoing.source_port, destination, outgoing.destination_port,
+                    tcp_flags_text(outgoing.flags), outgoing.seq.value(), outgoing.ack.value(),
+                    outgoing.window, payload.size(), options_trace(outgoing, digest_at));
   }
   ctx_.ip.send_segment(source, destination, segment, now, offload);
 }

@@ -19,10 +19,11 @@
 #include "md5opt/verdict.h"
 #include "stack/counters.h"
 #include "stack/error.h"
-#include "stack/tcp/context.h"
-#include "stack/tcp/types.h"
 #include "stack/tcp/connection.h"
+#include "stack/tcp/context.h"
 #include "stack/tcp/header.h"
+#include "stack/tcp/options.h"
+#include "stack/tcp/types.h"
 
 namespace tapstack {
 
@@ -54,6 +55,25 @@ constexpr const Md5DropCase& md5_drop_case(md5opt::Md5Verdict verdict) {
 // (tcp_v4_timewait_ack() → tcp_v4_send_ack()) are built apart and signed with
 // tcp_v4_md5_hash_hdr(). Tcp::emit() builds them all.
 enum class TcpSender : uint8_t { Socket, Reset, TimeWaitAck };
+
+// One segment for Tcp::emit() to build, sign with key (when there is one) and send from
+// source to destination.
+struct OutgoingSegment {
+  IpAddress source{};
+  IpAddress destination{};
+  uint16_t source_port = 0;
+  uint16_t destination_port = 0;
+  Seq seq{};
+  Seq ack{};
+  uint8_t flags = 0;
+  uint16_t window = 0;
+  TcpOptionPlan options{};
+  ByteView payload{};
+  const md5opt::Md5Key* key = nullptr;
+  // > 0: payload is several segments of that size for the link to cut (TSO).
+  uint16_t segment_size = 0;
+  TcpSender sender = TcpSender::Socket;
+};
 
 class Tcp {
  public:
@@ -195,11 +215,7 @@ class Tcp {
   void send_probe(Connection& c, Instant now);
   void send_reset(Connection& c, Instant now);
   void send_reset_for(const TcpSegment& seg, const md5opt::Md5Key* key, Instant now);
-  // segment_size > 0: payload is several segments of that size for the link to cut (TSO).
-  void emit(const IpAddress& source, const IpAddress& destination, uint16_t source_port, uint16_t destination_port, Seq seq,
-            Seq ack, uint8_t flags, uint16_t window, ByteView options, ByteView payload,
-            const md5opt::Md5Key* key, Instant now, uint16_t segment_size = 0,
-            TcpSender sender = TcpSender::Socket);
+  void emit(const OutgoingSegment& segment, Instant now);
   // The key to sign segments to the connection's peer with, or nullptr.
   const md5opt::Md5Key* md5_key(const Connection& c) const;
   // What one segment may carry: the peer's MSS less the options every segment carries.
@@ -207,10 +223,12 @@ class Tcp {
   uint32_t offload_segment_limit(const Connection& c, uint32_t mss) const;
   uint16_t advertise_window(Connection& c);
   uint16_t syn_window(Connection& c);
-  size_t syn_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now);
-  size_t established_options(Connection& c, const md5opt::Md5Key* key, uint8_t* out, Instant now);
+  TcpOptionPlan segment_options(Connection& c, uint8_t flags, const md5opt::Md5Key* key,
+                                Instant now);
+  TcpOptionPlan syn_options(const Connection& c, const md5opt::Md5Key* key, Instant now) const;
+  TcpOptionPlan established_options(const Connection& c, const md5opt::Md5Key* key,
+                                    Instant now) const;
   uint32_t ts_now(const Connection& c, Instant now) const;
-  size_t sack_blocks(const Connection& c, size_t used) const;
   void arm_retransmit(Connection& c, Instant now);
   void after_read(Connection& c, Instant now);
 
