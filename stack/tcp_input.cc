@@ -256,8 +256,7 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
   c.snd_wl2 = seg.ack;
   if (!ack_acceptable) {
     // Simultaneous open (RFC 9293 Figure 7): answer with SYN-ACK from SYN-RECEIVED.
-    stack_.trace_.step("simultaneous open → SYN-RECEIVED");
-    c.state = TcpState::SynReceived;
+    set_state(c, TcpState::SynReceived, "simultaneous open");
     transmit(c, c.iss, kSyn | kAck, 0, now);
     return;
   }
@@ -514,17 +513,15 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   if (!fin_acked) return true;
   switch (c.state) {
     case TcpState::FinWait1:
-      stack_.trace_.step("our FIN acknowledged → FIN-WAIT-2");
-      c.state = TcpState::FinWait2;
+      set_state(c, TcpState::FinWait2, "our FIN acknowledged");
       c.retransmit_at = Instant::never();
       if (c.user_closed) c.state_timer_at = now + config_.fin_wait2_timeout;
       return true;
     case TcpState::Closing:
-      stack_.trace_.step("our FIN acknowledged → TIME-WAIT");
-      enter_time_wait(c, now);
+      enter_time_wait(c, now, "our FIN acknowledged");
       return false;
     case TcpState::LastAck:
-      stack_.trace_.step("our FIN acknowledged → CLOSED");
+      stack_.trace_.step("our FIN acknowledged");
       connection_failed(c, 0);
       return false;
     default:
@@ -707,16 +704,13 @@ void Tcp::fin_received(Connection& c, Instant now) {
   c.out_of_order.reset();
   switch (c.state) {
     case TcpState::Established:
-      stack_.trace_.step("FIN → CLOSE-WAIT");
-      c.state = TcpState::CloseWait;
+      set_state(c, TcpState::CloseWait, "FIN");
       break;
     case TcpState::FinWait1:
-      stack_.trace_.step("FIN before our FIN was acknowledged → CLOSING");
-      c.state = TcpState::Closing;
+      set_state(c, TcpState::Closing, "FIN before our FIN was acknowledged");
       break;
     case TcpState::FinWait2:
-      stack_.trace_.step("FIN → TIME-WAIT");
-      enter_time_wait(c, now);
+      enter_time_wait(c, now, "FIN");
       break;
     default:
       break;
@@ -731,8 +725,7 @@ uint32_t Tcp::initial_window(const Connection& c) const {
 }
 
 void Tcp::established(Connection& c, Instant now) {
-  stack_.trace_.step("→ ESTABLISHED");
-  c.state = TcpState::Established;
+  set_state(c, TcpState::Established);
   c.was_established = true;
   c.retries = 0;
   c.retransmit_at = Instant::never();
@@ -785,7 +778,7 @@ void Tcp::connection_failed(Connection& c, int error) {
   // count (found by fuzzing: SYN-ACKs never answered leaked it until the listener refused all).
   if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   c.error = error;
-  c.state = TcpState::Closed;
+  set_state(c, TcpState::Closed);
   c.retransmit_at = c.delayed_ack_at = c.keepalive_at = c.state_timer_at = Instant::never();
   c.persist = false;
   const auto it = flows_.find(c.flow());

@@ -127,6 +127,8 @@ class Tcp {
   Result<Connection*> find_or_error(SocketId id) const;
   Connection& create(TcpState state, Instant now);
   void destroy(Connection& c);
+  // Every change of a connection's state passes here. Linux: tcp_set_state()
+  void set_state(Connection& c, TcpState state, std::string_view cause = {});
   void reschedule(Connection& c);
   Seq initial_sequence(const FlowKey& flow, Instant now) const;
   Result<uint16_t> ephemeral_port(Ipv4Address remote, uint16_t port);
@@ -219,7 +221,7 @@ class Tcp {
   void persist_timeout(Connection& c, Instant now);
   void keepalive_timeout(Connection& c, Instant now);
   void state_timeout(Connection& c, Instant now);
-  void enter_time_wait(Connection& c, Instant now);
+  void enter_time_wait(Connection& c, Instant now, std::string_view cause);
 
   Stack& stack_;
   TcpConfig config_;

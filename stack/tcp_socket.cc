@@ -100,7 +100,17 @@ void Tcp::destroy(Connection& c) {
     const auto it = flows_.find(c.flow());
     if (it != flows_.end() && it->second == c.id) flows_.erase(it);
   }
+  set_state(c, TcpState::Closed);
   connections_.erase(c.id);
+}
+
+// One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one).
+// Linux: tcp_set_state()
+void Tcp::set_state(Connection& c, TcpState state, std::string_view cause) {
+  if (c.state == state) return;
+  stack_.trace_.step("{}{}{} → {}", cause, cause.empty() ? "" : ": ", tcp_state_name(c.state),
+                     tcp_state_name(state));
+  c.state = state;
 }
 
 // Keeps the stack-wide timer set in step with the connection's earliest timer.
@@ -219,7 +229,9 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
   } else if (flows_.contains(FlowKey{remote.value, port, local_port})) {
     return Error{EADDRINUSE, "that connection already exists"};
   }
-  c.state = TcpState::SynSent;
+  stack_.trace_.begin("connect {}:{} > {}:{}", stack_.config_.ipv4.address, local_port, remote,
+                      port);
+  set_state(c, TcpState::SynSent);
   c.last_received = now;
   c.remote_address = remote;
   c.remote_port = port;
@@ -227,8 +239,6 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
   init_connection(c, now);
   flows_.emplace(c.flow(), c.id);
   stack_.counters_.add(Counter::TcpActiveOpens);
-  stack_.trace_.begin("connect {}:{} > {}:{}", stack_.config_.ipv4.address, local_port, remote,
-                      port);
   send_syn(c, now);
   stack_.trace_.flush();
   reschedule(c);

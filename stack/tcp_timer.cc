@@ -162,8 +162,8 @@ void Tcp::state_timeout(Connection& c, Instant now) {
   connection_failed(c, 0);
 }
 
-void Tcp::enter_time_wait(Connection& c, Instant now) {
-  c.state = TcpState::TimeWait;
+void Tcp::enter_time_wait(Connection& c, Instant now, std::string_view cause) {
+  set_state(c, TcpState::TimeWait, cause);
   c.retransmit_at = c.keepalive_at = Instant::never();
   c.persist = false;
   c.state_timer_at = now + config_.msl * 2;
