@@ -434,8 +434,6 @@ void Tcp::reset_received(Connection& c) {
       return connection_failed(c, ECONNREFUSED);
     case TcpState::Established:
     case TcpState::CloseWait:
-      stack_.counters_.add(Counter::TcpEstabResets);
-      return connection_failed(c, ECONNRESET);
     case TcpState::FinWait1:
     case TcpState::FinWait2:
       return connection_failed(c, ECONNRESET);

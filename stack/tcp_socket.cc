@@ -104,12 +104,19 @@ void Tcp::destroy(Connection& c) {
   connections_.erase(c.id);
 }
 
-// One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one).
+// One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one),
+// and the counter Linux keeps here: TcpEstabResets for ESTABLISHED or CLOSE-WAIT straight to
+// CLOSED, whatever ended it (a reset either way, a timeout, an abort). Linux also keeps the
+// CurrEstab gauge here, which we do not have.
 // Linux: tcp_set_state()
 void Tcp::set_state(Connection& c, TcpState state, std::string_view cause) {
   if (c.state == state) return;
   stack_.trace_.step("{}{}{} → {}", cause, cause.empty() ? "" : ": ", tcp_state_name(c.state),
                      tcp_state_name(state));
+  if (state == TcpState::Closed &&
+      (c.state == TcpState::Established || c.state == TcpState::CloseWait)) {
+    stack_.counters_.add(Counter::TcpEstabResets);
+  }
   c.state = state;
 }
 
