@@ -27,6 +27,7 @@ bool nonsense_flags(const TcpSegment& seg) {
 
 // Linux: tcp_v4_rcv()
 void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
+  Event event(*this);
   TcpSegment seg;
   const Ipv4Address source = datagram.header.source;
   if (const auto reason = parse_tcp(datagram.payload, source, datagram.header.destination, seg,
@@ -48,7 +49,7 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
   // Demultiplex: connections first, then listeners. Linux: __inet_lookup_skb()
   const auto flow = flows_.find(FlowKey{source.value, seg.source_port, seg.destination_port});
   if (flow != flows_.end()) {
-    Connection& c = *connections_.at(flow->second);
+    Connection& c = touch(*connections_.at(flow->second));
     stack_.trace_.step("lookup: connection {} in {}", c.id, tcp_state_name(c.state));
     Connection* const listener = reopening_listener(c, seg);
     if (!listener) return connection_input(c, seg, source, digest_at, now);
@@ -78,7 +79,6 @@ void Tcp::input(const Ipv4Datagram& datagram, Instant now) {
 // A segment for one of our connections, TIME-WAIT included, checked with its key.
 void Tcp::connection_input(Connection& c, const TcpSegment& seg, Ipv4Address source,
                            std::optional<size_t> digest_at, Instant now) {
-  const SocketId id = c.id;
   if (!md5_accepts(md5_key(c), digest_at, seg, source)) return;
   if (nonsense_flags(seg)) return stack_.drop(DropReason::TcpBadFlags);
   switch (c.state) {
@@ -92,7 +92,6 @@ void Tcp::connection_input(Connection& c, const TcpSegment& seg, Ipv4Address sou
       synchronized_input(c, seg, now);
       break;
   }
-  if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
 }
 
 // The listener a SYN for a connection in TIME-WAIT goes to instead, or nullptr: RFC 1122
@@ -185,7 +184,6 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Ipv4Address 
   enter_syn_queue(listener, c);
   stack_.trace_.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
   send_syn(c, now);
-  reschedule(c);
 }
 
 // A connection of listener's with the peer at source:port, in SYN-RECEIVED, initialised but
@@ -351,12 +349,10 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
     }
     established(c, now);
   }
-  const SocketId id = c.id;
-  if (!process_ack(c, seg, now)) return;
-  if (!connections_.contains(id)) return;
+  if (!process_ack(c, seg, now) || c.destroyed) return;
   // Steps 7 and 8: the segment text and the FIN bit.
   process_data(c, seg, now);
-  if (!connections_.contains(id)) return;
+  if (c.destroyed) return;
   write_xmit(c, now);  // the ACK may have opened the window; data carries the ACK too
   ack_check(c, now);
 }
@@ -389,11 +385,12 @@ void Tcp::begin_burst() {
 }
 
 void Tcp::end_burst(Instant now) {
+  Event event(*this);
   in_burst_ = false;
   for (const SocketId id : acks_after_burst_) {
     Connection* c = find(id);
     // Once: an ACK sent since (or the first of duplicates in the list) covers it.
-    if (c && c->synchronized() && c->rcv_nxt != c->last_ack_sent) send_ack(*c, now);
+    if (c && c->synchronized() && c->rcv_nxt != c->last_ack_sent) send_ack(touch(*c), now);
   }
   acks_after_burst_.clear();
 }
@@ -768,6 +765,7 @@ void Tcp::challenge_ack(Connection& c, Instant now) {
 }
 
 // The connection is over: tell the application why (0: a normal close), release what it holds.
+// Linux: tcp_done()
 void Tcp::connection_failed(Connection& c, int error) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
     stack_.counters_.add(Counter::TcpAttemptFails);
@@ -781,7 +779,7 @@ void Tcp::connection_failed(Connection& c, int error) {
   c.persist = false;
   const auto it = flows_.find(c.flow());
   if (it != flows_.end() && it->second == c.id) flows_.erase(it);
-  reschedule(c);
+  touch(c);  // its timers are all off now
 }
 
 }  // namespace tapstack

@@ -123,6 +123,27 @@ class Tcp {
   void host_unreachable(Ipv4Address remote);
 
  private:
+  // One event of the layer: a segment, one connection's timers, a socket call, the end of a
+  // burst, a neighbour found unreachable. Each entry point opens one; when the outermost ends,
+  // the connections it touched get their place in the timer set again, those destroy()ed are
+  // freed, and the trace is flushed. So a Connection& stays valid for the whole event, and
+  // after any call its `destroyed` says whether the connection ended.
+  class Event {
+   public:
+    explicit Event(Tcp& tcp) : tcp_(tcp) { ++tcp_.event_depth_; }
+    ~Event() {
+      if (--tcp_.event_depth_ == 0) tcp_.end_event();
+    }
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+
+   private:
+    Tcp& tcp_;
+  };
+  // c is rescheduled when the event ends (its timers may have moved).
+  Connection& touch(Connection& c);
+  void end_event();
+
   Connection* find(SocketId id) const;
   Result<Connection*> find_or_error(SocketId id) const;
   Connection& create(TcpState state, Instant now);
@@ -246,6 +267,11 @@ class Tcp {
   static constexpr uint32_t kBurstAckLimit = 64 << 10;
   bool in_burst_ = false;
   std::vector<SocketId> acks_after_burst_;
+  // The open Event: how deep, the connections to reschedule at its end, and the connections
+  // destroyed in it, unlinked from every table but not yet freed.
+  int event_depth_ = 0;
+  std::vector<Connection*> touched_;
+  std::vector<std::unique_ptr<Connection>> destroyed_;
 };
 
 md5opt::IpAddress md5_address(Ipv4Address address);

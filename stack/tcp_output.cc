@@ -521,7 +521,6 @@ void Tcp::after_read(Connection& c, Instant now) {
   }
   stack_.trace_.begin("window update: {} bytes free", free);
   send_ack(c, now);
-  stack_.trace_.flush();
 }
 
 }  // namespace tapstack

@@ -80,9 +80,11 @@ Connection& Tcp::create(TcpState state, Instant now) {
   c->last_received = now;
   Connection& ref = *c;
   connections_.emplace(ref.id, std::move(c));
-  return ref;
+  return touch(ref);
 }
 
+// Unlinked from every table at once, so that nothing finds it; freed when the event ends.
+// Linux: inet_csk_destroy_sock() from tcp_done()
 void Tcp::destroy(Connection& c) {
   if (c.scheduled != Instant::never()) timers_.erase({c.scheduled, c.id});
   if (c.listener) {
@@ -101,7 +103,26 @@ void Tcp::destroy(Connection& c) {
     if (it != flows_.end() && it->second == c.id) flows_.erase(it);
   }
   set_state(c, TcpState::Closed);
-  connections_.erase(c.id);
+  c.destroyed = true;
+  const auto it = connections_.find(c.id);
+  destroyed_.push_back(std::move(it->second));
+  connections_.erase(it);
+}
+
+Connection& Tcp::touch(Connection& c) {
+  touched_.push_back(&c);
+  return c;
+}
+
+// The end of the outermost Event. The connections destroyed in it are freed last: touched_ may
+// point to them.
+void Tcp::end_event() {
+  for (Connection* c : touched_) {
+    if (!c->destroyed) reschedule(*c);
+  }
+  touched_.clear();
+  destroyed_.clear();
+  stack_.trace_.flush();
 }
 
 // One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one),
@@ -175,6 +196,7 @@ void Tcp::init_connection(Connection& c, Instant now) {
 }
 
 Result<SocketId> Tcp::listen(uint16_t port, int backlog) {
+  Event event(*this);
   if (port == 0) return Error{EINVAL, "listen needs a port from 1 to 65535"};
   if (listeners_.contains(port)) {
     return Error{EADDRINUSE, fmt::format("port {} already has a listener", port)};
@@ -188,6 +210,7 @@ Result<SocketId> Tcp::listen(uint16_t port, int backlog) {
 }
 
 Result<SocketId> Tcp::accept(SocketId id) {
+  Event event(*this);
   auto listener = find_or_error(id);
   if (!listener) return listener.error();
   Connection& l = **listener;
@@ -202,11 +225,13 @@ Result<SocketId> Tcp::accept(SocketId id) {
 }
 
 Result<SocketId> Tcp::open() {
+  Event event(*this);
   if (connections_.size() >= config_.max_connections) return Error{EMFILE, "too many connections"};
   return create(TcpState::Closed, Instant{}).id;
 }
 
 Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, uint16_t local_port) {
+  Event event(*this);
   auto id = open();
   if (!id) return id;
   if (auto status = connect(*id, remote, port, now, local_port); !status) {
@@ -218,9 +243,10 @@ Result<SocketId> Tcp::connect(Ipv4Address remote, uint16_t port, Instant now, ui
 
 Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
                     uint16_t local_port) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (c.state != TcpState::Closed || c.was_established || c.error != 0) {
     return Error{EISCONN, "connect on a socket that is not fresh"};
   }
@@ -247,13 +273,12 @@ Status Tcp::connect(SocketId id, Ipv4Address remote, uint16_t port, Instant now,
   flows_.emplace(c.flow(), c.id);
   stack_.counters_.add(Counter::TcpActiveOpens);
   send_syn(c, now);
-  stack_.trace_.flush();
-  reschedule(c);
   return Ok{};
 }
 
 // Linux: tcp_v4_parse_md5_keys()
 Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
   auto& keys = (*found)->md5_keys;
@@ -265,9 +290,10 @@ Status Tcp::set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, By
 }
 
 Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (c.error != 0) {
     const int error = std::exchange(c.error, 0);
     return Error{error, std::strerror(error)};
@@ -289,22 +315,20 @@ Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
   if (n == 0 && !data.empty()) return Error{EAGAIN, "send buffer full"};
   stack_.trace_.begin("send {} bytes on socket {}", n, id);
   write_xmit(c, now);
-  stack_.trace_.flush();
-  reschedule(c);
   return n;
 }
 
 Result<size_t> Tcp::receive(SocketId id, MutableByteView buffer, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   const size_t n = std::min(buffer.size(), c.receive_buffer.size());
   if (n > 0) {
     c.receive_buffer.copy_out(0, buffer.first(n));
     c.receive_buffer.consume(n);
     buffers_drained(c, now);
     after_read(c, now);
-    reschedule(c);
     return n;
   }
   if (c.error != 0) {
@@ -317,9 +341,10 @@ Result<size_t> Tcp::receive(SocketId id, MutableByteView buffer, Instant now) {
 }
 
 Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (c.state == TcpState::Listen || c.state == TcpState::Closed) {
     return Error{ENOTCONN, "not connected"};
   }
@@ -330,16 +355,15 @@ Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
     c.write_shutdown = true;
     stack_.trace_.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
     write_xmit(c, now);
-    stack_.trace_.flush();
   }
-  reschedule(c);
   return Ok{};
 }
 
 Status Tcp::close(SocketId id, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   stack_.trace_.begin("close socket {} in {}", id, tcp_state_name(c.state));
   c.user_closed = true;
   switch (c.state) {
@@ -355,17 +379,13 @@ Status Tcp::close(SocketId id, Instant now) {
         destroy(o);
       }
       destroy(c);
-      stack_.trace_.flush();
       return Ok{};
     }
     case TcpState::Closed:
     case TcpState::SynSent:
       destroy(c);
-      stack_.trace_.flush();
       return Ok{};
     case TcpState::TimeWait:
-      reschedule(c);
-      stack_.trace_.flush();
       return Ok{};
     default:
       break;
@@ -375,7 +395,6 @@ Status Tcp::close(SocketId id, Instant now) {
     stack_.counters_.add(Counter::TcpExtTCPAbortOnClose);
     send_reset(c, now);
     destroy(c);
-    stack_.trace_.flush();
     return Ok{};
   }
   c.read_shutdown = true;
@@ -384,23 +403,18 @@ Status Tcp::close(SocketId id, Instant now) {
     write_xmit(c, now);
   }
   if (c.state == TcpState::FinWait2) c.state_timer_at = now + config_.fin_wait2_timeout;
-  reschedule(c);
-  stack_.trace_.flush();
   return Ok{};
 }
 
 Status Tcp::abort(SocketId id, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
   Connection& c = **found;
   stack_.trace_.begin("abort socket {} in {}", id, tcp_state_name(c.state));
-  if (c.state == TcpState::Listen) {
-    stack_.trace_.flush();
-    return close(id, now);
-  }
+  if (c.state == TcpState::Listen) return close(id, now);
   if (c.synchronized() && c.state != TcpState::TimeWait) send_reset(c, now);
   destroy(c);
-  stack_.trace_.flush();
   return Ok{};
 }
 
@@ -459,9 +473,10 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
 }
 
 Status Tcp::set_options(SocketId id, const SocketOptions& options) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (options.send_buffer < 4096 || options.receive_buffer < 4096) {
     return Error{EINVAL, "buffers must hold at least 4096 bytes"};
   }
@@ -476,7 +491,6 @@ Status Tcp::set_options(SocketId id, const SocketOptions& options) {
   if (c.state == TcpState::Established || c.state == TcpState::CloseWait) {
     c.keepalive_at = options.keepalive ? c.last_received + options.keepalive_idle
                                        : Instant::never();
-    reschedule(c);
   }
   return Ok{};
 }
