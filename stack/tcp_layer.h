@@ -80,8 +80,13 @@ class Tcp {
   Status set_md5_key(SocketId id, Ipv4Address peer, uint8_t prefix_length, ByteView key);
   // Queues data for sending; returns how much fitted (EAGAIN when none did).
   Result<size_t> send(SocketId id, ByteView data, Instant now);
-  // Takes received data; 0 means end of stream (the peer closed and all was read).
+  // Takes received data; 0 means end of stream (the peer closed and all was read). A pending
+  // error comes once the data before it is read (an empty buffer: at once).
   Result<size_t> receive(SocketId id, MutableByteView buffer, Instant now);
+  // Hands over the error pending on the socket, which a reset or a timeout left (ECONNRESET,
+  // ETIMEDOUT, ...), and clears it; Ok when there is none. getsockopt(SO_ERROR).
+  // Linux: sock_error()
+  Status take_error(SocketId id);
   Status shutdown(SocketId id, ShutdownHow how, Instant now);
   // Lets go of the handle; the connection closes gracefully (FIN), or with a reset when
   // received data was never read (RFC 2525 §2.17, as Linux does).
@@ -205,6 +210,7 @@ class Tcp {
   void sack_recovery_send(Connection& c, Instant now);
   uint32_t skip_sacked(Connection& c) const;
   void connection_failed(Connection& c, int error);
+  static std::optional<Error> take_pending_error(Connection& c);
 
   // Output (tcp_output.cc)
   void write_xmit(Connection& c, Instant now);

@@ -294,10 +294,7 @@ Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
   auto found = find_or_error(id);
   if (!found) return found.error();
   Connection& c = touch(**found);
-  if (c.error != 0) {
-    const int error = std::exchange(c.error, 0);
-    return Error{error, std::strerror(error)};
-  }
+  if (auto error = take_pending_error(c)) return *error;
   if (c.write_shutdown) return Error{EPIPE, "the sending side is shut down"};
   switch (c.state) {
     case TcpState::Listen:
@@ -331,13 +328,25 @@ Result<size_t> Tcp::receive(SocketId id, MutableByteView buffer, Instant now) {
     after_read(c, now);
     return n;
   }
-  if (c.error != 0) {
-    const int error = std::exchange(c.error, 0);
-    return Error{error, std::strerror(error)};
-  }
+  if (auto error = take_pending_error(c)) return *error;
   if (c.fin_received || c.read_shutdown || c.state == TcpState::Closed) return size_t{0};
   if (c.state == TcpState::Listen) return Error{ENOTCONN, "not connected"};
   return Error{EAGAIN, "no data yet"};
+}
+
+Status Tcp::take_error(SocketId id) {
+  Event event(*this);
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  if (auto error = take_pending_error(**found)) return *error;
+  return Ok{};
+}
+
+// Linux: sock_error()
+std::optional<Error> Tcp::take_pending_error(Connection& c) {
+  if (c.error == 0) return std::nullopt;
+  const int error = std::exchange(c.error, 0);
+  return Error{error, std::strerror(error)};
 }
 
 Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {

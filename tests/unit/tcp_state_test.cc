@@ -364,9 +364,10 @@ TEST_CASE("connecting to a neighbour that never answers ARP fails with EHOSTUNRE
   t.wait(Duration::seconds(3));  // three requests a second apart, then the neighbour fails
   CHECK(t.count(Counter::ArpResolveFailures) == 1);
   CHECK((t.tcp().events(*id) & socket_event::kError) != 0);
-  const auto error = t.tcp().receive(*id, MutableByteView(), t.now);
+  const Status error = t.tcp().take_error(*id);
   REQUIRE_FALSE(error);
   CHECK(error.error().code == EHOSTUNREACH);
+  CHECK(t.tcp().take_error(*id));  // handed over once, as SO_ERROR
   // A connection to a neighbour that answers is not touched.
   const SocketId other = t.establish_active();
   CHECK(t.state(other) == TcpState::Established);
