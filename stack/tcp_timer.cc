@@ -24,7 +24,8 @@ void Tcp::on_timer(Instant now) {
     }
     if (c.retransmit_at <= now) {
       c.retransmit_at = Instant::never();
-      stack_.trace_.begin("timer: {} for socket {}", c.persist ? "zero-window probe" : "retransmission", id);
+      stack_.trace_.begin("timer: {} for socket {}",
+                          c.persist ? "zero-window probe" : "retransmission", id);
       if (c.persist) {
         persist_timeout(c, now);
       } else {
