@@ -164,7 +164,7 @@ void Speaker::poll_socket(Instant now) {
       fsm_.tcp_connected(now);
       carry_out(now);
     } else if (events & socket_event::kError) {
-      auto error = tcp_.receive(socket_, MutableByteView(), now);
+      const Status error = tcp_.take_error(socket_);
       return connect_failed(error ? Error{0, "closed"} : error.error(), now);
     } else {
       return;  // still connecting

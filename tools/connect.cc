@@ -107,23 +107,23 @@ class Client {
   }
 
  private:
-  void check_handshake(Instant now) {
+  void check_handshake() {
     const uint32_t events = tcp_.events(socket_);
     if (events & socket_event::kConnected) {
       connected_ = true;
     } else if (events & socket_event::kError) {
-      fail(connection_failure(take_error(now)));
+      fail(connection_failure(take_error()));
     }
   }
 
   // Moves the connection on; true when there is more to do than this turn allowed.
   bool advance(Instant now) {
-    if (!connected_) check_handshake(now);
+    if (!connected_) check_handshake();
     bool more = false;
     if (connected_ && !failure_) {
       more = send_input(now);
       more = receive_output(now) || more;
-      check_error(now);
+      check_error();
     }
     if (!failure_ && connected_ && both_directions_closed()) {
       tcp_.close(socket_, now);
@@ -200,9 +200,9 @@ class Client {
   }
 
   // A reset or timeout that neither direction ran into (both idle, or the output full).
-  void check_error(Instant now) {
+  void check_error() {
     if (!failure_ && (tcp_.events(socket_) & socket_event::kError)) {
-      fail(connection_failure(take_error(now)));
+      fail(connection_failure(take_error()));
     }
   }
 
@@ -226,9 +226,9 @@ class Client {
   }
 
   // The pending error of the socket (and clears it).
-  int take_error(Instant now) {
-    auto result = tcp_.receive(socket_, MutableByteView(), now);
-    return result ? 0 : result.error().code;
+  int take_error() {
+    const Status pending = tcp_.take_error(socket_);
+    return pending ? 0 : pending.error().code;
   }
 
   std::string connection_failure(int error) const {

@@ -141,16 +141,15 @@ class Server {
       tcp_.shutdown(peer.socket, ShutdownHow::Write, now);
       peer.shut_down = true;
     }
-    take_error(peer, now);
+    take_error(peer);
     return more;
   }
 
   // A reset or timeout that moving data did not run into: an echo connection whose peer
   // reads nothing, or any connection while the output is full.
-  void take_error(Peer& peer, Instant now) {
+  void take_error(Peer& peer) {
     if (peer.error != 0 || !(tcp_.events(peer.socket) & socket_event::kError)) return;
-    // Reading nothing hands over the pending error.
-    const auto pending = tcp_.receive(peer.socket, MutableByteView(), now);
+    const Status pending = tcp_.take_error(peer.socket);
     if (!pending) peer.error = pending.error().code;
   }
 

@@ -104,6 +104,7 @@ struct Connection {
   bool read_shutdown = false;
   bool write_shutdown = false;  // FIN queued after the buffered data
   bool was_established = false;
+  bool destroyed = false;            // destroy() unlinked it; freed when the event ends
   int error = 0;                     // pending errno for the application
   std::optional<SocketId> listener;  // while not yet accepted
   SocketOptions options;

@@ -136,7 +136,6 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::
   ctx_.trace.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
                      c.mss);
   synchronized_input(c, seg, now);
-  if (const auto it = connections_.find(c.id); it != connections_.end()) reschedule(*it->second);
   return true;
 }
 

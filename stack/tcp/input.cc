@@ -26,6 +26,7 @@ bool nonsense_flags(const TcpSegment& seg) {
 
 // Linux: tcp_v4_rcv()
 void Tcp::input(const TcpArrival& arrival, Instant now) {
+  Event event(*this);
   TcpSegment seg;
   const IpAddress& source = arrival.source;
   if (const auto reason = parse_tcp(arrival.segment, source, arrival.destination, seg,
@@ -48,7 +49,7 @@ void Tcp::input(const TcpArrival& arrival, Instant now) {
   const auto flow =
       flows_.find(FlowKey{source, arrival.destination, seg.source_port, seg.destination_port});
   if (flow != flows_.end()) {
-    Connection& c = *connections_.at(flow->second);
+    Connection& c = touch(*connections_.at(flow->second));
     ctx_.trace.step("lookup: connection {} in {}", c.id, tcp_state_name(c.state));
     Connection* const listener = reopening_listener(c, seg);
     if (!listener) return connection_input(c, seg, digest_at, now);
@@ -78,7 +79,6 @@ void Tcp::input(const TcpArrival& arrival, Instant now) {
 // A segment for one of our connections, TIME-WAIT included, checked with its key.
 void Tcp::connection_input(Connection& c, const TcpSegment& seg, std::optional<size_t> digest_at,
                            Instant now) {
-  const SocketId id = c.id;
   if (!md5_accepts(md5_key(c), digest_at, seg)) return;
   if (nonsense_flags(seg)) return ctx_.drop(DropReason::TcpBadFlags);
   switch (c.state) {
@@ -92,7 +92,6 @@ void Tcp::connection_input(Connection& c, const TcpSegment& seg, std::optional<s
       synchronized_input(c, seg, now);
       break;
   }
-  if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
 }
 
 // The listener a SYN for a connection in TIME-WAIT goes to instead, or nullptr: RFC 1122
@@ -159,7 +158,6 @@ void Tcp::listen_input(Connection& listener, const TcpSegment& seg, Instant now)
   enter_syn_queue(listener, c);
   ctx_.trace.step("syn → new connection {} in SYN-RECEIVED (tcp_conn_request)", c.id);
   send_syn(c, now);
-  reschedule(c);
 }
 
 // A connection of listener's with the peer that sent syn, in SYN-RECEIVED, initialised but
@@ -231,8 +229,7 @@ void Tcp::syn_sent_input(Connection& c, const TcpSegment& seg, Instant now) {
   c.snd_wl2 = seg.ack;
   if (!ack_acceptable) {
     // Simultaneous open (RFC 9293 Figure 7): answer with SYN-ACK from SYN-RECEIVED.
-    ctx_.trace.step("simultaneous open → SYN-RECEIVED");
-    c.state = TcpState::SynReceived;
+    set_state(c, TcpState::SynReceived, "simultaneous open");
     transmit(c, c.iss, kSyn | kAck, 0, now);
     return;
   }
@@ -327,12 +324,10 @@ void Tcp::synchronized_input(Connection& c, const TcpSegment& seg, Instant now) 
     }
     established(c, now);
   }
-  const SocketId id = c.id;
-  if (!process_ack(c, seg, now)) return;
-  if (!connections_.contains(id)) return;
+  if (!process_ack(c, seg, now) || c.destroyed) return;
   // Steps 7 and 8: the segment text and the FIN bit.
   process_data(c, seg, now);
-  if (!connections_.contains(id)) return;
+  if (c.destroyed) return;
   write_xmit(c, now);  // the ACK may have opened the window; data carries the ACK too
   ack_check(c, now);
 }
@@ -365,11 +360,12 @@ void Tcp::begin_burst() {
 }
 
 void Tcp::end_burst(Instant now) {
+  Event event(*this);
   in_burst_ = false;
   for (const SocketId id : acks_after_burst_) {
     Connection* c = find(id);
     // Once: an ACK sent since (or the first of duplicates in the list) covers it.
-    if (c && c->synchronized() && c->rcv_nxt != c->last_ack_sent) send_ack(*c, now);
+    if (c && c->synchronized() && c->rcv_nxt != c->last_ack_sent) send_ack(touch(*c), now);
   }
   acks_after_burst_.clear();
 }
@@ -410,8 +406,6 @@ void Tcp::reset_received(Connection& c) {
       return connection_failed(c, ECONNREFUSED);
     case TcpState::Established:
     case TcpState::CloseWait:
-      ctx_.counters.add(Counter::TcpEstabResets);
-      return connection_failed(c, ECONNRESET);
     case TcpState::FinWait1:
     case TcpState::FinWait2:
       return connection_failed(c, ECONNRESET);
@@ -489,17 +483,15 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
   if (!fin_acked) return true;
   switch (c.state) {
     case TcpState::FinWait1:
-      ctx_.trace.step("our FIN acknowledged → FIN-WAIT-2");
-      c.state = TcpState::FinWait2;
+      set_state(c, TcpState::FinWait2, "our FIN acknowledged");
       c.retransmit_at = Instant::never();
       if (c.user_closed) c.state_timer_at = now + config_.fin_wait2_timeout;
       return true;
     case TcpState::Closing:
-      ctx_.trace.step("our FIN acknowledged → TIME-WAIT");
-      enter_time_wait(c, now);
+      enter_time_wait(c, now, "our FIN acknowledged");
       return false;
     case TcpState::LastAck:
-      ctx_.trace.step("our FIN acknowledged → CLOSED");
+      ctx_.trace.step("our FIN acknowledged");
       connection_failed(c, 0);
       return false;
     default:
@@ -682,16 +674,13 @@ void Tcp::fin_received(Connection& c, Instant now) {
   c.out_of_order.reset();
   switch (c.state) {
     case TcpState::Established:
-      ctx_.trace.step("FIN → CLOSE-WAIT");
-      c.state = TcpState::CloseWait;
+      set_state(c, TcpState::CloseWait, "FIN");
       break;
     case TcpState::FinWait1:
-      ctx_.trace.step("FIN before our FIN was acknowledged → CLOSING");
-      c.state = TcpState::Closing;
+      set_state(c, TcpState::Closing, "FIN before our FIN was acknowledged");
       break;
     case TcpState::FinWait2:
-      ctx_.trace.step("FIN → TIME-WAIT");
-      enter_time_wait(c, now);
+      enter_time_wait(c, now, "FIN");
       break;
     default:
       break;
@@ -706,8 +695,7 @@ uint32_t Tcp::initial_window(const Connection& c) const {
 }
 
 void Tcp::established(Connection& c, Instant now) {
-  ctx_.trace.step("→ ESTABLISHED");
-  c.state = TcpState::Established;
+  set_state(c, TcpState::Established);
   c.was_established = true;
   c.retries = 0;
   c.retransmit_at = Instant::never();
@@ -752,6 +740,7 @@ void Tcp::challenge_ack(Connection& c, Instant now) {
 }
 
 // The connection is over: tell the application why (0: a normal close), release what it holds.
+// Linux: tcp_done()
 void Tcp::connection_failed(Connection& c, int error) {
   if (c.state == TcpState::SynSent || c.state == TcpState::SynReceived) {
     ctx_.counters.add(Counter::TcpAttemptFails);
@@ -760,12 +749,12 @@ void Tcp::connection_failed(Connection& c, int error) {
   // count (found by fuzzing: SYN-ACKs never answered leaked it until the listener refused all).
   if (c.user_closed || (c.listener && !c.in_accept_queue)) return destroy(c);
   c.error = error;
-  c.state = TcpState::Closed;
+  set_state(c, TcpState::Closed);
   c.retransmit_at = c.delayed_ack_at = c.keepalive_at = c.state_timer_at = Instant::never();
   c.persist = false;
   const auto it = flows_.find(c.flow());
   if (it != flows_.end() && it->second == c.id) flows_.erase(it);
-  reschedule(c);
+  touch(c);  // its timers are all off now
 }
 
 }  // namespace tapstack

@@ -10,6 +10,7 @@ namespace tapstack {
 // Linux: tcp_v4_parse_md5_keys()
 Status Tcp::set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length,
                         ByteView key) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
   auto& keys = (*found)->md5_keys;

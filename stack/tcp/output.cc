@@ -35,8 +35,8 @@ void Tcp::write_xmit(Connection& c, Instant now) {
     send_in_window(c, now);
   }
   if (c.write_shutdown && c.snd_max > c.buffered_end()) {
-    if (c.state == TcpState::Established) c.state = TcpState::FinWait1;
-    if (c.state == TcpState::CloseWait) c.state = TcpState::LastAck;
+    if (c.state == TcpState::Established) set_state(c, TcpState::FinWait1, "our FIN sent");
+    if (c.state == TcpState::CloseWait) set_state(c, TcpState::LastAck, "our FIN sent");
   }
   if (c.in_flight() > 0) {
     if (c.retransmit_at.is_never() || c.persist) arm_retransmit(c, now);
@@ -463,7 +463,6 @@ void Tcp::after_read(Connection& c, Instant now) {
   }
   ctx_.trace.begin("window update: {} bytes free", free);
   send_ack(c, now);
-  ctx_.trace.flush();
 }
 
 }  // namespace tapstack

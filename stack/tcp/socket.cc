@@ -73,9 +73,11 @@ Connection& Tcp::create(TcpState state, Instant now) {
   c->last_received = now;
   Connection& ref = *c;
   connections_.emplace(ref.id, std::move(c));
-  return ref;
+  return touch(ref);
 }
 
+// Unlinked from every table at once, so that nothing finds it; freed when the event ends.
+// Linux: inet_csk_destroy_sock() from tcp_done()
 void Tcp::destroy(Connection& c) {
   if (c.scheduled != Instant::never()) timers_.erase({c.scheduled, c.id});
   if (c.listener) {
@@ -93,7 +95,43 @@ void Tcp::destroy(Connection& c) {
     const auto it = flows_.find(c.flow());
     if (it != flows_.end() && it->second == c.id) flows_.erase(it);
   }
-  connections_.erase(c.id);
+  set_state(c, TcpState::Closed);
+  c.destroyed = true;
+  const auto it = connections_.find(c.id);
+  destroyed_.push_back(std::move(it->second));
+  connections_.erase(it);
+}
+
+Connection& Tcp::touch(Connection& c) {
+  touched_.push_back(&c);
+  return c;
+}
+
+// The end of the outermost Event. The connections destroyed in it are freed last: touched_ may
+// point to them.
+void Tcp::end_event() {
+  for (Connection* c : touched_) {
+    if (!c->destroyed) reschedule(*c);
+  }
+  touched_.clear();
+  destroyed_.clear();
+  ctx_.trace.flush();
+}
+
+// One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one),
+// and the counter Linux keeps here: TcpEstabResets for ESTABLISHED or CLOSE-WAIT straight to
+// CLOSED, whatever ended it (a reset either way, a timeout, an abort). Linux also keeps the
+// CurrEstab gauge here, which we do not have.
+// Linux: tcp_set_state()
+void Tcp::set_state(Connection& c, TcpState state, std::string_view cause) {
+  if (c.state == state) return;
+  ctx_.trace.step("{}{}{} → {}", cause, cause.empty() ? "" : ": ", tcp_state_name(c.state),
+                     tcp_state_name(state));
+  if (state == TcpState::Closed &&
+      (c.state == TcpState::Established || c.state == TcpState::CloseWait)) {
+    ctx_.counters.add(Counter::TcpEstabResets);
+  }
+  c.state = state;
 }
 
 // Keeps the stack-wide timer set in step with the connection's earliest timer.
@@ -175,6 +213,7 @@ void Tcp::init_connection(Connection& c, Instant now) {
 }
 
 Result<SocketId> Tcp::listen(uint16_t port, int backlog) {
+  Event event(*this);
   if (port == 0) return Error{EINVAL, "listen needs a port from 1 to 65535"};
   if (listeners_.contains(port)) {
     return Error{EADDRINUSE, fmt::format("port {} already has a listener", port)};
@@ -188,6 +227,7 @@ Result<SocketId> Tcp::listen(uint16_t port, int backlog) {
 }
 
 Result<SocketId> Tcp::accept(SocketId id) {
+  Event event(*this);
   auto listener = find_or_error(id);
   if (!listener) return listener.error();
   Connection& l = **listener;
@@ -202,12 +242,14 @@ Result<SocketId> Tcp::accept(SocketId id) {
 }
 
 Result<SocketId> Tcp::open() {
+  Event event(*this);
   if (connections_.size() >= config_.max_connections) return Error{EMFILE, "too many connections"};
   return create(TcpState::Closed, Instant{}).id;
 }
 
 Result<SocketId> Tcp::connect(const IpAddress& remote, uint16_t port, Instant now,
                               uint16_t local_port) {
+  Event event(*this);
   auto id = open();
   if (!id) return id;
   if (auto status = connect(*id, remote, port, now, local_port); !status) {
@@ -219,9 +261,10 @@ Result<SocketId> Tcp::connect(const IpAddress& remote, uint16_t port, Instant no
 
 Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant now,
                     uint16_t local_port) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (c.state != TcpState::Closed || c.was_established || c.error != 0) {
     return Error{EISCONN, "connect on a socket that is not fresh"};
   }
@@ -235,7 +278,8 @@ Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant
   } else if (flows_.contains(FlowKey{remote, route->source, port, local_port})) {
     return Error{EADDRINUSE, "that connection already exists"};
   }
-  c.state = TcpState::SynSent;
+  ctx_.trace.begin("connect {}:{} > {}:{}", route->source, local_port, remote, port);
+  set_state(c, TcpState::SynSent);
   c.last_received = now;
   c.remote_address = remote;
   c.local_address = route->source;
@@ -244,21 +288,16 @@ Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant
   init_connection(c, now);
   flows_.emplace(c.flow(), c.id);
   ctx_.counters.add(Counter::TcpActiveOpens);
-  ctx_.trace.begin("connect {}:{} > {}:{}", c.local_address, local_port, remote, port);
   send_syn(c, now);
-  ctx_.trace.flush();
-  reschedule(c);
   return Ok{};
 }
 
 Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
-  if (c.error != 0) {
-    const int error = std::exchange(c.error, 0);
-    return Error{error, std::strerror(error)};
-  }
+  Connection& c = touch(**found);
+  if (auto error = take_pending_error(c)) return *error;
   if (c.write_shutdown) return Error{EPIPE, "the sending side is shut down"};
   switch (c.state) {
     case TcpState::Listen:
@@ -276,37 +315,48 @@ Result<size_t> Tcp::send(SocketId id, ByteView data, Instant now) {
   if (n == 0 && !data.empty()) return Error{EAGAIN, "send buffer full"};
   ctx_.trace.begin("send {} bytes on socket {}", n, id);
   write_xmit(c, now);
-  ctx_.trace.flush();
-  reschedule(c);
   return n;
 }
 
 Result<size_t> Tcp::receive(SocketId id, MutableByteView buffer, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   const size_t n = std::min(buffer.size(), c.receive_buffer.size());
   if (n > 0) {
     c.receive_buffer.copy_out(0, buffer.first(n));
     c.receive_buffer.consume(n);
     buffers_drained(c, now);
     after_read(c, now);
-    reschedule(c);
     return n;
   }
-  if (c.error != 0) {
-    const int error = std::exchange(c.error, 0);
-    return Error{error, std::strerror(error)};
-  }
+  if (auto error = take_pending_error(c)) return *error;
   if (c.fin_received || c.read_shutdown || c.state == TcpState::Closed) return size_t{0};
   if (c.state == TcpState::Listen) return Error{ENOTCONN, "not connected"};
   return Error{EAGAIN, "no data yet"};
 }
 
-Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
+Status Tcp::take_error(SocketId id) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  if (auto error = take_pending_error(**found)) return *error;
+  return Ok{};
+}
+
+// Linux: sock_error()
+std::optional<Error> Tcp::take_pending_error(Connection& c) {
+  if (c.error == 0) return std::nullopt;
+  const int error = std::exchange(c.error, 0);
+  return Error{error, std::strerror(error)};
+}
+
+Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
+  Event event(*this);
+  auto found = find_or_error(id);
+  if (!found) return found.error();
+  Connection& c = touch(**found);
   if (c.state == TcpState::Listen || c.state == TcpState::Closed) {
     return Error{ENOTCONN, "not connected"};
   }
@@ -317,16 +367,15 @@ Status Tcp::shutdown(SocketId id, ShutdownHow how, Instant now) {
     c.write_shutdown = true;
     ctx_.trace.begin("shutdown: FIN after {} buffered bytes", c.send_buffer.size());
     write_xmit(c, now);
-    ctx_.trace.flush();
   }
-  reschedule(c);
   return Ok{};
 }
 
 Status Tcp::close(SocketId id, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   ctx_.trace.begin("close socket {} in {}", id, tcp_state_name(c.state));
   c.user_closed = true;
   switch (c.state) {
@@ -342,17 +391,13 @@ Status Tcp::close(SocketId id, Instant now) {
         destroy(o);
       }
       destroy(c);
-      ctx_.trace.flush();
       return Ok{};
     }
     case TcpState::Closed:
     case TcpState::SynSent:
       destroy(c);
-      ctx_.trace.flush();
       return Ok{};
     case TcpState::TimeWait:
-      reschedule(c);
-      ctx_.trace.flush();
       return Ok{};
     default:
       break;
@@ -362,7 +407,6 @@ Status Tcp::close(SocketId id, Instant now) {
     ctx_.counters.add(Counter::TcpExtTCPAbortOnClose);
     send_reset(c, now);
     destroy(c);
-    ctx_.trace.flush();
     return Ok{};
   }
   c.read_shutdown = true;
@@ -371,23 +415,18 @@ Status Tcp::close(SocketId id, Instant now) {
     write_xmit(c, now);
   }
   if (c.state == TcpState::FinWait2) c.state_timer_at = now + config_.fin_wait2_timeout;
-  reschedule(c);
-  ctx_.trace.flush();
   return Ok{};
 }
 
 Status Tcp::abort(SocketId id, Instant now) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
   Connection& c = **found;
   ctx_.trace.begin("abort socket {} in {}", id, tcp_state_name(c.state));
-  if (c.state == TcpState::Listen) {
-    ctx_.trace.flush();
-    return close(id, now);
-  }
+  if (c.state == TcpState::Listen) return close(id, now);
   if (c.synchronized() && c.state != TcpState::TimeWait) send_reset(c, now);
   destroy(c);
-  ctx_.trace.flush();
   return Ok{};
 }
 
@@ -446,9 +485,10 @@ Result<TcpInfo> Tcp::info(SocketId id) const {
 }
 
 Status Tcp::set_options(SocketId id, const SocketOptions& options) {
+  Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
-  Connection& c = **found;
+  Connection& c = touch(**found);
   if (options.send_buffer < 4096 || options.receive_buffer < 4096) {
     return Error{EINVAL, "buffers must hold at least 4096 bytes"};
   }
@@ -463,7 +503,6 @@ Status Tcp::set_options(SocketId id, const SocketOptions& options) {
   if (c.state == TcpState::Established || c.state == TcpState::CloseWait) {
     c.keepalive_at = options.keepalive ? c.last_received + options.keepalive_idle
                                        : Instant::never();
-    reschedule(c);
   }
   return Ok{};
 }

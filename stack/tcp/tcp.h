@@ -101,8 +101,13 @@ class Tcp {
   Status set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length, ByteView key);
   // Queues data for sending; returns how much fitted (EAGAIN when none did).
   Result<size_t> send(SocketId id, ByteView data, Instant now);
-  // Takes received data; 0 means end of stream (the peer closed and all was read).
+  // Takes received data; 0 means end of stream (the peer closed and all was read). A pending
+  // error comes once the data before it is read (an empty buffer: at once).
   Result<size_t> receive(SocketId id, MutableByteView buffer, Instant now);
+  // Hands over the error pending on the socket, which a reset or a timeout left (ECONNRESET,
+  // ETIMEDOUT, ...), and clears it; Ok when there is none. getsockopt(SO_ERROR).
+  // Linux: sock_error()
+  Status take_error(SocketId id);
   Status shutdown(SocketId id, ShutdownHow how, Instant now);
   // Lets go of the handle; the connection closes gracefully (FIN), or with a reset when
   // received data was never read (RFC 2525 §2.17, as Linux does).
@@ -144,10 +149,33 @@ class Tcp {
   void host_unreachable(const IpAddress& remote);
 
  private:
+  // One event of the layer: a segment, one connection's timers, a socket call, the end of a
+  // burst, a neighbour found unreachable. Each entry point opens one; when the outermost ends,
+  // the connections it touched get their place in the timer set again, those destroy()ed are
+  // freed, and the trace is flushed. So a Connection& stays valid for the whole event, and
+  // after any call its `destroyed` says whether the connection ended.
+  class Event {
+   public:
+    explicit Event(Tcp& tcp) : tcp_(tcp) { ++tcp_.event_depth_; }
+    ~Event() {
+      if (--tcp_.event_depth_ == 0) tcp_.end_event();
+    }
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+
+   private:
+    Tcp& tcp_;
+  };
+  // c is rescheduled when the event ends (its timers may have moved).
+  Connection& touch(Connection& c);
+  void end_event();
+
   Connection* find(SocketId id) const;
   Result<Connection*> find_or_error(SocketId id) const;
   Connection& create(TcpState state, Instant now);
   void destroy(Connection& c);
+  // Every change of a connection's state passes here. Linux: tcp_set_state()
+  void set_state(Connection& c, TcpState state, std::string_view cause = {});
   void reschedule(Connection& c);
   Seq initial_sequence(const FlowKey& flow, Instant now) const;
   // A keyed hash of a flow's addresses and ports: ISNs and SYN cookies.
@@ -205,6 +233,7 @@ class Tcp {
   void sack_recovery_send(Connection& c, Instant now);
   uint32_t skip_sacked(Connection& c) const;
   void connection_failed(Connection& c, int error);
+  static std::optional<Error> take_pending_error(Connection& c);
 
   // Output (output.cc)
   void write_xmit(Connection& c, Instant now);
@@ -239,7 +268,7 @@ class Tcp {
   void persist_timeout(Connection& c, Instant now);
   void keepalive_timeout(Connection& c, Instant now);
   void state_timeout(Connection& c, Instant now);
-  void enter_time_wait(Connection& c, Instant now);
+  void enter_time_wait(Connection& c, Instant now, std::string_view cause);
 
   TcpContext ctx_;
   TcpConfig config_;
@@ -264,6 +293,11 @@ class Tcp {
   static constexpr uint32_t kBurstAckLimit = 64 << 10;
   bool in_burst_ = false;
   std::vector<SocketId> acks_after_burst_;
+  // The open Event: how deep, the connections to reschedule at its end, and the connections
+  // destroyed in it, unlinked from every table but not yet freed.
+  int event_depth_ = 0;
+  std::vector<Connection*> touched_;
+  std::vector<std::unique_ptr<Connection>> destroyed_;
 };
 
 // SipHash-2-4 of one 64-bit word under a 128-bit key: ISNs (RFC 6528) and SYN cookies.

@@ -7,44 +7,42 @@
 
 namespace tapstack {
 
+// Each connection whose time has come is an event of its own, rescheduled at its end, so
+// that a timer it set for now runs in this same call.
 void Tcp::on_timer(Instant now) {
   while (!timers_.empty() && timers_.begin()->first <= now) {
+    Event event(*this);
     const SocketId id = timers_.begin()->second;
     timers_.erase(timers_.begin());
-    const auto alive = [&] { return connections_.contains(id); };
-    Connection* c = connections_.at(id).get();
-    c->scheduled = Instant::never();
-    if (c->delayed_ack_at <= now) {
+    Connection& c = touch(*connections_.at(id));
+    c.scheduled = Instant::never();
+    if (c.delayed_ack_at <= now) {
       ctx_.counters.add(Counter::TcpExtDelayedACKs);
       ctx_.trace.begin("timer: delayed ACK for socket {}", id);
-      send_ack(*c, now);
-      ctx_.trace.flush();
+      send_ack(c, now);
     }
-    if (c->retransmit_at <= now) {
-      c->retransmit_at = Instant::never();
-      ctx_.trace.begin("timer: {} for socket {}", c->persist ? "zero-window probe" : "retransmission", id);
-      if (c->persist) {
-        persist_timeout(*c, now);
+    if (c.retransmit_at <= now) {
+      c.retransmit_at = Instant::never();
+      ctx_.trace.begin("timer: {} for socket {}",
+                          c.persist ? "zero-window probe" : "retransmission", id);
+      if (c.persist) {
+        persist_timeout(c, now);
       } else {
-        retransmit_timeout(*c, now);
+        retransmit_timeout(c, now);
       }
-      ctx_.trace.flush();
     }
-    if (alive() && c->keepalive_at <= now) {
+    if (!c.destroyed && c.keepalive_at <= now) {
       ctx_.trace.begin("timer: keepalive for socket {}", id);
-      keepalive_timeout(*c, now);
-      ctx_.trace.flush();
+      keepalive_timeout(c, now);
     }
-    if (alive() && c->state_timer_at <= now) {
-      ctx_.trace.begin("timer: {} over for socket {}", tcp_state_name(c->state), id);
-      state_timeout(*c, now);
-      ctx_.trace.flush();
+    if (!c.destroyed && c.state_timer_at <= now) {
+      ctx_.trace.begin("timer: {} over for socket {}", tcp_state_name(c.state), id);
+      state_timeout(c, now);
     }
-    if (alive() && c->trim_at <= now) {
-      c->trim_at = Instant::never();
-      freed_buffer_bytes_ += c->send_buffer.trim() + c->receive_buffer.trim();
+    if (!c.destroyed && c.trim_at <= now) {
+      c.trim_at = Instant::never();
+      freed_buffer_bytes_ += c.send_buffer.trim() + c.receive_buffer.trim();
     }
-    if (alive()) reschedule(*c);
   }
 }
 
@@ -60,16 +58,14 @@ void Tcp::buffers_drained(Connection& c, Instant now) {
 }
 
 void Tcp::host_unreachable(const IpAddress& remote) {
-  std::vector<SocketId> failing;
+  Event event(*this);
+  std::vector<Connection*> failing;
   for (const auto& [id, c] : connections_) {
-    if (c->state == TcpState::SynSent && c->remote_address == remote) failing.push_back(id);
+    if (c->state == TcpState::SynSent && c->remote_address == remote) failing.push_back(c.get());
   }
-  for (const SocketId id : failing) {
-    Connection& c = *connections_.at(id);
-    ctx_.trace.begin("arp: no answer from {}: socket {} fails", remote, id);
-    connection_failed(c, EHOSTUNREACH);
-    if (const auto it = connections_.find(id); it != connections_.end()) reschedule(*it->second);
-    ctx_.trace.flush();
+  for (Connection* c : failing) {
+    ctx_.trace.begin("arp: no answer from {}: socket {} fails", remote, c->id);
+    connection_failed(touch(*c), EHOSTUNREACH);
   }
 }
 
@@ -161,8 +157,8 @@ void Tcp::state_timeout(Connection& c, Instant now) {
   connection_failed(c, 0);
 }
 
-void Tcp::enter_time_wait(Connection& c, Instant now) {
-  c.state = TcpState::TimeWait;
+void Tcp::enter_time_wait(Connection& c, Instant now, std::string_view cause) {
+  set_state(c, TcpState::TimeWait, cause);
   c.retransmit_at = c.keepalive_at = Instant::never();
   c.persist = false;
   c.state_timer_at = now + config_.msl * 2;

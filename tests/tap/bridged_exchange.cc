@@ -116,8 +116,7 @@ BridgedExchange bridged_exchange(uint64_t size, int loss_percent, const TcpConfi
     const Instant now = monotonic_now();
     const uint32_t events = tcp.events(*socket);
     if (events & socket_event::kError) {
-      throw std::runtime_error("the connection failed: " +
-                               tcp.receive(*socket, MutableByteView(), monotonic_now()).error().message);
+      throw std::runtime_error("the connection failed: " + tcp.take_error(*socket).error().message);
     }
     if (!(events & socket_event::kConnected)) continue;
     while (sent < size) {

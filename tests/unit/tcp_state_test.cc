@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <functional>
@@ -132,9 +133,49 @@ TEST_CASE("every transition of RFC 9293's state diagram") {
     TcpScript t;
     const SocketId id = row.setup(t);
     REQUIRE(t.state(id) == row.from);
+    std::string trace;
+    t.stack.trace().set_sink([&](std::string_view line) { trace += std::string(line) + "\n"; });
     const auto answer = row.event(t, id);
     CHECK(t.state(id) == row.to);
     CHECK(flags_of(answer) == row.answer);
+    // Every change of state is one step of the trace (Tcp::set_state), "OLD → NEW"; FIN-WAIT-1
+    // to TIME-WAIT passes FIN-WAIT-2.
+    CAPTURE(trace);
+    CHECK(trace.find(std::string(tcp_state_name(row.from)) + " → ") != std::string::npos);
+    CHECK(trace.find("→ " + std::string(tcp_state_name(row.to))) != std::string::npos);
+  }
+}
+
+// Linux's tcp_set_state(): ESTABLISHED or CLOSE-WAIT straight to CLOSED, for whatever cause.
+TEST_CASE("TcpEstabResets counts every way from ESTABLISHED or CLOSE-WAIT to CLOSED") {
+  struct Case {
+    const char* name;
+    std::function<SocketId(TcpScript&)> setup;
+    std::function<void(TcpScript&, SocketId)> end;
+    uint64_t resets;
+  };
+  const auto abort = [](TcpScript& t, SocketId id) { REQUIRE(t.tcp().abort(id, t.now)); };
+  const Case cases[] = {
+      {"ESTABLISHED: reset received", established,
+       [](TcpScript& t, SocketId) { t.send(RST, P, 0); }, 1},
+      {"ESTABLISHED: abort", established, abort, 1},
+      {"CLOSE-WAIT: abort", close_wait, abort, 1},
+      {"ESTABLISHED: close with unread data", established,
+       [](TcpScript& t, SocketId id) {
+         REQUIRE(t.send(ACK | PSH, P, t.iss + 1, text("unread")).empty());
+         REQUIRE(t.tcp().close(id, t.now));
+       },
+       1},
+      {"FIN-WAIT-1: abort", fin_wait_1, abort, 0},
+      {"SYN-SENT: abort", syn_sent, abort, 0},
+  };
+  for (const Case& c : cases) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    TcpScript t;
+    const SocketId id = c.setup(t);
+    c.end(t, id);
+    CHECK(t.count(Counter::TcpEstabResets) == c.resets);
   }
 }
 
@@ -364,9 +405,10 @@ TEST_CASE("connecting to a neighbour that never answers ARP fails with EHOSTUNRE
   t.wait(Duration::seconds(3));  // three requests a second apart, then the neighbour fails
   CHECK(t.count(Counter::ArpResolveFailures) == 1);
   CHECK((t.tcp().events(*id) & socket_event::kError) != 0);
-  const auto error = t.tcp().receive(*id, MutableByteView(), t.now);
+  const Status error = t.tcp().take_error(*id);
   REQUIRE_FALSE(error);
   CHECK(error.error().code == EHOSTUNREACH);
+  CHECK(t.tcp().take_error(*id));  // handed over once, as SO_ERROR
   // A connection to a neighbour that answers is not touched.
   const SocketId other = t.establish_active();
   CHECK(t.state(other) == TcpState::Established);
