@@ -13,7 +13,9 @@ namespace {
 uint16_t clamp_mtu(uint16_t mtu) {
   return std::clamp<uint16_t>(mtu, 68, kMaxFrameSize - kEthernetHeaderSize);
 }
-size_t frame_capacity(uint16_t mtu) { return kEthernetHeaderSize + clamp_mtu(mtu); }
+size_t frame_capacity(uint16_t mtu) {
+  return kEthernetHeaderSize + clamp_mtu(mtu);
+}
 
 }  // namespace
 
@@ -30,8 +32,8 @@ Stack::Stack(StackConfig config)
       reassembler_(std::make_unique<Reassembler>(config_.reassembly, context_)),
       icmp_(std::make_unique<Icmp>(config_.icmp, config_.ipv4.address, context_,
                                    static_cast<Ipv4Output&>(*this))),
-      tcp_(std::make_unique<Tcp>(
-          TcpContext{context_, random_, static_cast<TcpIpLayer&>(*this)}, config_.tcp)),
+      tcp_(std::make_unique<Tcp>(TcpContext{context_, random_, static_cast<TcpIpLayer&>(*this)},
+                                 config_.tcp)),
       next_ip_id_(static_cast<uint16_t>(random_.next_u32())) {
   ip_buffer_.resize(kIpv4MaxDatagramSize);
 }
@@ -119,13 +121,19 @@ std::optional<ByteView> Stack::poll_transmit() {
   return tx_queue_.front().view();
 }
 
-std::optional<EchoReply> Stack::poll_echo_reply() { return icmp_->poll_echo_reply(); }
+std::optional<EchoReply> Stack::poll_echo_reply() {
+  return icmp_->poll_echo_reply();
+}
 
 std::optional<MacAddress> Stack::arp_lookup(Ipv4Address address) const {
   return arp_->lookup(address);
 }
-size_t Stack::reassembly_datagrams() const { return reassembler_->datagrams(); }
-size_t Stack::reassembly_bytes() const { return reassembler_->bytes(); }
+size_t Stack::reassembly_datagrams() const {
+  return reassembler_->datagrams();
+}
+size_t Stack::reassembly_bytes() const {
+  return reassembler_->bytes();
+}
 
 // Linux: ip_rcv() → ip_rcv_finish() → ip_local_deliver()
 void Stack::ipv4_input(ByteView packet, Instant now, const FrameOffload& offload) {
@@ -134,8 +142,7 @@ void Stack::ipv4_input(ByteView packet, Instant now, const FrameOffload& offload
   if (const auto reason = parse_ipv4(packet, datagram)) return drop(*reason);
   datagram.checksum_offloaded = offload.checksum_offloaded;
   const Ipv4Header& h = datagram.header;
-  trace_.step("ipv4 {} > {} proto {} len {}", h.source, h.destination,
-              h.protocol, h.total_length);
+  trace_.step("ipv4 {} > {} proto {} len {}", h.source, h.destination, h.protocol, h.total_length);
   const Ipv4Address dst = h.destination;
   if (dst != config_.ipv4.address && !dst.is_limited_broadcast() &&
       dst != config_.ipv4.subnet_broadcast()) {
@@ -209,8 +216,8 @@ Result<IpRoute> Stack::route(const IpAddress& remote) const {
   return IpRoute{.source = config_.ipv4.address, .mtu = config_.mtu};
 }
 
-Status Stack::send_segment(const IpAddress& source, const IpAddress& destination,
-                           ByteView segment, Instant now, const FrameOffload& offload) {
+Status Stack::send_segment(const IpAddress& source, const IpAddress& destination, ByteView segment,
+                           Instant now, const FrameOffload& offload) {
   const auto to = Ipv4Address::from(destination);
   if (!to || Ipv4Address::from(source) != config_.ipv4.address) {
     drop(DropReason::IpOutNoRoute);

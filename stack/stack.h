@@ -114,8 +114,7 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   Status ipv4_output(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now,
                      const FrameOffload& offload = {});
   // Ipv4Output, for ICMP.
-  Status send_ip_payload(Ipv4Address dst, uint8_t protocol, ByteView payload,
-                         Instant now) override;
+  Status send_ip_payload(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now) override;
   // EthernetOutput: a whole Ethernet frame (dst, our MAC, type, payload) to the sink or the
   // queue.
   void emit_frame(const MacAddress& dst, uint16_t ethertype, ByteView payload,
@@ -135,8 +134,8 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   TransmitSink sink_;
   LinkOffloads offloads_;
   FrameRing tx_queue_;
-  bool popped_ = false;  // poll_transmit() handed out the front frame
-  FrameBuffer scratch_;  // frames for the sink are built here
+  bool popped_ = false;             // poll_transmit() handed out the front frame
+  FrameBuffer scratch_;             // frames for the sink are built here
   std::vector<uint8_t> ip_buffer_;  // one outgoing datagram or fragment
   std::unique_ptr<ArpTable> arp_;
   std::unique_ptr<Reassembler> reassembler_;

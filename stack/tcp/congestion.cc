@@ -12,7 +12,9 @@ constexpr double kCubicC = 0.4;     // RFC 9438 §4.1
 constexpr double kCubicBeta = 0.7;  // §4.6: the multiplicative decrease
 constexpr double kRenoAlpha = 3 * (1 - kCubicBeta) / (1 + kCubicBeta);  // §4.3
 
-double segments(const Connection& c) { return static_cast<double>(c.cwnd) / c.mss; }
+double segments(const Connection& c) {
+  return static_cast<double>(c.cwnd) / c.mss;
+}
 
 // Made the first time CUBIC needs it, so that a connection that never leaves slow start (most
 // of them) does not carry it; all zero then, as it would have been all along.

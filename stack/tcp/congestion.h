@@ -22,7 +22,7 @@ struct CubicState {
   double k = 0;           // the time the function takes to climb back to w_max
   double w_est = 0;       // the Reno-friendly estimate (§4.3)
   double cwnd_fraction = 0;
-  Instant epoch;          // when the current congestion-avoidance epoch began
+  Instant epoch;  // when the current congestion-avoidance epoch began
   bool in_epoch = false;
 };
 

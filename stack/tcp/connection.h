@@ -15,9 +15,9 @@
 #include "stack/byte_ring.h"
 #include "stack/bytes.h"
 #include "stack/seq.h"
-#include "stack/tcp/types.h"
 #include "stack/tcp/congestion.h"
 #include "stack/tcp/header.h"
+#include "stack/tcp/types.h"
 #include "stack/time.h"
 
 namespace tapstack {
@@ -97,10 +97,10 @@ struct Connection {
   uint16_t remote_port = 0;
   uint16_t advmss = 536;  // the MSS we announce: the route's MTU less the headers
   TcpState state = TcpState::Closed;
-  bool passive = false;              // made by a listener
-  bool in_syn_queue = false;         // counted in the listener's half_open
+  bool passive = false;       // made by a listener
+  bool in_syn_queue = false;  // counted in the listener's half_open
   bool in_accept_queue = false;
-  bool user_closed = false;          // the application let go of its handle
+  bool user_closed = false;  // the application let go of its handle
   bool read_shutdown = false;
   bool write_shutdown = false;  // FIN queued after the buffered data
   bool was_established = false;
@@ -127,8 +127,8 @@ struct Connection {
   // --- Receive sequence variables, and what the SYNs negotiated (RFC 7323, RFC 2018) ---
   Seq irs;
   Seq rcv_nxt;
-  Seq rcv_adv;       // right edge of the window we last advertised
-  Seq fin_seq;       // where the peer's FIN is, once seen in order
+  Seq rcv_adv;  // right edge of the window we last advertised
+  Seq fin_seq;  // where the peer's FIN is, once seen in order
   Seq last_ack_sent;
   // Acknowledgment policy (RFC 1122 §4.2.3.2, RFC 5681 §4.2)
   uint32_t rcv_mss = 536;  // the largest segment the peer sent: "full-sized" (Linux: rcv_mss)

@@ -42,21 +42,23 @@ uint16_t cookie_window(const Connection& listener) {
   return static_cast<uint16_t>(std::min<uint32_t>(listener.options.receive_buffer, 65535));
 }
 
-uint32_t tick_at(Instant now) { return static_cast<uint32_t>(now.ns() / kCookieTick.ns()); }
+uint32_t tick_at(Instant now) {
+  return static_cast<uint32_t>(now.ns() / kCookieTick.ns());
+}
 
 }  // namespace
 
 uint32_t Tcp::cookie_hash(const TcpSegment& seg, Seq peer_isn, uint32_t tick) const {
-  const uint64_t first = flow_hash(cookie_secret_, FlowKey{seg.source_address,
-                                                           seg.destination_address,
-                                                           seg.source_port, seg.destination_port});
+  const uint64_t first = flow_hash(
+      cookie_secret_,
+      FlowKey{seg.source_address, seg.destination_address, seg.source_port, seg.destination_port});
   return static_cast<uint32_t>(
       siphash_word(cookie_secret_, first ^ ((uint64_t{tick} << 32) | peer_isn.value())));
 }
 
 // Linux: cookie_v4_init_sequence() and tcp_v4_send_synack() with no request kept
-void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg,
-                             const md5opt::Md5Key* key, Instant now) {
+void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
+                             Instant now) {
   const uint16_t peer_mss = seg.options.mss.value_or(536);
   uint32_t index = 0;
   while (index + 1 < std::size(kCookieMss) && kCookieMss[index + 1] <= peer_mss) ++index;
@@ -68,7 +70,7 @@ void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg,
   listener.listen->synq_overflow_at = now;
   ctx_.counters.add(Counter::TcpExtSyncookiesSent);
   ctx_.trace.step("syn queue full ({} half-open): SYN cookie (cookie_v4_init_sequence)",
-                     listener.listen->half_open);
+                  listener.listen->half_open);
   // What a cookie cannot carry is not offered: MD5 (with a key) and MSS alone.
   emit({.source = seg.destination_address,
         .destination = seg.source_address,
@@ -133,8 +135,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::
   c.sack = false;
   c.timestamps = false;
   enter_syn_queue(listener, c);
-  ctx_.trace.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id,
-                     c.mss);
+  ctx_.trace.step("valid SYN cookie (cookie_v4_check) → new connection {}, mss {}", c.id, c.mss);
   synchronized_input(c, seg, now);
   return true;
 }

@@ -67,7 +67,7 @@ struct TcpSegment {
   uint16_t window = 0;
   uint8_t header_length = kTcpMinHeaderSize;
   TcpOptions options;
-  ByteView header;   // the whole header, options included
+  ByteView header;  // the whole header, options included
   ByteView payload;
 
   bool has(uint8_t flag) const { return (flags & flag) != 0; }

@@ -35,9 +35,9 @@ void Tcp::input(const TcpArrival& arrival, Instant now) {
   }
   ctx_.counters.add(Counter::TcpInSegs);
   ctx_.trace.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v4_rcv) | checksum {}",
-                     source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
-                     seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
-                     arrival.checksum_offloaded ? "offloaded" : "ok");
+                  source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
+                  seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
+                  arrival.checksum_offloaded ? "offloaded" : "ok");
   if (!arrival.to_us) {
     return ctx_.drop(DropReason::TcpBroadcast);
   }
@@ -379,8 +379,7 @@ void Tcp::note_duplicate(Connection& c, const TcpSegment& seg) {
   c.dsack = SackBlock{seg.seq, seq_min(end, c.rcv_nxt)};
   c.ack_now = true;
   ctx_.counters.add(Counter::TcpExtTCPDSACKOldSent);
-  ctx_.trace.step("duplicate data: D-SACK {}-{}", c.dsack->left.value(),
-                     c.dsack->right.value());
+  ctx_.trace.step("duplicate data: D-SACK {}-{}", c.dsack->left.value(), c.dsack->right.value());
 }
 
 // RFC 9293 §3.10.7.4, first table: is any of the segment inside the receive window?
@@ -460,8 +459,7 @@ bool Tcp::process_ack(Connection& c, const TcpSegment& seg, Instant now) {
       c.retransmit_at = Instant::never();
     }
   } else if (seg.ack == c.snd_una && c.in_flight() > 0 &&
-             (newly_sacked ||
-              (seg.payload.empty() && !seg.has(kFin) && window == c.snd_wnd))) {
+             (newly_sacked || (seg.payload.empty() && !seg.has(kFin) && window == c.snd_wnd))) {
     on_duplicate_ack(c, now);  // RFC 6675 §2: an ACK that SACKs new data counts too
   }
   // RFC 9293 §3.10.7.4: take the window only from a segment newer than the last that set it.
@@ -539,7 +537,7 @@ void Tcp::on_duplicate_ack(Connection& c, Instant now) {
     c.cwnd = c.ssthresh;
     c.high_rxt = c.snd_una;
     c.snd_nxt = c.snd_max;  // holes are resent as the scoreboard shows them lost
-    return;  // write_xmit() runs the recovery
+    return;                 // write_xmit() runs the recovery
   }
   const uint32_t length = std::min<uint32_t>(
       send_mss(c), static_cast<uint32_t>(std::max<int32_t>(c.buffered_end() - c.snd_una, 0)));
@@ -624,7 +622,8 @@ void Tcp::queue_out_of_order(Connection& c, Seq seq, ByteView data, bool fin) {
   Seq begin = seq;
   Seq end = seq + static_cast<uint32_t>(data.size());
   auto& queue = ofo.segments;
-  auto first = std::find_if(queue.begin(), queue.end(), [&](const auto& s) { return s.end() >= begin; });
+  auto first =
+      std::find_if(queue.begin(), queue.end(), [&](const auto& s) { return s.end() >= begin; });
   auto last = first;
   while (last != queue.end() && last->seq <= end) ++last;
   if (first != last) {

@@ -8,8 +8,7 @@
 namespace tapstack {
 
 // Linux: tcp_v4_parse_md5_keys()
-Status Tcp::set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length,
-                        ByteView key) {
+Status Tcp::set_md5_key(SocketId id, const IpAddress& peer, uint8_t prefix_length, ByteView key) {
   Event event(*this);
   auto found = find_or_error(id);
   if (!found) return found.error();
@@ -37,18 +36,18 @@ bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at
   std::optional<md5opt::Md5Verdict> verdict = md5opt::verdict_without_digest(key, digest_at);
   if (verdict == md5opt::Md5Verdict::Unsigned) return true;  // RFC 2385 not in use here
   if (!verdict) {
-    const md5opt::TcpSegment signed_segment{seg.source_address, seg.destination_address,
-                                            seg.header, seg.payload};
+    const md5opt::TcpSegment signed_segment{seg.source_address, seg.destination_address, seg.header,
+                                            seg.payload};
     verdict = md5opt::verify_digest(signer_, *key, *digest_at, signed_segment);
   }
   const bool ok = verdict == md5opt::Md5Verdict::Ok;
   ctx_.trace.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
-                     key ? "key" : "no key", seg.source_address, key ? " expected" : "",
-                     digest_at ? "found" : "missing",
-                     ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
+                  key ? "key" : "no key", seg.source_address, key ? " expected" : "",
+                  digest_at ? "found" : "missing",
+                  ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
   if (ok) return true;
   ctx_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
-                                          : md5_drop_case(*verdict).reason);
+                                        : md5_drop_case(*verdict).reason);
   return false;
 }
 

@@ -40,8 +40,7 @@ void Tcp::write_xmit(Connection& c, Instant now) {
   }
   if (c.in_flight() > 0) {
     if (c.retransmit_at.is_never() || c.persist) arm_retransmit(c, now);
-  } else if ((c.snd_nxt < c.buffered_end() || c.write_shutdown) &&
-             c.snd_max <= c.buffered_end()) {
+  } else if ((c.snd_nxt < c.buffered_end() || c.write_shutdown) && c.snd_max <= c.buffered_end()) {
     // Something to send and nothing in flight: the window is shut, or too small for silly-
     // window avoidance to send into. Probe, or override, when the timer fires (RFC 9293
     // §3.8.6.1; RFC 1122 §4.2.3.4). Linux: tcp_check_probe_timer()
@@ -56,7 +55,9 @@ void Tcp::write_xmit(Connection& c, Instant now) {
 }
 
 namespace {
-bool resending_any(const Connection& c) { return c.snd_nxt < c.snd_max; }
+bool resending_any(const Connection& c) {
+  return c.snd_nxt < c.snd_max;
+}
 }  // namespace
 
 // The RFC 5681 send loop: new data, or after a timeout data again from snd_nxt (skipping what
@@ -68,7 +69,7 @@ void Tcp::send_in_window(Connection& c, Instant now) {
       !c.last_data_sent.is_never() && now - c.last_data_sent > c.rto) {
     // Linux: tcp_slow_start_after_idle_check()
     ctx_.trace.step("idle {} ms, longer than the RTO: cwnd restarts",
-                       (now - c.last_data_sent).ns() / 1'000'000);
+                    (now - c.last_data_sent).ns() / 1'000'000);
     congestion_after_idle(c, initial_window(c), now - c.last_data_sent);
   }
   for (;;) {
@@ -120,8 +121,7 @@ void Tcp::send_in_window(Connection& c, Instant now) {
 uint32_t Tcp::offload_segment_limit(const Connection& c, uint32_t mss) const {
   if (!ctx_.ip.link_offloads().tcp_segmentation || md5_key(c) || mss == 0) return mss;
   const uint32_t header = kTcpMinHeaderSize + (c.mss - mss);
-  const uint32_t room =
-      static_cast<uint32_t>(max_ip_payload(c.remote_address.family())) - header;
+  const uint32_t room = static_cast<uint32_t>(max_ip_payload(c.remote_address.family())) - header;
   return std::max(mss, room / mss * mss);
 }
 
@@ -248,7 +248,9 @@ uint32_t Tcp::send_mss(const Connection& c) const {
 
 // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout
 // snd_nxt goes back to resend, and an ACK from there would fall left of the peer's window.
-void Tcp::send_ack(Connection& c, Instant now) { transmit(c, c.snd_max, kAck, 0, now); }
+void Tcp::send_ack(Connection& c, Instant now) {
+  transmit(c, c.snd_max, kAck, 0, now);
+}
 
 void Tcp::send_syn(Connection& c, Instant now) {
   transmit(c, c.iss, c.state == TcpState::SynSent ? kSyn : kSyn | kAck, 0, now);
@@ -387,8 +389,7 @@ void Tcp::emit(const OutgoingSegment& outgoing, Instant now) {
     // The digest filled in last, over the finished segment; then the checksum, which covers
     // it. Linux: tcp_v4_md5_hash_skb() from tcp_transmit_skb()
     if (!digest_at ||
-        !signer_.sign_in_place(source, destination, segment, *digest_at,
-                               outgoing.key->bytes())) {
+        !signer_.sign_in_place(source, destination, segment, *digest_at, outgoing.key->bytes())) {
       return;  // an unsigned segment would only be dropped by the peer
     }
   }
@@ -432,8 +433,7 @@ uint16_t Tcp::advertise_window(Connection& c) {
 
 // A SYN's window is never scaled (RFC 7323 §2.2).
 uint16_t Tcp::syn_window(Connection& c) {
-  const uint32_t window =
-      static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), 65535));
+  const uint32_t window = static_cast<uint32_t>(std::min<size_t>(c.receive_buffer.free(), 65535));
   c.rcv_adv = c.rcv_nxt + window;
   return static_cast<uint16_t>(window);
 }

@@ -34,12 +34,14 @@ bool Tcp::update_scoreboard(Connection& c, const TcpSegment& seg) {
   }
   for (size_t i = 0; i < seg.options.sack_count; ++i) {
     SackBlock block = seg.options.sack[i];
-    if (!(block.left < block.right) || block.right > c.snd_max || block.right <= c.snd_una) continue;
+    if (!(block.left < block.right) || block.right > c.snd_max || block.right <= c.snd_una)
+      continue;
     block.left = seq_max(block.left, c.snd_una);
     if (!c.scoreboard) c.scoreboard = std::make_unique<SackScoreboard>();
     auto& board = c.scoreboard->blocks;
     // Merge with every range it touches, so the board stays sorted and disjoint.
-    auto first = std::find_if(board.begin(), board.end(), [&](const SackBlock& b) { return b.right >= block.left; });
+    auto first = std::find_if(board.begin(), board.end(),
+                              [&](const SackBlock& b) { return b.right >= block.left; });
     auto last = first;
     while (last != board.end() && last->left <= block.right) ++last;
     SackBlock merged = block;
@@ -94,7 +96,8 @@ uint32_t Tcp::pipe(const Connection& c) const {
   for_each_hole(c, [&](Seq begin, Seq end) {
     const Seq resent_end = seq_min(end, seq_max(begin, c.high_rxt));
     pipe += static_cast<uint32_t>(resent_end - begin);
-    if (resent_end < end && !is_lost(c, resent_end)) pipe += static_cast<uint32_t>(end - resent_end);
+    if (resent_end < end && !is_lost(c, resent_end))
+      pipe += static_cast<uint32_t>(end - resent_end);
   });
   return pipe;
 }
@@ -125,8 +128,8 @@ void Tcp::sack_recovery_send(Connection& c, Instant now) {
     const Seq end = c.buffered_end();
     const int32_t room = (c.snd_una + c.snd_wnd) - c.snd_nxt;
     if (c.snd_nxt < end && room > 0) {
-      const uint32_t length = std::min({mss, static_cast<uint32_t>(end - c.snd_nxt),
-                                        static_cast<uint32_t>(room)});
+      const uint32_t length =
+          std::min({mss, static_cast<uint32_t>(end - c.snd_nxt), static_cast<uint32_t>(room)});
       const bool fin = c.write_shutdown && c.snd_nxt + length == end;
       transmit(c, c.snd_nxt, kAck | (fin ? kFin : 0), length, now);
       c.snd_nxt += length + (fin ? 1 : 0);

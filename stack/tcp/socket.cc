@@ -15,16 +15,35 @@ uint64_t siphash_word(const uint64_t key[2], uint64_t message) {
   uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
   uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
   auto round = [&] {
-    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);
-    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;
-    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;
-    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);
+    v0 += v1;
+    v1 = rotl(v1, 13);
+    v1 ^= v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl(v1, 17);
+    v1 ^= v2;
+    v2 = rotl(v2, 32);
   };
   const uint64_t final_block = uint64_t{8} << 56;
-  v3 ^= message; round(); round(); v0 ^= message;
-  v3 ^= final_block; round(); round(); v0 ^= final_block;
+  v3 ^= message;
+  round();
+  round();
+  v0 ^= message;
+  v3 ^= final_block;
+  round();
+  round();
+  v0 ^= final_block;
   v2 ^= 0xff;
-  round(); round(); round(); round();
+  round();
+  round();
+  round();
+  round();
   return v0 ^ v1 ^ v2 ^ v3;
 }
 
@@ -37,8 +56,8 @@ constexpr uint16_t kEphemeralLast = 60999;
 
 std::string_view tcp_state_name(TcpState state) {
   static constexpr std::string_view kNames[] = {
-      "CLOSED",     "LISTEN",     "SYN-SENT",   "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
-      "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",    "LAST-ACK",     "TIME-WAIT"};
+      "CLOSED",     "LISTEN",     "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+      "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",  "LAST-ACK",     "TIME-WAIT"};
   return kNames[static_cast<size_t>(state)];
 }
 
@@ -48,8 +67,8 @@ Tcp::Tcp(TcpContext context, const TcpConfig& config)
   isn_secret_[1] = ctx_.random.next_u64();
   cookie_secret_[0] = ctx_.random.next_u64();
   cookie_secret_[1] = ctx_.random.next_u64();
-  next_ephemeral_ = static_cast<uint16_t>(
-      kEphemeralFirst + ctx_.random.below(kEphemeralLast - kEphemeralFirst + 1));
+  next_ephemeral_ = static_cast<uint16_t>(kEphemeralFirst +
+                                          ctx_.random.below(kEphemeralLast - kEphemeralFirst + 1));
 }
 
 Tcp::~Tcp() = default;
@@ -126,7 +145,7 @@ void Tcp::end_event() {
 void Tcp::set_state(Connection& c, TcpState state, std::string_view cause) {
   if (c.state == state) return;
   ctx_.trace.step("{}{}{} → {}", cause, cause.empty() ? "" : ": ", tcp_state_name(c.state),
-                     tcp_state_name(state));
+                  tcp_state_name(state));
   if (state == TcpState::Closed &&
       (c.state == TcpState::Established || c.state == TcpState::CloseWait)) {
     ctx_.counters.add(Counter::TcpEstabResets);
@@ -162,8 +181,8 @@ uint64_t Tcp::flow_hash(const uint64_t key[2], const FlowKey& flow) {
   const ByteView remote = flow.remote_address.bytes();
   const ByteView local = flow.local_address.bytes();
   if (flow.remote_address.is_ipv4() && flow.local_address.is_ipv4()) {
-    return siphash_word(key, hash ^ (uint64_t{load_be32(remote.data())} << 32 |
-                                     load_be32(local.data())));
+    return siphash_word(
+        key, hash ^ (uint64_t{load_be32(remote.data())} << 32 | load_be32(local.data())));
   }
   for (const ByteView address : {remote, local}) {
     for (size_t i = 0; i + 8 <= address.size(); i += 8) {
@@ -501,8 +520,8 @@ Status Tcp::set_options(SocketId id, const SocketOptions& options) {
   c.send_buffer.set_limit(options.send_buffer);
   c.receive_buffer.set_limit(options.receive_buffer);
   if (c.state == TcpState::Established || c.state == TcpState::CloseWait) {
-    c.keepalive_at = options.keepalive ? c.last_received + options.keepalive_idle
-                                       : Instant::never();
+    c.keepalive_at =
+        options.keepalive ? c.last_received + options.keepalive_idle : Instant::never();
   }
   return Ok{};
 }

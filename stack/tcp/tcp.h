@@ -201,8 +201,8 @@ class Tcp {
                            const md5opt::Md5Key* key, Instant now);
   void enter_syn_queue(Connection& listener, Connection& c);
   // SYN cookies (cookie.cc)
-  void send_cookie_synack(Connection& listener, const TcpSegment& seg,
-                          const md5opt::Md5Key* key, Instant now);
+  void send_cookie_synack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
+                          Instant now);
   bool cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
                   Instant now);
   uint32_t cookie_hash(const TcpSegment& seg, Seq peer_isn, uint32_t tick) const;

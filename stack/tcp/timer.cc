@@ -24,7 +24,7 @@ void Tcp::on_timer(Instant now) {
     if (c.retransmit_at <= now) {
       c.retransmit_at = Instant::never();
       ctx_.trace.begin("timer: {} for socket {}",
-                          c.persist ? "zero-window probe" : "retransmission", id);
+                       c.persist ? "zero-window probe" : "retransmission", id);
       if (c.persist) {
         persist_timeout(c, now);
       } else {

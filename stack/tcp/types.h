@@ -36,13 +36,13 @@ std::string_view tcp_state_name(TcpState state);
 
 // Readiness, as a bit set an event loop waits on.
 namespace socket_event {
-constexpr uint32_t kReadable = 1;      // data to read, or end of stream, or an error
-constexpr uint32_t kWritable = 2;      // room in the send buffer
-constexpr uint32_t kConnected = 4;     // the handshake completed
-constexpr uint32_t kPeerClosed = 8;    // the peer sent FIN: reading will reach end of stream
-constexpr uint32_t kError = 16;        // a pending error (refused, reset, timed out)
-constexpr uint32_t kAcceptable = 32;   // a listener has a connection to accept
-constexpr uint32_t kClosed = 64;       // the connection is gone (CLOSED or TIME-WAIT)
+constexpr uint32_t kReadable = 1;     // data to read, or end of stream, or an error
+constexpr uint32_t kWritable = 2;     // room in the send buffer
+constexpr uint32_t kConnected = 4;    // the handshake completed
+constexpr uint32_t kPeerClosed = 8;   // the peer sent FIN: reading will reach end of stream
+constexpr uint32_t kError = 16;       // a pending error (refused, reset, timed out)
+constexpr uint32_t kAcceptable = 32;  // a listener has a connection to accept
+constexpr uint32_t kClosed = 64;      // the connection is gone (CLOSED or TIME-WAIT)
 }  // namespace socket_event
 
 enum class ShutdownHow { Read, Write, Both };
@@ -50,7 +50,7 @@ enum class ShutdownHow { Read, Write, Both };
 // Per-socket options (setsockopt's TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL,
 // TCP_KEEPCNT, SO_SNDBUF, SO_RCVBUF, TCP_USER_TIMEOUT).
 struct SocketOptions {
-  Duration keepalive_idle = Duration::seconds(7200);     // RFC 1122 §4.2.3.6: at least 2 h
+  Duration keepalive_idle = Duration::seconds(7200);  // RFC 1122 §4.2.3.6: at least 2 h
   Duration keepalive_interval = Duration::seconds(75);
   Duration user_timeout = Duration::zero();  // 0: the retry limit decides (tcp_retries2)
   int keepalive_probes = 9;
@@ -76,7 +76,7 @@ struct TcpConfig {
   // RFC 6928's initial window, in segments (Linux: TCP_INIT_CWND, `ip route ... initcwnd`);
   // 10 gives RFC 6928's min(10·MSS, max(2·MSS, 14600 bytes)).
   uint32_t initial_window_segments = 10;
-  Duration delayed_ack = Duration::milliseconds(40);  // RFC 1122: at most 500 ms; Linux's minimum
+  Duration delayed_ack = Duration::milliseconds(40);   // RFC 1122: at most 500 ms; Linux's minimum
   Duration fin_wait2_timeout = Duration::seconds(60);  // Linux: tcp_fin_timeout
   uint32_t max_out_of_order_bytes = 1 << 20;  // per connection, on top of the receive buffer
   size_t max_connections = 65536;

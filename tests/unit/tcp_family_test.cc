@@ -22,7 +22,9 @@ const IpAddress kB = *IpAddress::parse("2001:db8::2");
 constexpr uint16_t kPort = 179;
 constexpr uint16_t kMtu = 1500;
 
-ByteView text(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+ByteView text(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 
 struct Sent {
   IpAddress source;
@@ -174,8 +176,8 @@ TEST_CASE("over IPv6 too, a segment signed with another key is dropped unanswere
 
 TEST_CASE("the IP layer decides what TCP may connect to") {
   End a(kA, 5);
-  const auto refused = a.tcp.connect(Ipv4Address::from_octets(198, 18, 0, 1), kPort,
-                                     Instant::from_ns(1));
+  const auto refused =
+      a.tcp.connect(Ipv4Address::from_octets(198, 18, 0, 1), kPort, Instant::from_ns(1));
   REQUIRE(!refused);
   CHECK(refused.error().code == ENETUNREACH);
   CHECK(a.ip.sent.empty());
