@@ -7,12 +7,6 @@
 
 namespace tapstack::md5opt {
 
-IpAddress IpAddress::ipv4(std::span<const std::uint8_t, 4> bytes) {
-  IpAddress address;
-  std::copy(bytes.begin(), bytes.end(), address.bytes_.begin());
-  return address;
-}
-
 IpAddress IpAddress::ipv6(std::span<const std::uint8_t, 16> bytes) {
   IpAddress address;
   address.family_ = Family::Ipv6;

@@ -29,18 +29,27 @@ struct FlowKey {
   IpAddress local_address;
   uint16_t remote_port = 0;
   uint16_t local_port = 0;
-  bool operator==(const FlowKey&) const = default;
+  bool operator==(const FlowKey& other) const {
+    return remote_port == other.remote_port && local_port == other.local_port &&
+           remote_address == other.remote_address && local_address == other.local_address;
+  }
 };
 
 struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const {
-    uint64_t x = (uint64_t{k.remote_port} << 16) ^ k.local_port ^
-                 (uint64_t{k.remote_address.family() == IpFamily::Ipv6} << 32);
-    for (const IpAddress* a : {&k.remote_address, &k.local_address}) {
-      const ByteView bytes = a->bytes();
-      for (size_t i = 0; i < bytes.size(); i += 4) {
-        x = (x ^ load_be32(bytes.data() + i)) * 0x9e3779b97f4a7c15ULL;
-        x ^= x >> 29;
+    const ByteView remote = k.remote_address.bytes();
+    const ByteView local = k.local_address.bytes();
+    uint64_t x = uint64_t{k.remote_port} << 16 | k.local_port;
+    if (remote.size() == 4 && local.size() == 4) {  // IPv4: both addresses in one word
+      x ^= (uint64_t{load_be32(remote.data())} << 32 | load_be32(local.data())) *
+           0x9e3779b97f4a7c15ULL;
+    } else {
+      x ^= uint64_t{1} << 32;  // the family
+      for (const ByteView bytes : {remote, local}) {
+        for (size_t i = 0; i < bytes.size(); i += 4) {
+          x = (x ^ load_be32(bytes.data() + i)) * 0x9e3779b97f4a7c15ULL;
+          x ^= x >> 29;
+        }
       }
     }
     x ^= x >> 33;

@@ -91,8 +91,13 @@ namespace {
 // IPv4's, 32 in IPv6's, whose upper half is zero for any segment an IP datagram holds).
 void add_pseudo_header(InternetChecksum& sum, size_t length, const IpAddress& source,
                        const IpAddress& destination) {
-  sum.add(source.bytes());
-  sum.add(destination.bytes());
+  if (source.is_ipv4() && destination.is_ipv4()) {  // the common case: two words
+    sum.add_u32(load_be32(source.bytes().data()));
+    sum.add_u32(load_be32(destination.bytes().data()));
+  } else {
+    sum.add(source.bytes());
+    sum.add(destination.bytes());
+  }
   sum.add_u16(kProtocolTcp);
   sum.add_u32(static_cast<uint32_t>(length));
 }

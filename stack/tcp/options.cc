@@ -12,38 +12,9 @@
 namespace tapstack {
 namespace {
 
-constexpr size_t kMssSpace = 4;
-constexpr size_t kTimestampsSpace = 12;    // NOP NOP (or SACK-permitted) 8 10 TSval TSecr
-constexpr size_t kSackPermittedSpace = 4;  // NOP NOP 4 2, when no timestamps carry it
-constexpr size_t kWindowScaleSpace = 4;    // NOP 3 3 shift
-constexpr size_t kSackHeaderSpace = 4;     // NOP NOP 5 length
-constexpr size_t kSackBlockSpace = 8;
-
-// The bytes of every option but the SACK blocks.
-size_t size_before_sack(const TcpOptionPlan& plan) {
-  size_t n = plan.md5 ? md5opt::kMd5OptionSpace : 0;
-  if (plan.mss) n += kMssSpace;
-  if (plan.timestamps) {
-    n += kTimestampsSpace;
-  } else if (plan.sack_permitted) {
-    n += kSackPermittedSpace;
-  }
-  if (plan.window_scale) n += kWindowScaleSpace;
-  return n;
-}
+namespace space = tcp_option_space;
 
 }  // namespace
-
-size_t TcpOptionPlan::size() const {
-  return size_before_sack(*this) +
-         (sack_count > 0 ? kSackHeaderSpace + kSackBlockSpace * sack_count : 0);
-}
-
-size_t TcpOptionPlan::sack_capacity() const {
-  const size_t space = kSpace - size_before_sack(*this);
-  if (space < kSackHeaderSpace + kSackBlockSpace) return 0;
-  return std::min((space - kSackHeaderSpace) / kSackBlockSpace, sack.size());
-}
 
 std::optional<size_t> TcpOptionPlan::write(uint8_t* out) const {
   uint8_t* p = out;
@@ -54,9 +25,9 @@ std::optional<size_t> TcpOptionPlan::write(uint8_t* out) const {
   }
   if (mss) {
     p[0] = tcp_option::kMss;
-    p[1] = kMssSpace;
+    p[1] = space::kMss;
     store_be16(p + 2, *mss);
-    p += kMssSpace;
+    p += space::kMss;
   }
   if (timestamps) {
     if (sack_permitted) {
@@ -69,29 +40,29 @@ std::optional<size_t> TcpOptionPlan::write(uint8_t* out) const {
     p[3] = 10;
     store_be32(p + 4, timestamps->value);
     store_be32(p + 8, timestamps->echo);
-    p += kTimestampsSpace;
+    p += space::kTimestamps;
   } else if (sack_permitted) {
     p[0] = p[1] = tcp_option::kNop;
     p[2] = tcp_option::kSackPermitted;
     p[3] = 2;
-    p += kSackPermittedSpace;
+    p += space::kSackPermitted;
   }
   if (window_scale) {
     p[0] = tcp_option::kNop;
     p[1] = tcp_option::kWindowScale;
     p[2] = 3;
     p[3] = *window_scale;
-    p += kWindowScaleSpace;
+    p += space::kWindowScale;
   }
   if (sack_count > 0) {
     p[0] = p[1] = tcp_option::kNop;
     p[2] = tcp_option::kSack;
-    p[3] = static_cast<uint8_t>(2 + kSackBlockSpace * sack_count);
-    p += kSackHeaderSpace;
+    p[3] = static_cast<uint8_t>(2 + space::kSackBlock * sack_count);
+    p += space::kSackHeader;
     for (size_t i = 0; i < sack_count; ++i) {
       store_be32(p, sack[i].left.value());
       store_be32(p + 4, sack[i].right.value());
-      p += kSackBlockSpace;
+      p += space::kSackBlock;
     }
   }
   return digest_at;
