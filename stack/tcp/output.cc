@@ -212,12 +212,17 @@ TcpOptionPlan Tcp::syn_options(const Connection& c, const md5opt::Md5Key* key, I
 
 // The options of every other segment: MD5, timestamps, then as many SACK blocks as the space
 // left holds. Linux: tcp_established_options()
-TcpOptionPlan Tcp::established_options(const Connection& c, const md5opt::Md5Key* key,
-                                       Instant now) const {
+TcpOptionPlan Tcp::established_options(const Connection& c, const md5opt::Md5Key* key, Instant now,
+                                       OptionValues values) const {
   TcpOptionPlan options{.md5 = key != nullptr};
   if (c.timestamps) options.timestamps = TcpTimestamps{ts_now(c, now), c.ts_recent};
   if (!c.sack) return options;
   const size_t capacity = options.sack_capacity();
+  if (values == OptionValues::SizeOnly) {  // as many blocks as below, without their edges
+    const size_t blocks = (c.dsack ? 1 : 0) + c.out_of_order_segments().size();
+    options.sack_count = static_cast<uint8_t>(std::min(capacity, blocks));
+    return options;
+  }
   auto add = [&](Seq left, Seq right) {
     if (options.sack_count < capacity) options.sack[options.sack_count++] = {left, right};
   };
@@ -243,7 +248,8 @@ uint32_t Tcp::ts_now(const Connection& c, Instant now) const {
 // of MD5 to a peer with a key, 12 of timestamps, and the SACK blocks there are to send. Their
 // size does not depend on the clock.
 uint32_t Tcp::send_mss(const Connection& c) const {
-  return c.mss - static_cast<uint32_t>(established_options(c, md5_key(c), Instant{}).size());
+  return c.mss - static_cast<uint32_t>(
+                     established_options(c, md5_key(c), Instant{}, OptionValues::SizeOnly).size());
 }
 
 // A pure ACK carries the highest sequence number sent (RFC 9293's SND.NXT): after a timeout

@@ -121,11 +121,6 @@ void Tcp::destroy(Connection& c) {
   connections_.erase(it);
 }
 
-Connection& Tcp::touch(Connection& c) {
-  touched_.push_back(&c);
-  return c;
-}
-
 // The end of the outermost Event. The connections destroyed in it are freed last: touched_ may
 // point to them.
 void Tcp::end_event() {
@@ -133,8 +128,8 @@ void Tcp::end_event() {
     if (!c->destroyed) reschedule(*c);
   }
   touched_.clear();
-  destroyed_.clear();
-  ctx_.trace.flush();
+  if (!destroyed_.empty()) destroyed_.clear();
+  if (ctx_.trace.enabled()) ctx_.trace.flush();
 }
 
 // One trace step for each change, "cause: OLD → NEW" (the cause when the caller gives one),

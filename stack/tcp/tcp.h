@@ -167,7 +167,10 @@ class Tcp {
     Tcp& tcp_;
   };
   // c is rescheduled when the event ends (its timers may have moved).
-  Connection& touch(Connection& c);
+  Connection& touch(Connection& c) {
+    if (touched_.empty() || touched_.back() != &c) touched_.push_back(&c);  // most events: one
+    return c;
+  }
   void end_event();
 
   Connection* find(SocketId id) const;
@@ -255,8 +258,11 @@ class Tcp {
   TcpOptionPlan segment_options(Connection& c, uint8_t flags, const md5opt::Md5Key* key,
                                 Instant now);
   TcpOptionPlan syn_options(const Connection& c, const md5opt::Md5Key* key, Instant now) const;
-  TcpOptionPlan established_options(const Connection& c, const md5opt::Md5Key* key,
-                                    Instant now) const;
+  // SizeOnly: the plan's options and block count, for its size (send_mss), without the
+  // values a segment writes (the SACK blocks' edges).
+  enum class OptionValues : uint8_t { All, SizeOnly };
+  TcpOptionPlan established_options(const Connection& c, const md5opt::Md5Key* key, Instant now,
+                                    OptionValues values = OptionValues::All) const;
   uint32_t ts_now(const Connection& c, Instant now) const;
   void arm_retransmit(Connection& c, Instant now);
   void after_read(Connection& c, Instant now);
