@@ -99,17 +99,27 @@ void exchange(End& a, End& b, Instant now, std::vector<Sent>* from_a = nullptr) 
   }
 }
 
+// b listens on kPort with listener_key for a; a connects to it signing with connect_key.
+// Returns a's socket; its SYN waits in a.ip.sent.
+SocketId connect_signed(End& a, End& b, std::string_view listener_key, std::string_view connect_key,
+                        Instant now, SocketId* listener_out) {
+  const auto listener = b.tcp.listen(kPort, 4);
+  REQUIRE(listener);
+  REQUIRE(b.tcp.set_md5_key(*listener, kA, 128, text(listener_key)));
+  const auto id = a.tcp.open();
+  REQUIRE(id);
+  REQUIRE(a.tcp.set_md5_key(*id, kB, 128, text(connect_key)));
+  REQUIRE(a.tcp.connect(*id, kB, kPort, now));
+  if (listener_out) *listener_out = *listener;
+  return *id;
+}
+
 TEST_CASE("a connection over IPv6 addresses, signed with RFC 2385, through the TcpIpLayer") {
   End a(kA, 1);
   End b(kB, 2);
   const Instant now = Instant::from_ns(1'000'000'000);
-  const auto listener = b.tcp.listen(kPort, 4);
-  REQUIRE(listener);
-  REQUIRE(b.tcp.set_md5_key(*listener, kA, 128, text("wire key")));
-  const auto id = a.tcp.open();
-  REQUIRE(id);
-  REQUIRE(a.tcp.set_md5_key(*id, kB, 128, text("wire key")));
-  REQUIRE(a.tcp.connect(*id, kB, kPort, now));
+  SocketId listener = 0;
+  const SocketId id = connect_signed(a, b, "wire key", "wire key", now, &listener);
 
   // The SYN: to kB from the route's source, MSS from the route (1500 less 40 and 20), signed.
   REQUIRE(a.ip.sent.size() == 1);
@@ -123,9 +133,9 @@ TEST_CASE("a connection over IPv6 addresses, signed with RFC 2385, through the T
 
   std::vector<Sent> from_a;
   exchange(a, b, now, &from_a);
-  const auto accepted = b.tcp.accept(*listener);
+  const auto accepted = b.tcp.accept(listener);
   REQUIRE(accepted);
-  const auto queued = a.tcp.send(*id, text("over IPv6"), now);
+  const auto queued = a.tcp.send(id, text("over IPv6"), now);
   REQUIRE(queued);
   CHECK(*queued == 9);
   exchange(a, b, now, &from_a);
@@ -144,7 +154,7 @@ TEST_CASE("a connection over IPv6 addresses, signed with RFC 2385, through the T
   CHECK(b.counters[Counter::TcpExtTCPMD5Failure] == 0);
   CHECK(b.counters[Counter::TcpExtTCPMD5NotFound] == 0);
 
-  const auto info_a = a.tcp.info(*id);
+  const auto info_a = a.tcp.info(id);
   const auto info_b = b.tcp.info(*accepted);
   REQUIRE(info_a);
   REQUIRE(info_b);
@@ -161,13 +171,7 @@ TEST_CASE("over IPv6 too, a segment signed with another key is dropped unanswere
   End a(kA, 3);
   End b(kB, 4);
   const Instant now = Instant::from_ns(1'000'000'000);
-  const auto listener = b.tcp.listen(kPort, 4);
-  REQUIRE(listener);
-  REQUIRE(b.tcp.set_md5_key(*listener, kA, 128, text("the listener's key")));
-  const auto id = a.tcp.open();
-  REQUIRE(id);
-  REQUIRE(a.tcp.set_md5_key(*id, kB, 128, text("another key")));
-  REQUIRE(a.tcp.connect(*id, kB, kPort, now));
+  connect_signed(a, b, "the listener's key", "another key", now, nullptr);
   CHECK(carry(a, b, now) == 1);
   CHECK(b.ip.sent.empty());
   CHECK(b.counters[Counter::TcpExtTCPMD5Failure] == 1);
