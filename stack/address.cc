@@ -73,4 +73,65 @@ std::string Ipv4Interface::to_string() const {
   return fmt::format("{}/{}", address.to_string(), prefix_length);
 }
 
+namespace {
+IpAddress ipv6_of(const std::array<uint8_t, 16>& bytes) {
+  return IpAddress::ipv6(bytes);
+}
+}  // namespace
+
+bool is_ipv6_unspecified(const IpAddress& a) {
+  return !a.is_ipv4() && a == ipv6_unspecified();
+}
+bool is_ipv6_loopback(const IpAddress& a) {
+  return !a.is_ipv4() && a == ipv6_of({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+}
+bool is_ipv6_multicast(const IpAddress& a) {
+  return !a.is_ipv4() && a.bytes()[0] == 0xff;
+}
+bool is_ipv6_link_local(const IpAddress& a) {
+  return !a.is_ipv4() && a.bytes()[0] == 0xfe && (a.bytes()[1] & 0xc0) == 0x80;
+}
+
+IpAddress solicited_node_multicast(const IpAddress& unicast) {
+  const auto b = unicast.bytes();
+  return ipv6_of({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, b[13], b[14], b[15]});
+}
+
+MacAddress ipv6_multicast_mac(const IpAddress& multicast) {
+  const auto b = multicast.bytes();
+  return MacAddress{{0x33, 0x33, b[12], b[13], b[14], b[15]}};
+}
+
+IpAddress ipv6_unspecified() {
+  return ipv6_of({});
+}
+IpAddress ipv6_all_nodes() {
+  return ipv6_of({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+}
+IpAddress ipv6_all_routers() {
+  return ipv6_of({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2});
+}
+
+IpAddress ipv6_link_local_from_mac(const MacAddress& mac) {
+  const auto& m = mac.bytes;
+  return ipv6_of({0xfe, 0x80, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(m[0] ^ 0x02), m[1], m[2],
+                  0xff, 0xfe, m[3], m[4], m[5]});
+}
+
+std::optional<Ipv6Interface> Ipv6Interface::parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto address = IpAddress::parse(text.substr(0, slash));
+  const auto length = parse_decimal(text.substr(slash + 1), 128);
+  if (!address || address->is_ipv4() || is_ipv6_multicast(*address) ||
+      is_ipv6_unspecified(*address) || !length) {
+    return std::nullopt;
+  }
+  return Ipv6Interface{*address, static_cast<uint8_t>(*length)};
+}
+
+std::string Ipv6Interface::to_string() const {
+  return fmt::format("{}/{}", address.to_string(), prefix_length);
+}
+
 }  // namespace tapstack

@@ -78,6 +78,40 @@ struct Ipv4Interface {
   constexpr auto operator<=>(const Ipv4Interface&) const = default;
 };
 
+// IPv6 address classes (RFC 4291 §2.4), asked of an IpAddress of either family (false for IPv4).
+bool is_ipv6_unspecified(const IpAddress& a);  // ::
+bool is_ipv6_loopback(const IpAddress& a);     // ::1
+bool is_ipv6_multicast(const IpAddress& a);    // ff00::/8
+bool is_ipv6_link_local(const IpAddress& a);   // fe80::/10
+// The solicited-node multicast address of a unicast one: ff02::1:ffXX:XXXX (RFC 4291 §2.7.1).
+IpAddress solicited_node_multicast(const IpAddress& unicast);
+// The Ethernet group an IPv6 multicast address is sent to: 33:33 and its last 32 bits
+// (RFC 2464 §7).
+MacAddress ipv6_multicast_mac(const IpAddress& multicast);
+// :: (unspecified), ff02::1 (all nodes) and ff02::2 (all routers).
+IpAddress ipv6_unspecified();
+IpAddress ipv6_all_nodes();
+IpAddress ipv6_all_routers();
+// fe80::/64 with the modified EUI-64 interface identifier of the MAC (RFC 4291 App. A).
+IpAddress ipv6_link_local_from_mac(const MacAddress& mac);
+
+// An IPv6 interface address with its prefix length, "2001:db8::2/64".
+struct Ipv6Interface {
+  IpAddress address = ipv6_unspecified();  // always an IPv6 address
+  uint8_t prefix_length = 128;
+
+  bool on_link(const IpAddress& other) const {
+    return !other.is_ipv4() && address.matches_prefix(other, prefix_length);
+  }
+  // "2001:db8::2/64" (prefix length 0 to 128, an IPv6 unicast address); nullopt on anything
+  // else.
+  static std::optional<Ipv6Interface> parse(std::string_view text);
+  std::string to_string() const;
+  bool operator==(const Ipv6Interface& other) const {
+    return address == other.address && prefix_length == other.prefix_length;
+  }
+};
+
 }  // namespace tapstack
 
 // fmt::format("{}", address) without building a std::string first (trace lines stay cheap).

@@ -31,6 +31,22 @@ namespace tapstack {
   X(IcmpInMsgs) X(IcmpInErrors) X(IcmpInCsumErrors) X(IcmpInDestUnreachs) X(IcmpInEchos)      \
   X(IcmpInEchoReps) X(IcmpOutMsgs) X(IcmpOutDestUnreachs) X(IcmpOutTimeExcds)                 \
   X(IcmpOutEchos) X(IcmpOutEchoReps) X(IcmpOutRateLimitGlobal)                                \
+  /* IPv6, nstat "Ip6" */                                                                     \
+  X(Ip6InReceives) X(Ip6InHdrErrors) X(Ip6InAddrErrors) X(Ip6InUnknownProtos)                \
+  X(Ip6InTruncatedPkts) X(Ip6InDiscards) X(Ip6InDelivers) X(Ip6InMcastPkts)                  \
+  X(Ip6OutRequests) X(Ip6OutDiscards) X(Ip6OutNoRoutes) X(Ip6OutMcastPkts)                   \
+  X(Ip6ReasmTimeout) X(Ip6ReasmReqds) X(Ip6ReasmOKs) X(Ip6ReasmFails) X(Ip6ReasmDuplicates)  \
+  X(Ip6FragOKs) X(Ip6FragFails) X(Ip6FragCreates)                                            \
+  /* ICMPv6, nstat "Icmp6" */                                                                 \
+  X(Icmp6InMsgs) X(Icmp6InErrors) X(Icmp6InCsumErrors) X(Icmp6InDestUnreachs)                \
+  X(Icmp6InPktTooBigs) X(Icmp6InTimeExcds) X(Icmp6InParmProblems) X(Icmp6InEchos)            \
+  X(Icmp6InEchoReplies) X(Icmp6InRouterSolicits) X(Icmp6InRouterAdvertisements)              \
+  X(Icmp6InNeighborSolicits) X(Icmp6InNeighborAdvertisements) X(Icmp6InRedirects)            \
+  X(Icmp6OutMsgs) X(Icmp6OutErrors) X(Icmp6OutDestUnreachs) X(Icmp6OutTimeExcds)             \
+  X(Icmp6OutParmProblems) X(Icmp6OutEchos) X(Icmp6OutEchoReplies)                            \
+  X(Icmp6OutNeighborSolicits) X(Icmp6OutNeighborAdvertisements) X(Icmp6OutRateLimitHost)     \
+  /* Neighbour discovery (no nstat equivalent; Linux keeps some in /proc/net/stat/ndisc_cache) */ \
+  X(NdiscResolveFailures) X(NdiscUnresolvedDiscards) X(NdiscCacheEvictions) X(NdiscDadFailures) \
   /* TCP, nstat "Tcp" and "TcpExt" */                                                        \
   X(TcpActiveOpens) X(TcpPassiveOpens) X(TcpAttemptFails) X(TcpEstabResets) X(TcpInSegs)      \
   X(TcpOutSegs) X(TcpRetransSegs) X(TcpInErrs) X(TcpInCsumErrors) X(TcpOutRsts)              \
@@ -62,7 +78,7 @@ enum class Counter : uint16_t {
   X(EthTooShort, EthInErrors, None, "ethernet: frame shorter than its 14-byte header")        \
   X(EthNotForUs, EthInOtherHost, None, "ethernet: unicast to another host's MAC")          \
   X(EthMulticastNotJoined, EthInMulticastNotJoined, None,                                     \
-    "ethernet: multicast to a group we did not join (we join none)")                          \
+    "ethernet: multicast to a group we did not join")                          \
   X(EthUnknownType, EthInUnknownTypes, None, "ethernet: ethertype not handled")               \
   X(ArpMalformed, ArpInErrors, None, "arp: truncated, or not Ethernet/IPv4")                  \
   X(ArpBadSender, ArpInErrors, None, "arp: sender is broadcast, multicast or our own address") \
@@ -89,6 +105,46 @@ enum class Counter : uint16_t {
   X(IcmpTruncated, IcmpInErrors, None, "icmp: shorter than its 8-byte header")                \
   X(IcmpBadChecksum, IcmpInErrors, IcmpInCsumErrors, "icmp: checksum wrong")                  \
   X(IcmpRateLimited, IcmpOutRateLimitGlobal, None, "icmp out: error rate limit reached")      \
+  X(Ip6Truncated, Ip6InHdrErrors, None, "ipv6: shorter than its 40-byte header")              \
+  X(Ip6BadVersion, Ip6InHdrErrors, None, "ipv6: version is not 6")                             \
+  X(Ip6PayloadBeyondFrame, Ip6InTruncatedPkts, None, "ipv6: payload length beyond frame")      \
+  X(Ip6Jumbogram, Ip6InHdrErrors, None, "ipv6: payload length 0 (jumbogram): not supported")   \
+  X(Ip6BadSource, Ip6InAddrErrors, None, "ipv6: source is multicast")                          \
+  X(Ip6NotForUs, Ip6InAddrErrors, None, "ipv6: destination is not ours nor a group we joined") \
+  X(Ip6Tentative, Ip6InAddrErrors, None, "ipv6: destination is ours but DAD has not passed")   \
+  X(Ip6ExtTooMany, Ip6InHdrErrors, None, "ipv6: more extension headers than the walk allows")  \
+  X(Ip6ExtTruncated, Ip6InHdrErrors, None, "ipv6: extension header runs past the payload")     \
+  X(Ip6HopByHopNotFirst, Ip6InHdrErrors, None,                                                \
+    "ipv6: hop-by-hop header not right after the fixed header")                                \
+  X(Ip6BadOption, Ip6InHdrErrors, None, "ipv6: option runs past its header")                  \
+  X(Ip6UnknownOption, Ip6InHdrErrors, None, "ipv6: unknown option whose type says discard")    \
+  X(Ip6RoutingType0, Ip6InHdrErrors, None, "ipv6: routing header type 0 (RFC 5095)")           \
+  X(Ip6RoutingUnknown, Ip6InHdrErrors, None,                                                  \
+    "ipv6: routing header of an unknown type with segments left")                             \
+  X(Ip6UnknownProtocol, Ip6InUnknownProtos, None, "ipv6: no handler for this next header")    \
+  X(Ip6NoNextHeader, Ip6InDiscards, None, "ipv6: no next header (59): nothing to deliver")     \
+  X(Ip6FragBadLength, Ip6InHdrErrors, Ip6ReasmFails,                                          \
+    "ipv6: fragment payload not a multiple of 8")                                             \
+  X(Ip6FragTooBig, Ip6InHdrErrors, Ip6ReasmFails, "ipv6: fragments reach beyond 65535 bytes") \
+  X(Ip6FragNoUpperHeader, Ip6InHdrErrors, Ip6ReasmFails,                                      \
+    "ipv6: first fragment without the upper-layer header (RFC 7112)")                         \
+  X(Ip6FragOverlap, Ip6ReasmFails, None, "ipv6: fragments overlap (RFC 5722)")                 \
+  X(Ip6FragDuplicate, Ip6ReasmDuplicates, None, "ipv6: fragment already received")             \
+  X(Ip6FragTimeout, Ip6ReasmTimeout, Ip6ReasmFails, "ipv6: reassembly did not complete in time") \
+  X(Ip6FragMemoryLimit, Ip6ReasmFails, None, "ipv6: reassembly memory full, oldest dropped")   \
+  X(Ip6OutNoRoute, Ip6OutNoRoutes, None, "ipv6 out: destination not on link, no gateway")      \
+  X(Ip6OutNoSource, Ip6OutNoRoutes, None, "ipv6 out: no address of ours to send from yet")     \
+  X(Ip6OutTooLong, Ip6OutDiscards, None, "ipv6 out: payload longer than 65535 bytes")          \
+  X(Icmp6Truncated, Icmp6InErrors, None, "icmpv6: shorter than its 4-byte header")             \
+  X(Icmp6BadChecksum, Icmp6InErrors, Icmp6InCsumErrors, "icmpv6: checksum wrong")              \
+  X(Icmp6Malformed, Icmp6InErrors, None, "icmpv6: message too short or bad for its type")      \
+  X(Icmp6RateLimited, Icmp6OutRateLimitHost, None, "icmpv6 out: error rate limit reached")     \
+  X(NdiscBadMessage, Icmp6InErrors, None,                                                     \
+    "ndisc: hop limit not 255, code not 0, bad length or option (RFC 4861 §7.1)")             \
+  X(NdiscNotForUs, Icmp6InErrors, None, "ndisc: target is not an address of ours")             \
+  X(NdiscQueueFull, NdiscUnresolvedDiscards, None,                                            \
+    "ndisc: queue for resolution full, oldest dropped")                                       \
+  X(NdiscResolveFailed, NdiscUnresolvedDiscards, None, "ndisc: no advertisement after all solicitations") \
   X(TcpTruncated, TcpInErrs, None, "tcp: shorter than its 20-byte header")                    \
   X(TcpBadHeaderLength, TcpInErrs, None, "tcp: data offset below 5 or beyond the segment")    \
   X(TcpBadChecksum, TcpInErrs, TcpInCsumErrors, "tcp: checksum wrong")                       \

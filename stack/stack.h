@@ -27,8 +27,11 @@
 #include "stack/error.h"
 #include "stack/frame.h"
 #include "stack/icmp.h"
+#include "stack/icmp6.h"
 #include "stack/ipv4.h"
+#include "stack/ipv6.h"
 #include "stack/layer_context.h"
+#include "stack/ndisc.h"
 #include "stack/random.h"
 #include "stack/reassembly.h"
 #include "stack/tcp/context.h"
@@ -40,15 +43,22 @@ namespace tapstack {
 
 struct StackConfig {
   MacAddress mac;
-  Ipv4Interface ipv4;
+  // Our IPv4 address; 0.0.0.0/0 (the default) leaves IPv4 off: no ARP, IPv4 frames dropped.
+  Ipv4Interface ipv4{Ipv4Address{}, 0};
   std::optional<Ipv4Address> gateway;
+  // Our global IPv6 address; with it, IPv6 is on, with the link-local address made from the
+  // MAC beside it (both through DAD before use). Without it, IPv6 is off.
+  std::optional<Ipv6Interface> ipv6;
+  std::optional<IpAddress> gateway6;  // on link: link-local or inside ipv6's prefix
   uint16_t mtu = 1500;
   uint64_t seed = 0;
   size_t transmit_queue_frames = 512;  // bound of the poll_transmit() queue
   bool gratuitous_arp = true;          // announce our address at start()
   ArpConfig arp;
-  ReassemblyConfig reassembly;
+  ReassemblyConfig reassembly;  // for both families
   IcmpConfig icmp;
+  Icmp6Config icmp6;
+  NdiscConfig ndisc;
   TcpConfig tcp;
 };
 
