@@ -129,6 +129,7 @@ enum class Counter : uint16_t {
   X(Ip6FragNoUpperHeader, Ip6InHdrErrors, Ip6ReasmFails,                                      \
     "ipv6: first fragment without the upper-layer header (RFC 7112)")                         \
   X(Ip6FragOverlap, Ip6ReasmFails, None, "ipv6: fragments overlap (RFC 5722)")                 \
+  X(Ip6FragNested, Ip6ReasmFails, None, "ipv6: a Fragment header inside a reassembled packet")  \
   X(Ip6FragDuplicate, Ip6ReasmDuplicates, None, "ipv6: fragment already received")             \
   X(Ip6FragTimeout, Ip6ReasmTimeout, Ip6ReasmFails, "ipv6: reassembly did not complete in time") \
   X(Ip6FragMemoryLimit, Ip6ReasmFails, None, "ipv6: reassembly memory full, oldest dropped")   \

@@ -39,8 +39,8 @@ struct Fragment6Verdict {
 class Reassembler6 {
  public:
   // ReassemblyConfig: the same knobs as IPv4 (Linux: ip6frag_time, ip6frag_high_thresh).
-  Reassembler6(const ReassemblyConfig& config, LayerContext& context)
-      : config_(config), context_(context) {}
+  Reassembler6(const ReassemblyConfig& config, LayerContext& context);
+  ~Reassembler6();
 
   // Adds one fragment (fragment.fragment set by walk_ipv6_extensions) and says what became of
   // it. Linux: ipv6_frag_rcv(), ip6_frag_queue(), ip6_frag_reasm()

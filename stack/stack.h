@@ -34,6 +34,7 @@
 #include "stack/ndisc.h"
 #include "stack/random.h"
 #include "stack/reassembly.h"
+#include "stack/reassembly6.h"
 #include "stack/tcp/context.h"
 #include "stack/tcp/types.h"
 #include "stack/time.h"
@@ -64,7 +65,10 @@ struct StackConfig {
 
 class Tcp;
 
-class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
+class Stack : private EthernetOutput,
+              private Ipv4Output,
+              private Ipv6Output,
+              private TcpIpLayer {
  public:
   // offload: zero unless the sink was installed with LinkOffloads it can take.
   using TransmitSink = std::function<void(ByteView frame, const FrameOffload& offload)>;
@@ -104,6 +108,13 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   std::optional<EchoReply> poll_echo_reply();
   // Sends payload as one IPv4 datagram (fragmented to the MTU when it must be).
   Status send_ipv4(Ipv4Address dst, uint8_t protocol, ByteView payload, Instant now);
+  // ICMPv6 echo request to dst; replies arrive through poll_echo6_reply().
+  Status send_echo6_request(const IpAddress& dst, uint16_t id, uint16_t sequence,
+                            ByteView payload, Instant now);
+  std::optional<Echo6Reply> poll_echo6_reply();
+  // Sends payload as one IPv6 packet from our address for dst (fragmented to the path MTU
+  // when it must be).
+  Status send_ipv6(const IpAddress& dst, uint8_t next_header, ByteView payload, Instant now);
 
   // TCP sockets: listen, accept, connect, send, receive, close, ... (stack/tcp/tcp.h).
   Tcp& tcp() { return *tcp_; }
@@ -113,8 +124,16 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   const StackConfig& config() const { return config_; }
   Trace& trace() { return trace_; }
   std::optional<MacAddress> arp_lookup(Ipv4Address address) const;
-  size_t reassembly_datagrams() const;
+  size_t reassembly_datagrams() const;  // both families
   size_t reassembly_bytes() const;
+  bool has_ipv4() const { return !config_.ipv4.address.is_zero(); }
+  bool has_ipv6() const { return config_.ipv6.has_value(); }
+  // IPv6: our link-local address (from the MAC); the neighbour cache and DAD (ndisc.h): whether
+  // each address passed DAD, and which failed (one line each).
+  IpAddress ipv6_link_local() const { return link_local_; }
+  const Ndisc* ndisc() const { return ndisc_.get(); }
+  // The path MTU to an IPv6 destination: lowered by Packet Too Big, the link's otherwise.
+  uint32_t path_mtu(const IpAddress& destination, Instant now) const;
 
  private:
   void ipv4_input(ByteView packet, Instant now, const FrameOffload& offload);
@@ -133,6 +152,24 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   Result<IpRoute> route(const IpAddress& remote) const override;
   Status send_segment(const IpAddress& source, const IpAddress& destination, ByteView segment,
                       Instant now, const FrameOffload& offload) override;
+  // IPv6. Linux: ipv6_rcv() → ip6_rcv_finish() → ip6_input_finish()
+  void ipv6_input(ByteView packet, Instant now, const FrameOffload& offload);
+  void deliver6(const Ipv6Datagram& datagram, Instant now);
+  // Whether an IPv6 destination is ours: an address that passed DAD, or a group we joined.
+  // Linux: ipv6_chk_addr(), ipv6_chk_mcast_addr()
+  bool ipv6_multicast_joined(const IpAddress& group) const;
+  // Routes and sends one IPv6 packet (fragmented when larger than the path MTU and not a
+  // segment for the link to cut). Linux: ip6_xmit() → ip6_output() → ip6_fragment()
+  Status ipv6_output(const IpAddress& source, const IpAddress& destination, uint8_t next_header,
+                     ByteView payload, Instant now, uint8_t hop_limit,
+                     const FrameOffload& offload = {});
+  // Ipv6Output, for ICMPv6 and neighbour discovery.
+  Status send_ip6_payload(const IpAddress& source, const IpAddress& destination,
+                          uint8_t next_header, ByteView payload, Instant now,
+                          uint8_t hop_limit) override;
+  std::optional<IpAddress> ip6_source_for(const IpAddress& destination) const override;
+  // A Packet Too Big: the path MTU to destination is now mtu. Linux: rt6_pmtu_discovery()
+  void packet_too_big(const IpAddress& destination, uint32_t mtu, Instant now);
   // The one drop path (LayerContext::drop).
   void drop(DropReason reason) { context_.drop(reason); }
 
@@ -150,8 +187,22 @@ class Stack : private EthernetOutput, private Ipv4Output, private TcpIpLayer {
   std::unique_ptr<ArpTable> arp_;
   std::unique_ptr<Reassembler> reassembler_;
   std::unique_ptr<Icmp> icmp_;
+  std::unique_ptr<Ndisc> ndisc_;  // IPv6: null when off
+  std::unique_ptr<Icmp6> icmp6_;
+  std::unique_ptr<Reassembler6> reassembler6_;
   std::unique_ptr<Tcp> tcp_;
   uint16_t next_ip_id_ = 0;
+  uint32_t next_ip6_id_ = 0;  // Fragment header identifications
+  IpAddress link_local_ = ipv6_unspecified();
+  // Path MTUs learned from Packet Too Big, each until it expires (Linux: mtu_expires, 10 min);
+  // at most kMaxPathMtus, the oldest forgotten first.
+  struct PathMtu {
+    IpAddress destination;
+    uint32_t mtu;
+    Instant expires;
+  };
+  std::vector<PathMtu> path_mtus_;
+  Instant now_;  // the last instant the stack was given (for the Packet Too Big handler)
 };
 
 }  // namespace tapstack

@@ -27,6 +27,7 @@ constexpr uint8_t kVirtioNeedsChecksum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
 constexpr uint8_t kVirtioDataValid = 2;      // VIRTIO_NET_HDR_F_DATA_VALID
 constexpr uint8_t kVirtioGsoNone = 0;        // VIRTIO_NET_HDR_GSO_NONE
 constexpr uint8_t kVirtioGsoTcpV4 = 1;       // VIRTIO_NET_HDR_GSO_TCPV4
+constexpr uint8_t kVirtioGsoTcpV6 = 4;       // VIRTIO_NET_HDR_GSO_TCPV6
 constexpr uint16_t kTcpChecksumOffset = 16;  // where the checksum sits in a TCP header
 
 uint16_t load_host16(const uint8_t* p) {
@@ -46,17 +47,18 @@ FrameOffload read_virtio_net_header(const uint8_t* header) {
   return offload;
 }
 
-// The header for a frame of ours; only IPv4 TCP segments carry offloads. Linux reads it in
-// virtio_net_hdr_to_skb().
+// The header for a frame of ours; only TCP segments carry offloads (over IPv6 without
+// extension headers, as we send them). Linux reads it in virtio_net_hdr_to_skb().
 void write_virtio_net_header(uint8_t* header, ByteView frame, const FrameOffload& offload) {
   std::memset(header, 0, kVirtioNetHeaderSize);
   if (!offload.checksum_offloaded) return;
-  const size_t ip_header = (frame[kEthernetHeaderSize] & 0x0f) * 4u;
+  const bool ipv6 = load_be16(frame.data() + 12) == kEtherTypeIpv6;
+  const size_t ip_header = ipv6 ? kIpv6HeaderSize : (frame[kEthernetHeaderSize] & 0x0f) * 4u;
   const size_t tcp_start = kEthernetHeaderSize + ip_header;
   const size_t tcp_header = (frame[tcp_start + 12] >> 4) * 4u;
   header[0] = kVirtioNeedsChecksum;
   if (offload.segment_size > 0) {
-    header[1] = kVirtioGsoTcpV4;
+    header[1] = ipv6 ? kVirtioGsoTcpV6 : kVirtioGsoTcpV4;
     store_host16(header + 2, static_cast<uint16_t>(tcp_start + tcp_header));  // hdr_len
     store_host16(header + 4, offload.segment_size);                           // gso_size
   }

@@ -159,9 +159,10 @@ Result<TapDevice> TapDevice::open(std::string_view name, TapOffloads offloads, s
       return errno_error(errno,
                          fmt::format("setting the virtio-net header size of '{}'", device.name_));
     }
-    // Linux: tun_set_offload() → the device's features gain NETIF_F_HW_CSUM and NETIF_F_TSO.
-    if (ioctl(device.fd(), TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) !=
-        0) {
+    // Linux: tun_set_offload() → the device's features gain NETIF_F_HW_CSUM, NETIF_F_TSO
+    // and NETIF_F_TSO6.
+    if (ioctl(device.fd(), TUNSETOFFLOAD,
+              static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0) {
       return errno_error(errno, fmt::format("turning on TCP offloads of '{}'", device.name_));
     }
   }

@@ -24,7 +24,7 @@ Status check_interface_name(std::string_view name);
 
 // What a TAP is opened for. With TcpOffloads every frame read and written starts with a
 // virtio-net header (IFF_VNET_HDR), and the kernel is told the stack takes TCP segments of up
-// to 64 KiB whose checksums it did not fill in (TUNSETOFFLOAD: TUN_F_CSUM, TUN_F_TSO4), and
+// to 64 KiB whose checksums it did not fill in (TUNSETOFFLOAD: TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6), and
 // takes them from the stack too. Kernel to kernel, a socket hands its device 64 KiB at a time
 // in the same way (TSO/GSO, GRO); a TAP without offloads costs a system call per segment.
 enum class TapOffloads { None, TcpOffloads };

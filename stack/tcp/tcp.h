@@ -144,9 +144,14 @@ class Tcp {
   // its end, as GRO makes Linux acknowledge what one poll of a NIC brought at once.
   void begin_burst();
   void end_burst(Instant now);
-  // The neighbour did not answer ARP: connections to it still in SYN-SENT fail with
-  // EHOSTUNREACH, as Linux's tcp_v4_err() fails them on the ICMP host unreachable.
+  // The neighbour did not answer ARP or neighbour discovery: connections to it still in
+  // SYN-SENT fail with EHOSTUNREACH, as Linux's tcp_v4_err()/tcp_v6_err() fail them on the
+  // ICMP host unreachable.
   void host_unreachable(const IpAddress& remote);
+  // The path to remote carries at most mtu bytes now (an ICMPv6 Packet Too Big, RFC 8201):
+  // connections to it send smaller segments, and what was in flight in larger ones is sent
+  // again. Linux: tcp_v6_mtu_reduced() → tcp_sync_mss(), tcp_simple_retransmit()
+  void path_mtu_reduced(const IpAddress& remote, uint32_t mtu, Instant now);
 
  private:
   // One event of the layer: a segment, one connection's timers, a socket call, the end of a

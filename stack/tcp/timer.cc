@@ -64,8 +64,34 @@ void Tcp::host_unreachable(const IpAddress& remote) {
     if (c->state == TcpState::SynSent && c->remote_address == remote) failing.push_back(c.get());
   }
   for (Connection* c : failing) {
-    ctx_.trace.begin("arp: no answer from {}: socket {} fails", remote, c->id);
+    ctx_.trace.begin("neighbour {} never answered: socket {} fails", remote, c->id);
     connection_failed(touch(*c), EHOSTUNREACH);
+  }
+}
+
+void Tcp::path_mtu_reduced(const IpAddress& remote, uint32_t mtu, Instant now) {
+  Event event(*this);
+  // Never below IPv6's minimum link MTU less the headers, nor below tcp_min_snd_mss.
+  const uint32_t floor = std::max<uint32_t>(mtu, 1280);
+  for (const auto& [id, owned] : connections_) {
+    Connection& c = *owned;
+    if (c.remote_address != remote || c.state == TcpState::Listen) continue;
+    const auto mss = static_cast<uint16_t>(
+        std::max<uint32_t>(floor - ip_header_size(remote.family()) - 20, 48));
+    if (mss >= c.mss) continue;
+    ctx_.trace.begin("path mtu to {} is {}: socket {} mss {} → {}", remote, mtu, c.id, c.mss,
+                     mss);
+    c.mss = mss;
+    c.advmss = std::min(c.advmss, mss);
+    touch(c);
+    // What is in flight went out in segments the path cannot carry: send it again now in
+    // smaller ones, without treating it as congestion (Linux: tcp_simple_retransmit()).
+    if (c.in_flight() > 0 && c.state != TcpState::SynSent && c.state != TcpState::SynReceived) {
+      c.snd_nxt = c.snd_una;
+      c.timed_seq.reset();
+      write_xmit(c, now);
+    }
+    ctx_.trace.flush();
   }
 }
 
