@@ -28,6 +28,13 @@ using namespace tcp_flags;
 // Linux: msstab[] in syncookies.c — the common MSS values; a cookie says which is the
 // largest not above the peer's.
 constexpr uint16_t kCookieMss[] = {536, 1300, 1440, 1460};
+// Linux: msstab in net/ipv6/syncookies.c — IPv6's minimum MTU and common ones, less 60 bytes.
+constexpr uint16_t kCookieMss6[] = {1220, 1420, 1440, 8940};
+static_assert(std::size(kCookieMss) == std::size(kCookieMss6));
+
+const uint16_t* cookie_mss_table(const IpAddress& peer) {
+  return peer.is_ipv4() ? kCookieMss : kCookieMss6;
+}
 constexpr Duration kCookieTick = Duration::seconds(64);
 constexpr uint32_t kCookieMaxAge = 2;  // ticks
 constexpr uint32_t kHashBits = 27;
@@ -56,12 +63,14 @@ uint32_t Tcp::cookie_hash(const TcpSegment& seg, Seq peer_isn, uint32_t tick) co
       siphash_word(cookie_secret_, first ^ ((uint64_t{tick} << 32) | peer_isn.value())));
 }
 
-// Linux: cookie_v4_init_sequence() and tcp_v4_send_synack() with no request kept
+// Linux: cookie_v4_init_sequence() and tcp_v4_send_synack() with no request kept (and their
+// IPv6 twins cookie_v6_init_sequence(), tcp_v6_send_synack())
 void Tcp::send_cookie_synack(Connection& listener, const TcpSegment& seg, const md5opt::Md5Key* key,
                              Instant now) {
   const uint16_t peer_mss = seg.options.mss.value_or(536);
+  const uint16_t* table = cookie_mss_table(seg.source_address);
   uint32_t index = 0;
-  while (index + 1 < std::size(kCookieMss) && kCookieMss[index + 1] <= peer_mss) ++index;
+  while (index + 1 < std::size(kCookieMss) && table[index + 1] <= peer_mss) ++index;
   const uint32_t tick = tick_at(now);
   const uint32_t hash = cookie_hash(seg, seg.seq, tick) + index;
   const Seq cookie((tick % 32) << kHashBits | (hash & kHashMask));
@@ -124,7 +133,7 @@ bool Tcp::cookie_ack(Connection& listener, const TcpSegment& seg, const md5opt::
   c.irs = peer_isn;
   c.rcv_nxt = seg.seq;
   c.rcv_adv = c.rcv_nxt + cookie_window(listener);
-  c.mss = std::min<uint16_t>(kCookieMss[*index], c.advmss);
+  c.mss = std::min<uint16_t>(cookie_mss_table(seg.source_address)[*index], c.advmss);
   c.snd_wnd = seg.window;
   c.max_snd_wnd = seg.window;
   c.snd_wl1 = peer_isn;

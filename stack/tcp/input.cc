@@ -34,10 +34,10 @@ void Tcp::input(const TcpArrival& arrival, Instant now) {
     return ctx_.drop(*reason);
   }
   ctx_.counters.add(Counter::TcpInSegs);
-  ctx_.trace.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v4_rcv) | checksum {}",
+  ctx_.trace.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v{}_rcv) | checksum {}",
                   source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
                   seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
-                  arrival.checksum_offloaded ? "offloaded" : "ok");
+                  source.is_ipv4() ? 4 : 6, arrival.checksum_offloaded ? "offloaded" : "ok");
   if (!arrival.to_us) {
     return ctx_.drop(DropReason::TcpBroadcast);
   }

@@ -44,7 +44,9 @@ bool Tcp::md5_accepts(const md5opt::Md5Key* key, std::optional<size_t> digest_at
   ctx_.trace.step("md5: {} for {}{} (tcp_md5_do_lookup), option {} (tcp_parse_md5sig_option){}",
                   key ? "key" : "no key", seg.source_address, key ? " expected" : "",
                   digest_at ? "found" : "missing",
-                  ok ? ", digest ok (tcp_v4_inbound_md5_hash)" : "");
+                  !ok                           ? ""
+                  : seg.source_address.is_ipv4() ? ", digest ok (tcp_v4_inbound_md5_hash)"
+                                                 : ", digest ok (tcp_v6_inbound_md5_hash)");
   if (ok) return true;
   ctx_.drop(check == Md5Check::ForReset ? DropReason::TcpNoSocketSigned
                                         : md5_drop_case(*verdict).reason);

@@ -330,19 +330,23 @@ struct OptionSteps {
   const char* hasher;
 };
 
-OptionSteps option_steps(uint8_t flags, TcpSender sender) {
+OptionSteps option_steps(uint8_t flags, TcpSender sender, bool ipv4) {
   switch (sender) {
     case TcpSender::Reset:
-      return {"tcp_v4_send_reset", "tcp_v4_send_reset", "tcp_v4_md5_hash_hdr"};
+      return ipv4 ? OptionSteps{"tcp_v4_send_reset", "tcp_v4_send_reset", "tcp_v4_md5_hash_hdr"}
+                  : OptionSteps{"tcp_v6_send_reset", "tcp_v6_send_response",
+                                "tcp_v6_md5_hash_hdr"};
     case TcpSender::TimeWaitAck:
-      return {"tcp_v4_timewait_ack", "tcp_v4_send_ack", "tcp_v4_md5_hash_hdr"};
+      return ipv4 ? OptionSteps{"tcp_v4_timewait_ack", "tcp_v4_send_ack", "tcp_v4_md5_hash_hdr"}
+                  : OptionSteps{"tcp_v6_timewait_ack", "tcp_v6_send_response",
+                                "tcp_v6_md5_hash_hdr"};
     case TcpSender::Socket:
       break;
   }
   const char* chooser = !(flags & kSyn)  ? "tcp_established_options"
                         : (flags & kAck) ? "tcp_synack_options"
                                          : "tcp_syn_options";
-  return {chooser, "tcp_options_write", "tcp_v4_md5_hash_skb"};
+  return {chooser, "tcp_options_write", ipv4 ? "tcp_v4_md5_hash_skb" : "tcp_v6_md5_hash_skb"};
 }
 
 // " | options: md5 reserved 20 bytes first, then mss 1460, sack-ok, wscale 7
@@ -351,7 +355,8 @@ OptionSteps option_steps(uint8_t flags, TcpSender sender) {
 std::string options_trace(const OutgoingSegment& outgoing, std::optional<size_t> digest_at) {
   const TcpOptionPlan& options = outgoing.options;
   if (options.size() == 0) return " | checksum";
-  const OptionSteps steps = option_steps(outgoing.flags, outgoing.sender);
+  const OptionSteps steps =
+      option_steps(outgoing.flags, outgoing.sender, outgoing.destination.is_ipv4());
   const std::string names = options.describe();
   std::string text = " | options: ";
   if (options.md5) {

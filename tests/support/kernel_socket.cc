@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -27,11 +28,28 @@ int milliseconds_left(Deadline deadline) {
   return static_cast<int>(std::clamp<int64_t>(left, 0, 1000));
 }
 
-sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
-  sockaddr_in result{};
-  result.sin_family = AF_INET;
-  result.sin_addr.s_addr = htonl(address.value);
-  result.sin_port = htons(port);
+// A socket address of either family, and its length.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+SocketAddress socket_address(const IpAddress& address, uint16_t port) {
+  SocketAddress result;
+  if (address.is_ipv4()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&result.storage);
+    in->sin_family = AF_INET;
+    std::memcpy(&in->sin_addr, address.bytes().data(), 4);
+    in->sin_port = htons(port);
+    result.length = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&result.storage);
+    in6->sin6_family = AF_INET6;
+    std::memcpy(&in6->sin6_addr, address.bytes().data(), 16);
+    in6->sin6_port = htons(port);
+    result.length = sizeof(sockaddr_in6);
+  }
   return result;
 }
 
@@ -51,30 +69,40 @@ bool is_transient(int error) {
 }  // namespace
 
 Result<KernelSocket> KernelSocket::listen(uint16_t port, int backlog) {
-  KernelSocket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  return listen_on(Ipv4Address{}, port, backlog);
+}
+
+Result<KernelSocket> KernelSocket::listen_on(const IpAddress& address, uint16_t port,
+                                             int backlog) {
+  const SocketAddress local = socket_address(address, port);
+  KernelSocket socket(
+      ::socket(local.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (socket.fd() < 0) return errno_error(errno, "socket");
   const int one = 1;
+  const int zero = 0;
   setsockopt(socket.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const sockaddr_in address = socket_address(Ipv4Address{}, port);
-  if (bind(socket.fd(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  if (!address.is_ipv4()) setsockopt(socket.fd(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (bind(socket.fd(), local.get(), local.length) != 0) {
     return errno_error(errno, "bind");
   }
   if (::listen(socket.fd(), backlog) != 0) return errno_error(errno, "listen");
   return socket;
 }
 
-Result<KernelSocket> KernelSocket::start_connect(Ipv4Address address, uint16_t port) {
-  KernelSocket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+Result<KernelSocket> KernelSocket::start_connect(const IpAddress& address, uint16_t port) {
+  const SocketAddress to = socket_address(address, port);
+  KernelSocket socket(
+      ::socket(to.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (socket.fd() < 0) return errno_error(errno, "socket");
-  const sockaddr_in to = socket_address(address, port);
-  if (::connect(socket.fd(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 &&
+  if (::connect(socket.fd(), to.get(), to.length) != 0 &&
       errno != EINPROGRESS) {
     return errno_error(errno, "connect");
   }
   return socket;
 }
 
-Result<KernelSocket> KernelSocket::connect(Ipv4Address address, uint16_t port, Deadline deadline) {
+Result<KernelSocket> KernelSocket::connect(const IpAddress& address, uint16_t port,
+                                           Deadline deadline) {
   auto socket = start_connect(address, port);
   if (!socket) return socket;
   if (!(wait_for(socket->fd(), POLLOUT, deadline) & (POLLOUT | POLLERR | POLLHUP))) {

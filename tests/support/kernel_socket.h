@@ -27,10 +27,15 @@ class KernelSocket {
  public:
   // Listens on 0.0.0.0:port: any address, since the TAP's may not exist yet.
   static Result<KernelSocket> listen(uint16_t port, int backlog = 512);
-  static Result<KernelSocket> connect(Ipv4Address address, uint16_t port, Deadline deadline);
+  // Listens on address:port; an IPv6 address (:: for any) makes a dual-stack socket
+  // (IPV6_V6ONLY off), which takes IPv4 connections too.
+  static Result<KernelSocket> listen_on(const IpAddress& address, uint16_t port,
+                                        int backlog = 512);
+  // Either family (an Ipv4Address converts).
+  static Result<KernelSocket> connect(const IpAddress& address, uint16_t port, Deadline deadline);
   // Starts a connection without waiting for it (exchange() waits as it goes), so that many
   // can be on their way at once.
-  static Result<KernelSocket> start_connect(Ipv4Address address, uint16_t port);
+  static Result<KernelSocket> start_connect(const IpAddress& address, uint16_t port);
   Result<KernelSocket> accept(Deadline deadline) const;
 
   explicit KernelSocket(int fd) : fd_(fd) {}
