@@ -23,21 +23,40 @@
 namespace tapstack::md5kernel {
 namespace {
 
-sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
-  sockaddr_in result{};
-  result.sin_family = AF_INET;
-  result.sin_addr.s_addr = htonl(address.value);
-  result.sin_port = htons(port);
+// A socket address of either family, and its length.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+SocketAddress socket_address(const IpAddress& address, uint16_t port) {
+  SocketAddress result;
+  if (address.is_ipv4()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&result.storage);
+    in->sin_family = AF_INET;
+    std::memcpy(&in->sin_addr, address.bytes().data(), 4);
+    in->sin_port = htons(port);
+    result.length = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&result.storage);
+    in6->sin6_family = AF_INET6;
+    std::memcpy(&in6->sin6_addr, address.bytes().data(), 16);
+    in6->sin6_port = htons(port);
+    result.length = sizeof(sockaddr_in6);
+  }
   return result;
 }
 
-Result<Fd> tcp_socket(Ipv4Address local, uint16_t port, std::span<const PeerKey> keys) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+Result<Fd> tcp_socket(const IpAddress& local, uint16_t port, std::span<const PeerKey> keys) {
+  const SocketAddress address = socket_address(local, port);
+  Fd fd(::socket(address.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) return errno_error(errno, "socket");
   const int one = 1;
+  const int zero = 0;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const sockaddr_in address = socket_address(local, port);
-  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  if (!local.is_ipv4()) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (bind(fd.get(), address.get(), address.length) != 0) {
     return errno_error(errno, fmt::format("bind {}:{}", local, port));
   }
   for (const PeerKey& key : keys) {
@@ -78,18 +97,18 @@ Status set_kernel_key(int fd, const PeerKey& key) {
       ByteView(reinterpret_cast<const uint8_t*>(key.key.data()), key.key.size()));
 }
 
-Result<Fd> kernel_listen(Ipv4Address address, uint16_t port, std::span<const PeerKey> keys) {
+Result<Fd> kernel_listen(const IpAddress& address, uint16_t port, std::span<const PeerKey> keys) {
   auto fd = tcp_socket(address, port, keys);
   if (fd && ::listen(fd->get(), 16) != 0) return errno_error(errno, "listen");
   return fd;
 }
 
-Result<Fd> kernel_start_connect(Ipv4Address local, Ipv4Address remote, uint16_t port,
+Result<Fd> kernel_start_connect(const IpAddress& local, const IpAddress& remote, uint16_t port,
                                 std::span<const PeerKey> keys) {
   auto fd = tcp_socket(local, 0, keys);
   if (!fd) return fd;
-  const sockaddr_in to = socket_address(remote, port);
-  if (::connect(fd->get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 &&
+  const SocketAddress to = socket_address(remote, port);
+  if (::connect(fd->get(), to.get(), to.length) != 0 &&
       errno != EINPROGRESS) {
     return errno_error(errno, "connect");
   }
@@ -101,7 +120,7 @@ std::optional<int> connect_result(int fd) {
   socklen_t length = sizeof error;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
   if (error != 0) return error;
-  sockaddr_in peer{};
+  sockaddr_storage peer{};
   length = sizeof peer;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0) return 0;
   return std::nullopt;  // ENOTCONN: still connecting

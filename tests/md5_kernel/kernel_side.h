@@ -33,8 +33,8 @@ T value_or_throw(Result<T> result, std::string_view what) {
 
 // A key for the peers in peer/prefix_length, as either side sets it.
 struct PeerKey {
-  Ipv4Address peer;
-  uint8_t prefix_length = 32;
+  IpAddress peer;  // either family
+  uint8_t prefix_length = 32;  // up to 32, or 128 for IPv6
   std::string key;
 };
 
@@ -60,9 +60,10 @@ class Fd {
 Status set_kernel_key(int fd, const PeerKey& key);
 
 // A non-blocking kernel listener on address:port holding these keys.
-Result<Fd> kernel_listen(Ipv4Address address, uint16_t port, std::span<const PeerKey> keys);
+// An IPv6 address makes an AF_INET6 socket (:: with IPV6_V6ONLY off: dual stack).
+Result<Fd> kernel_listen(const IpAddress& address, uint16_t port, std::span<const PeerKey> keys);
 // A non-blocking connect from `local` (any port) to remote:port with these keys set first.
-Result<Fd> kernel_start_connect(Ipv4Address local, Ipv4Address remote, uint16_t port,
+Result<Fd> kernel_start_connect(const IpAddress& local, const IpAddress& remote, uint16_t port,
                                 std::span<const PeerKey> keys);
 // nullopt while a non-blocking connect is under way; then 0 when connected, else its errno.
 std::optional<int> connect_result(int fd);

@@ -6,7 +6,8 @@
 //               `tapstack serve --mode discard` receiving from a kernel socket, and
 //               `tapstack connect --input FIFO` sending to one, with `--md5` and without;
 //   over TAP:   the stack (on an EventLoop, this thread, and its transmit thread) and a kernel
-//               socket (a thread of its own), kernel -> stack and stack -> kernel, with the
+//               socket (a thread of its own), over IPv4 and (", IPv6") over IPv6,
+//               kernel -> stack and stack -> kernel, with the
 //               seed's key "12345" on both sides and with no key; first with the TAP as the
 //               tapstack tool opens it (virtio-net headers, TSO for unsigned segments), then
 //               as `--no-offloads` does (one segment per frame);
@@ -23,7 +24,7 @@
 // 198.18.0.0/24 (TAP) and 198.18.1.0/24 (veth).
 //
 // bazel run //tests/md5_kernel:md5_throughput_bench -- [seconds each, 1..30]
-//     [kernel-to-stack|stack-to-kernel|no-offloads|veth|multi-queue|tool: those paths
+//     [kernel-to-stack|stack-to-kernel|no-offloads|ipv6|veth|multi-queue|tool: those paths
 //      alone; multi-queue also measures the veth baselines, for its ratios]
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -163,13 +164,14 @@ Fd accept_before(int listener, Clock::time_point deadline) {
   return connection;
 }
 
-KeyPlan tap_keys(bool md5) {
-  return md5 ? seed_keys() : KeyPlan{};
+KeyPlan tap_keys(const TapRig& rig, bool md5) {
+  return md5 ? seed_keys(rig.family()) : KeyPlan{};
 }
 
 std::optional<Connection> connect_over_tap(TapRig& rig, Listener listener, bool md5,
                                            uint16_t port) {
-  auto connection = open_connection(rig, listener, port, tap_keys(md5), Duration::seconds(5));
+  auto connection =
+      open_connection(rig, listener, port, tap_keys(rig, md5), Duration::seconds(5));
   if (connection) {
     ok_or_throw(set_congestion_control(connection->kernel.get(), "cubic"), "cubic");
   } else {
@@ -692,9 +694,15 @@ int run(Duration length, std::string_view only) {
     // Enters a private namespace first, while this is the only thread. The TAP as the
     // tapstack tool opens it: virtio-net headers, TSO both ways for unsigned connections.
     TapRig rig(TapOffloads::TcpOffloads);
-    if (only != "veth" && only != "no-offloads" && only != "multi-queue") {
+    if (only != "veth" && only != "no-offloads" && only != "multi-queue" && only != "ipv6") {
       measure_tap(rig, "", length, only, port, rows);
     }
+  }
+  if (only.empty() || only == "ipv6") {
+    // The same TAP paths over IPv6 (a dual-stack rig, connections to 2001:db8::1 and ::2): MSS
+    // 1440 unsigned, 1420 signed; TSO6 for unsigned segments.
+    TapRig rig(TapOffloads::TcpOffloads, 1, IpFamily::Ipv6);
+    measure_tap(rig, ", IPv6", length, "", port, rows);
   }
   if (only.empty() || only == "no-offloads") {
     // A namespace of its own again (the first rig's threads are gone): tapstack --no-offloads,
@@ -743,7 +751,7 @@ int main(int argc, char** argv) {
   const std::string_view only = argc > 2 ? argv[2] : "";
   const bool known_path = only.empty() || only == "kernel-to-stack" || only == "stack-to-kernel" ||
                           only == "no-offloads" || only == "veth" || only == "multi-queue" ||
-                          only == "tool";
+                          only == "tool" || only == "ipv6";
   if (argc > 1) {
     const std::string_view text = argv[1];
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seconds);
@@ -751,7 +759,7 @@ int main(int argc, char** argv) {
         !known_path || argc > 3) {
       fmt::print(stderr,
                  "usage: md5_throughput_bench [seconds per measurement, 1..30] "
-                 "[kernel-to-stack|stack-to-kernel|no-offloads|veth|multi-queue|tool]\n");
+                 "[kernel-to-stack|stack-to-kernel|no-offloads|ipv6|veth|multi-queue|tool]\n");
       return 2;
     }
   }

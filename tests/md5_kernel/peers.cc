@@ -11,11 +11,12 @@ namespace {
 
 std::optional<Connection> stack_connects(TapRig& rig, uint16_t port, const KeyPlan& keys,
                                          Duration limit) {
-  const Fd listener = value_or_throw(kernel_listen(kKernel, port, keys.kernel), "kernel listener");
+  const Fd listener =
+      value_or_throw(kernel_listen(rig.kernel_address(), port, keys.kernel), "kernel listener");
   Tcp& tcp = rig.tcp();
   const SocketId id = value_or_throw(tcp.open(), "stack open");
   set_stack_keys(tcp, id, keys.stack);
-  ok_or_throw(tcp.connect(id, kKernel, port, monotonic_now()), "stack connect");
+  ok_or_throw(tcp.connect(id, rig.kernel_address(), port, monotonic_now()), "stack connect");
   Fd accepted;
   const bool connected = rig.pump_until(
       [&] {
@@ -33,8 +34,9 @@ std::optional<Connection> kernel_connects(TapRig& rig, uint16_t port, const KeyP
   Tcp& tcp = rig.tcp();
   const SocketId listener = value_or_throw(tcp.listen(port, 8), "stack listen");
   set_stack_keys(tcp, listener, keys.stack);
-  Fd client =
-      value_or_throw(kernel_start_connect(kKernel, kStack, port, keys.kernel), "kernel connect");
+  Fd client = value_or_throw(
+      kernel_start_connect(rig.kernel_address(), rig.stack_address(), port, keys.kernel),
+      "kernel connect");
   std::optional<SocketId> accepted;
   const bool connected = rig.pump_until(
       [&] {
@@ -56,7 +58,8 @@ std::string_view to_string(Listener listener) {
   return listener == Listener::Kernel ? "kernel listens" : "stack listens";
 }
 
-KeyPlan seed_keys() {
+KeyPlan seed_keys(IpFamily family) {
+  if (family == IpFamily::Ipv6) return {{{kStack6, 128, kSeedKey}}, {{kKernel6, 128, kSeedKey}}};
   return {{{kStack, 32, kSeedKey}}, {{kKernel, 32, kSeedKey}}};
 }
 

@@ -29,8 +29,8 @@ struct KeyPlan {
   std::vector<PeerKey> stack;   // Tcp::set_md5_key
 };
 
-// The seed's configuration: key "12345", each side for the other's address.
-KeyPlan seed_keys();
+// The seed's configuration: key "12345", each side for the other's address (of the family).
+KeyPlan seed_keys(IpFamily family = IpFamily::Ipv4);
 
 inline ByteView key_bytes(const std::string& key) {
   return {reinterpret_cast<const uint8_t*>(key.data()), key.size()};
@@ -44,7 +44,7 @@ struct Connection {
   SocketId stack = 0;
 };
 
-// Opens a connection to port, `who` listening. nullopt when the handshake did not complete on
+// Opens a connection to port, `who` listening, over the rig's family. nullopt when the handshake did not complete on
 // both sides within limit. The listener is closed again either way. Throws
 // std::runtime_error on a setup failure.
 std::optional<Connection> open_connection(TapRig& rig, Listener who, uint16_t port,

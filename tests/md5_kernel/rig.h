@@ -1,5 +1,6 @@
 // The stage of every test here: in a private network namespace made for the test, a TAP device
-// whose kernel side is 198.18.0.1/24 and whose other side is the stack at 198.18.0.2/24, driven
+// whose kernel side is 198.18.0.1/24 (and 2001:db8::1/64 for IPv6) and whose other side is the
+// stack at 198.18.0.2/24 (and 2001:db8::2/64), driven
 // by an EventLoop on the calling thread, with a log of every TCP segment that crossed the link.
 // Kernel peers run on threads of their own (started after the namespace, so they share it).
 #pragma once
@@ -22,6 +23,9 @@ inline constexpr Ipv4Interface kKernelInterface = {Ipv4Address::from_octets(198,
 inline constexpr Ipv4Interface kStackInterface = {Ipv4Address::from_octets(198, 18, 0, 2), 24};
 inline constexpr Ipv4Address kKernel = kKernelInterface.address;
 inline constexpr Ipv4Address kStack = kStackInterface.address;
+// With IpFamily::Ipv6 the rig is dual-stack: these beside the IPv4 addresses.
+inline const IpAddress kKernel6 = *IpAddress::parse("2001:db8::1");
+inline const IpAddress kStack6 = *IpAddress::parse("2001:db8::2");
 inline constexpr MacAddress kStackMac = {{0x02, 0x00, 0xc6, 0x12, 0x00, 0x02}};
 inline constexpr const char* kTapName = "tap0";
 // The seed's server.c and client.c: port 6666, key "12345".
@@ -31,8 +35,8 @@ inline constexpr const char* kSeedKey = "12345";
 // One TCP segment on the link.
 struct SegmentRecord {
   FrameDirection direction;  // Sent: by the stack; Received: by the stack, from the kernel
-  Ipv4Address source;
-  Ipv4Address destination;
+  IpAddress source;
+  IpAddress destination;
   uint16_t source_port = 0;
   uint16_t destination_port = 0;
   uint32_t seq = 0;
@@ -52,13 +56,20 @@ class TapRig {
   // std::runtime_error when the setup fails.
   // offloads: TcpOffloads for a TAP with virtio-net headers and TSO both ways (the tapstack
   // tool's default); the tests that write raw frames use None. queues > 1: a multi-queue TAP
-  // (tapstack --tap-queues).
-  explicit TapRig(TapOffloads offloads = TapOffloads::None, size_t queues = 1);
+  // (tapstack --tap-queues). family Ipv6: both sides get their IPv6 address too (the kernel's
+  // without DAD), and the constructor waits until ours passed DAD; connections made through
+  // peers.h then run over IPv6.
+  explicit TapRig(TapOffloads offloads = TapOffloads::None, size_t queues = 1,
+                  IpFamily family = IpFamily::Ipv4);
   ~TapRig();
   TapRig(const TapRig&) = delete;
   TapRig& operator=(const TapRig&) = delete;
 
   Stack& stack() { return *stack_; }
+  IpFamily family() const { return family_; }
+  // The two ends' addresses of the rig's family.
+  IpAddress kernel_address() const;
+  IpAddress stack_address() const;
   Tcp& tcp() { return stack_->tcp(); }
   EventLoop& loop() { return *loop_; }
   // The stack side's application: runs once per iteration of the loop, on this thread.
@@ -86,6 +97,7 @@ class TapRig {
  private:
   void record(FrameDirection direction, ByteView frame);
 
+  IpFamily family_;
   std::optional<TapDevice> tap_;
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<EventLoop> loop_;

@@ -53,25 +53,30 @@ const std::vector<Case> kCases = {
      Md5Drop::Unexpected},
 };
 
-std::vector<PeerKey> keys_for(KeyFor key_for, Ipv4Address client) {
+// Any is the family's unspecified address with prefix 0 (INADDR_ANY or in6addr_any).
+std::vector<PeerKey> keys_for(KeyFor key_for, const IpAddress& client) {
+  const bool ipv4 = client.is_ipv4();
+  const uint8_t whole = ipv4 ? 32 : 128;
   switch (key_for) {
     case KeyFor::Nobody:
       return {};
     case KeyFor::Any:
-      return {{Ipv4Address{}, 0, kPassword}};
+      return {{ipv4 ? IpAddress(Ipv4Address{}) : *IpAddress::parse("::"), 0, kPassword}};
     case KeyFor::Client:
-      return {{client, 32, kPassword}};
+      return {{client, whole, kPassword}};
     case KeyFor::OtherHost:
-      return {{Ipv4Address::from_octets(198, 18, 0, 3), 32, kPassword}};
+      return {{ipv4 ? IpAddress(Ipv4Address::from_octets(198, 18, 0, 3))
+                    : *IpAddress::parse("2001:db8::3"),
+               whole, kPassword}};
   }
   return {};
 }
 
 // The client's keys (Nobody or Any) name no address of the client's own.
-KeyPlan key_plan(const Case& row, Listener server) {
-  const auto client_keys = keys_for(row.client, Ipv4Address{});
-  if (server == Listener::Kernel) return {keys_for(row.server, kStack), client_keys};
-  return {client_keys, keys_for(row.server, kKernel)};
+KeyPlan key_plan(const Case& row, Listener server, const TapRig& rig) {
+  const auto client_keys = keys_for(row.client, rig.kernel_address());
+  if (server == Listener::Kernel) return {keys_for(row.server, rig.stack_address()), client_keys};
+  return {client_keys, keys_for(row.server, rig.kernel_address())};
 }
 
 void check_case(const Case& row, Listener server, const Outcome& outcome) {
@@ -93,18 +98,29 @@ void check_case(const Case& row, Listener server, const Outcome& outcome) {
   CHECK(server_counters == Md5Counters::only(*row.drop, syns));
 }
 
-TEST_CASE("unsigned-md5.c, TCP-MD5 cases: kernel server and stack client, then the reverse") {
-  TapRig rig;
+void run_matrix(TapRig& rig) {
   uint16_t port = 7010;
   for (const Listener server : {Listener::Kernel, Listener::Stack}) {
     for (const Case& row : kCases) {
       CAPTURE(to_string(server));
       CAPTURE(row.name);
-      const Outcome outcome = attempt_connection(rig, server, port++, key_plan(row, server),
+      const Outcome outcome = attempt_connection(rig, server, port++, key_plan(row, server, rig),
                                                  row.drop ? kNeverForms : kForms);
       check_case(row, server, outcome);
     }
   }
+}
+
+TEST_CASE("unsigned-md5.c, TCP-MD5 cases: kernel server and stack client, then the reverse") {
+  TapRig rig;
+  run_matrix(rig);
+}
+
+// The selftest runs every case over IPv6 too (its -6 variant): the same rows, keys for
+// in6addr_any/0, the client's /128 and another host's.
+TEST_CASE("unsigned-md5.c over IPv6: the same rows, both ways") {
+  TapRig rig(TapOffloads::None, 1, IpFamily::Ipv6);
+  run_matrix(rig);
 }
 
 }  // namespace
