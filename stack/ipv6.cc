@@ -11,7 +11,7 @@ namespace tapstack {
 
 namespace {
 
-constexpr size_t kPayloadLengthField = 4;  // offset of the payload length in the fixed header
+constexpr size_t kPayloadLengthField = 4;   // offset of the payload length in the fixed header
 constexpr size_t kFragmentOffsetField = 2;  // offset of the fragment offset in its header
 constexpr size_t kRoutingTypeField = 2;     // offsets in the routing header (RFC 8200 §4.4)
 constexpr size_t kSegmentsLeftField = 3;
@@ -25,8 +25,11 @@ IpAddress load_ipv6_address(const uint8_t* p) {
   return IpAddress::ipv6(std::span<const uint8_t, 16>(p, 16));
 }
 
-Ipv6Problem problem(DropReason reason) { return {reason, std::nullopt}; }
-Ipv6Problem problem(DropReason reason, uint8_t code, size_t pointer, bool even_if_multicast = false) {
+Ipv6Problem problem(DropReason reason) {
+  return {reason, std::nullopt};
+}
+Ipv6Problem problem(DropReason reason, uint8_t code, size_t pointer,
+                    bool even_if_multicast = false) {
   return {reason, Ipv6ParameterProblem{code, static_cast<uint32_t>(pointer), even_if_multicast}};
 }
 
@@ -182,8 +185,8 @@ std::optional<Ipv6Problem> walk_ipv6_extensions(Ipv6Datagram& datagram) {
 
 void write_ipv6_header(uint8_t* out, const Ipv6Header& header) {
   out[0] = static_cast<uint8_t>(0x60 | header.traffic_class >> 4);
-  out[1] = static_cast<uint8_t>((header.traffic_class & 0x0f) << 4 |
-                                ((header.flow_label >> 16) & 0x0f));
+  out[1] =
+      static_cast<uint8_t>((header.traffic_class & 0x0f) << 4 | ((header.flow_label >> 16) & 0x0f));
   store_be16(out + 2, static_cast<uint16_t>(header.flow_label));
   store_be16(out + kPayloadLengthField, header.payload_length);
   out[6] = header.next_header;
@@ -196,7 +199,7 @@ void write_ipv6_header(uint8_t* out, const Ipv6Header& header) {
 // RFC 8200 §8.1: source, destination, the 32-bit upper-layer length, three zero bytes and the
 // next header. Linux: csum_ipv6_magic() (before its final fold and complement)
 uint32_t ipv6_pseudo_header_sum(const IpAddress& source, const IpAddress& destination,
-                                 uint32_t upper_layer_length, uint8_t next_header) {
+                                uint32_t upper_layer_length, uint8_t next_header) {
   InternetChecksum sum;
   sum.add(source.bytes());
   sum.add(destination.bytes());

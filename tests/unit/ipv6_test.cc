@@ -36,8 +36,14 @@ Bytes operator+(Bytes a, const Bytes& b) {
 
 // The fixed header: version 6, the given next header and payload length, hop limit 64.
 Bytes fixed_header(uint8_t next_header, size_t payload_length, const Bytes& source = kSourceBytes) {
-  Bytes h{0x60, 0, 0, 0, static_cast<uint8_t>(payload_length >> 8),
-          static_cast<uint8_t>(payload_length), next_header, 64};
+  Bytes h{0x60,
+          0,
+          0,
+          0,
+          static_cast<uint8_t>(payload_length >> 8),
+          static_cast<uint8_t>(payload_length),
+          next_header,
+          64};
   return h + source + kDestinationBytes;
 }
 
@@ -53,7 +59,9 @@ Bytes extension(uint8_t next_header, const Bytes& body) {
   return Bytes{next_header, static_cast<uint8_t>((2 + body.size()) / 8 - 1)} + body;
 }
 // An options header whose only content is a PadN of 4 zero bytes.
-Bytes padded(uint8_t next_header) { return extension(next_header, {1, 4, 0, 0, 0, 0}); }
+Bytes padded(uint8_t next_header) {
+  return extension(next_header, {1, 4, 0, 0, 0, 0});
+}
 Bytes routing(uint8_t next_header, uint8_t type, uint8_t segments_left) {
   return extension(next_header, {type, segments_left, 0, 0, 0, 0});
 }
@@ -68,7 +76,9 @@ Bytes fragment_header(uint8_t next_header, uint16_t offset, bool more, uint32_t 
           static_cast<uint8_t>(id >> 8),
           static_cast<uint8_t>(id)};
 }
-Bytes data(size_t n) { return Bytes(n, 0xab); }
+Bytes data(size_t n) {
+  return Bytes(n, 0xab);
+}
 
 // parse_ipv6 and then the walk, which must both succeed.
 Ipv6Datagram walked(const Bytes& bytes) {
@@ -157,8 +167,8 @@ TEST_CASE("write_ipv6_header writes what parse_ipv6 reads") {
   h.destination = kDestination;
   Bytes out(40);
   write_ipv6_header(out.data(), h);
-  const Bytes expected = Bytes{0x6a, 0xbc, 0xde, 0xf1, 0x12, 0x34, kTcp, 255} + kSourceBytes +
-                         kDestinationBytes;
+  const Bytes expected =
+      Bytes{0x6a, 0xbc, 0xde, 0xf1, 0x12, 0x34, kTcp, 255} + kSourceBytes + kDestinationBytes;
   CHECK(out == expected);
 }
 
@@ -276,10 +286,10 @@ TEST_CASE("walk: options by the two high bits of their type (RFC 8200 §4.2)") {
     bool even_if_multicast;
   };
   const Row rows[] = {
-      {0x1e, std::nullopt, std::nullopt, false},          // 00: skipped
+      {0x1e, std::nullopt, std::nullopt, false},                  // 00: skipped
       {0x5e, DropReason::Ip6UnknownOption, std::nullopt, false},  // 01: discarded
-      {0x9e, DropReason::Ip6UnknownOption, 2, true},      // 10: reported, even to multicast
-      {0xde, DropReason::Ip6UnknownOption, 2, false},     // 11: reported unless multicast
+      {0x9e, DropReason::Ip6UnknownOption, 2, true},              // 10: reported, even to multicast
+      {0xde, DropReason::Ip6UnknownOption, 2, false},             // 11: reported unless multicast
   };
   for (const uint8_t header : {kHopByHop, kDestOpts}) {
     for (const Row& row : rows) {
@@ -307,10 +317,8 @@ TEST_CASE("walk: options by the two high bits of their type (RFC 8200 §4.2)") {
 }
 
 TEST_CASE("walk: Pad1 and PadN fill a header; an option past its header is dropped") {
-  CHECK(walked(packet(kDestOpts, extension(kTcp, {0, 0, 0, 0, 0, 0}) + data(20))).protocol ==
-        kTcp);
-  CHECK(walked(packet(kDestOpts, extension(kTcp, {0, 1, 2, 0, 0, 0}) + data(20))).protocol ==
-        kTcp);
+  CHECK(walked(packet(kDestOpts, extension(kTcp, {0, 0, 0, 0, 0, 0}) + data(20))).protocol == kTcp);
+  CHECK(walked(packet(kDestOpts, extension(kTcp, {0, 1, 2, 0, 0, 0}) + data(20))).protocol == kTcp);
   // A PadN claiming 5 bytes of padding where 4 remain, and an option with no length byte.
   const Ipv6Problem past = walk_problem(packet(kDestOpts, extension(kTcp, {1, 5, 0, 0, 0, 0})));
   CHECK(past.reason == DropReason::Ip6BadOption);
@@ -366,8 +374,7 @@ TEST_CASE("walk: an atomic fragment is passed over (RFC 6946)") {
 }
 
 TEST_CASE("walk: a fragment stops the walk with its fields") {
-  const Bytes rest =
-      padded(kFragment) + fragment_header(kTcp, 1480, true, 0x12345678) + data(1232);
+  const Bytes rest = padded(kFragment) + fragment_header(kTcp, 1480, true, 0x12345678) + data(1232);
   const Ipv6Datagram d = walked(packet(kHopByHop, rest));
   REQUIRE(d.fragment.has_value());
   CHECK(d.fragment->id == 0x12345678);
@@ -388,7 +395,8 @@ TEST_CASE("walk: a fragment stops the walk with its fields") {
 
 TEST_CASE("walk: fragment lengths (RFC 8200 §4.5)") {
   SUBCASE("M set and not a multiple of 8: Parameter Problem at the payload length") {
-    const Ipv6Problem p = walk_problem(packet(kFragment, fragment_header(kTcp, 0, true, 1) + data(12)));
+    const Ipv6Problem p =
+        walk_problem(packet(kFragment, fragment_header(kTcp, 0, true, 1) + data(12)));
     CHECK(p.reason == DropReason::Ip6FragBadLength);
     REQUIRE(p.icmp.has_value());
     CHECK(p.icmp->code == 0);
