@@ -33,9 +33,11 @@ size_t upper_layer_minimum(uint8_t protocol) {
   }
 }
 
-// RFC 7112 §5: the first fragment holds the whole header chain, through the upper-layer header.
-// Other faults in the chain are the reassembled datagram's walk's to find.
-bool has_header_chain(const Ipv6Datagram& first) {
+// RFC 7112 §5: the first fragment holds the whole header chain, through the upper-layer header
+// (Parameter Problem code 3, pointer 0). The headers after its Fragment header are walked here,
+// where their offsets are still those of a packet as received: once reassembled, a hop-by-hop
+// header that followed the Fragment header would sit right after the fixed header.
+std::optional<Ipv6Problem> check_header_chain(const Ipv6Datagram& first) {
   const Ipv6FragmentInfo& info = *first.fragment;
   Ipv6Datagram rest = first;
   rest.fragment.reset();
@@ -43,10 +45,14 @@ bool has_header_chain(const Ipv6Datagram& first) {
   rest.protocol = first.packet[info.header_offset];
   rest.payload_offset = info.header_offset + kIpv6FragmentHeaderSize;
   rest.payload = first.packet.subspan(rest.payload_offset);
-  const auto problem = walk_ipv6_extensions(rest);
-  if (problem) return problem->reason != DropReason::Ip6ExtTruncated;
-  if (rest.fragment) return true;  // another Fragment header: its own reassembly checks it
-  return rest.payload.size() >= upper_layer_minimum(rest.protocol);
+  const Ipv6Problem incomplete{DropReason::Ip6FragNoUpperHeader, Ipv6ParameterProblem{3, 0, false}};
+  if (auto problem = walk_ipv6_extensions(rest)) {
+    if (problem->reason == DropReason::Ip6ExtTruncated) return incomplete;
+    return problem;
+  }
+  if (rest.fragment) return std::nullopt;  // another Fragment header: its own reassembly's
+  if (rest.payload.size() < upper_layer_minimum(rest.protocol)) return incomplete;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -59,8 +65,8 @@ Fragment6Verdict Reassembler6::add(const Ipv6Datagram& fragment, Instant now) {
   const size_t headers_size = info.header_offset + kIpv6FragmentHeaderSize;
   const ByteView data = fragment.packet.subspan(headers_size);
   if (auto bad = check_ipv6_fragment(info, data.size())) return drop(*bad);
-  if (info.offset == 0 && !has_header_chain(fragment)) {
-    return drop({DropReason::Ip6FragNoUpperHeader, Ipv6ParameterProblem{3, 0, false}});
+  if (info.offset == 0) {
+    if (auto bad = check_header_chain(fragment)) return drop(*bad);
   }
   const uint32_t begin = info.offset;
   const uint32_t end = begin + static_cast<uint32_t>(data.size());

@@ -35,7 +35,8 @@ struct Fragment6Verdict {
   size_t protocol_field = 6;
   // Dropped because the fragment was malformed in a way RFC 8200 §4.5 / RFC 7112 answer with
   // an ICMPv6 Parameter Problem (length not a multiple of 8, beyond 65535, a first fragment
-  // without the upper-layer header).
+  // without the upper-layer header), or because the walk of the headers that follow the first
+  // fragment's Fragment header found one (an unknown option, a hop-by-hop header there, ...).
   std::optional<Ipv6ParameterProblem> icmp;
 };
 

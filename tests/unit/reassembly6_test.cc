@@ -391,5 +391,19 @@ TEST_CASE("the first fragment must hold the header chain through the upper layer
   }
 }
 
+TEST_CASE("a first fragment whose header chain the walk refuses is dropped with its problem") {
+  World w;
+  // A hop-by-hop header after the Fragment header (at 48): once reassembled it would sit
+  // right after the fixed header, so it is refused here, where it is not.
+  const Bytes rest = fragment_header(0, 0, true, 7) + padded(kIcmpv6) + upper_layer(8);
+  const Fragment6Verdict v = w.add(fixed_header(kFragmentType, rest.size()) + rest);
+  CHECK(v.outcome == Outcome::Dropped);
+  REQUIRE(v.icmp.has_value());
+  CHECK(v.icmp->code == 1);
+  CHECK(v.icmp->pointer == 40);  // the Fragment header's next-header byte
+  CHECK(w.counters.drops(DropReason::Ip6HopByHopNotFirst) == 1);
+  CHECK(w.reassembler.datagrams() == 0);
+}
+
 }  // namespace
 }  // namespace tapstack
