@@ -55,6 +55,13 @@ std::optional<Ipv6Problem> check_header_chain(const Ipv6Datagram& first) {
   return std::nullopt;
 }
 
+// A fragment dropped, its datagram with it: the drop path counted why.
+Fragment6Verdict dropped() {
+  Fragment6Verdict verdict;
+  verdict.outcome = Fragment6Verdict::Outcome::Dropped;
+  return verdict;
+}
+
 }  // namespace
 
 // Linux: ipv6_frag_rcv(), ip6_frag_queue()
@@ -82,7 +89,7 @@ Fragment6Verdict Reassembler6::add(const Ipv6Datagram& fragment, Instant now) {
   if (fit == Fit::Duplicate && !inconsistent) return drop({DropReason::Ip6FragDuplicate, {}});
   if (fit == Fit::Overlap || inconsistent) {  // RFC 5722: the whole datagram goes
     discard(index, DropReason::Ip6FragOverlap);
-    return {Fragment6Verdict::Outcome::Dropped, {}, 0, 6, std::nullopt};
+    return dropped();
   }
   if (!info.more) pending->total_payload = end;
 
@@ -94,8 +101,8 @@ Fragment6Verdict Reassembler6::add(const Ipv6Datagram& fragment, Instant now) {
   if (growth > 0) {
     make_room(growth);
     const auto found = find(fragment.header.source, fragment.header.destination, info.id);
-    if (!found) return {Fragment6Verdict::Outcome::Dropped, {}, 0, 6, std::nullopt};
-    index = *found;  // evicted to make room for itself when not found
+    if (!found) return dropped();  // evicted to make room for itself
+    index = *found;
     pending = &pending_[index];
   }
   const size_t before = pending->charged();
@@ -140,7 +147,9 @@ size_t Reassembler6::find_or_create(const Ipv6Datagram& fragment, Instant now) {
 
 Fragment6Verdict Reassembler6::drop(const Ipv6Problem& problem) {
   context_.drop(problem.reason);
-  return {Fragment6Verdict::Outcome::Dropped, {}, 0, 6, problem.icmp};
+  Fragment6Verdict verdict = dropped();
+  verdict.icmp = problem.icmp;
+  return verdict;
 }
 
 void Reassembler6::discard(size_t index, DropReason reason) {
@@ -190,7 +199,7 @@ Fragment6Verdict Reassembler6::complete(size_t index) {
   // Each fragment was checked against its own unfragmentable part; the output has the first's.
   if (total - kIpv6HeaderSize > kIpv6MaxPayload) {
     discard(index, DropReason::Ip6FragTooBig);
-    return {Fragment6Verdict::Outcome::Dropped, {}, 0, 6, std::nullopt};
+    return dropped();
   }
   output_.resize(total);
   std::copy_n(p.first_headers.begin(), unfragmentable, output_.begin());
