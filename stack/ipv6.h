@@ -100,6 +100,13 @@ std::optional<DropReason> parse_ipv6(ByteView packet, Ipv6Datagram& out);
 // payload_offset and payload set. Linux: ip6_parse_tlv(), ipv6_rthdr_rcv(), ipv6_frag_rcv()
 std::optional<Ipv6Problem> walk_ipv6_extensions(Ipv6Datagram& datagram);
 
+// RFC 8200 §4.5's checks of one fragment carrying data_length bytes after its Fragment header:
+// a fragment with M set carries a multiple of 8 (Parameter Problem code 0 at the payload length
+// field), and the reassembled payload length stays within 65535 (code 0 at the fragment offset
+// field). The walk and the reassembler both ask it. Linux: the end checks of ip6_frag_queue()
+std::optional<Ipv6Problem> check_ipv6_fragment(const Ipv6FragmentInfo& fragment,
+                                               size_t data_length);
+
 // Writes the 40-byte fixed header at out.
 void write_ipv6_header(uint8_t* out, const Ipv6Header& header);
 

@@ -30,9 +30,13 @@ struct Fragment6Verdict {
   // (parse_ipv6, then walk from payload_offset).
   ByteView datagram;
   size_t payload_offset = 0;  // where the fragments' data starts in datagram
+  // Where the next-header byte naming what starts at payload_offset is (the patched one), so
+  // that the walk can resume there: protocol = datagram[protocol_field].
+  size_t protocol_field = 6;
   // Dropped because the fragment was malformed in a way RFC 8200 §4.5 / RFC 7112 answer with
   // an ICMPv6 Parameter Problem (length not a multiple of 8, beyond 65535, a first fragment
-  // without the upper-layer header).
+  // without the upper-layer header), or because the walk of the headers that follow the first
+  // fragment's Fragment header found one (an unknown option, a hop-by-hop header there, ...).
   std::optional<Ipv6ParameterProblem> icmp;
 };
 
@@ -56,10 +60,41 @@ class Reassembler6 {
   size_t bytes() const;
 
  private:
-  struct Pending;
+  struct Range {
+    uint32_t begin;
+    uint32_t end;
+  };
+  struct Pending {
+    IpAddress source, destination;
+    uint32_t id = 0;
+    Instant deadline;
+    // The first fragment's fixed header, unfragmentable extension headers and Fragment
+    // header, once it arrived, and the bytes of data it carried: the output's headers, and
+    // with the data the first fragment as received (for Time Exceeded).
+    std::vector<uint8_t> first_headers;
+    size_t first_data = 0;
+    size_t next_header_field = 6;  // in first_headers: the byte naming the Fragment header
+    std::vector<uint8_t> payload;   // grows to the highest end seen
+    std::vector<Range> ranges;      // received, merged, sorted
+    std::optional<uint32_t> total_payload;  // known once the last fragment arrived
+    size_t charged() const { return payload.capacity() + first_headers.capacity(); }
+  };
+
+  std::optional<size_t> find(const IpAddress& source, const IpAddress& destination,
+                             uint32_t id) const;
+  size_t find_or_create(const Ipv6Datagram& fragment, Instant now);
+  Fragment6Verdict drop(const Ipv6Problem& problem);
+  void discard(size_t index, DropReason reason);
+  void make_room(size_t needed);
+  // Where [begin, end) falls among what was received: new, duplicate or overlapping.
+  enum class Fit { New, Duplicate, Overlap };
+  static Fit classify(const Pending& pending, uint32_t begin, uint32_t end);
+  static void insert_range(Pending& pending, uint32_t begin, uint32_t end);
+  Fragment6Verdict complete(size_t index);
+
   ReassemblyConfig config_;
   LayerContext& context_;
-  std::vector<Pending> pending_;  // oldest first; a few dozen at most (defined in the .cc)
+  std::vector<Pending> pending_;  // oldest first; a few dozen at most
   std::vector<uint8_t> output_;   // the last reassembled datagram
   size_t bytes_ = 0;
 };
