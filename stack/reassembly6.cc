@@ -65,6 +65,11 @@ Fragment6Verdict dropped() {
 }  // namespace
 
 // Linux: ipv6_frag_rcv(), ip6_frag_queue()
+Reassembler6::Reassembler6(const ReassemblyConfig& config, LayerContext& context)
+    : config_(config), context_(context) {}
+
+Reassembler6::~Reassembler6() = default;
+
 Fragment6Verdict Reassembler6::add(const Ipv6Datagram& fragment, Instant now) {
   constexpr Fragment6Verdict kHeld{};
   const Ipv6FragmentInfo& info = *fragment.fragment;
