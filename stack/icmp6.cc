@@ -95,6 +95,7 @@ void Icmp6::input(const Ipv6Datagram& datagram, Instant now) {
   const ByteView message = datagram.payload;
   counters.add(Counter::Icmp6InMsgs);
   if (message.size() < kIcmp6HeaderSize) return context_.drop(DropReason::Icmp6Truncated);
+  // A checksum the link vouched for (FrameOffload::checksum_offloaded) is not summed again.
   if (!datagram.checksum_offloaded && icmp6_checksum(h.source, h.destination, message) != 0) {
     return context_.drop(DropReason::Icmp6BadChecksum);
   }

@@ -169,8 +169,7 @@ void Ndisc::input_solicitation(const Ipv6Datagram& datagram, const IpAddress& ta
                                const std::optional<MacAddress>& source_mac, Instant now) {
   const IpAddress& source = datagram.header.source;
   const bool dad = is_ipv6_unspecified(source);
-  context_.trace.step("ndisc: {} asks for {}", dad ? "dad probe" : fmt::format("{}", source),
-                      target);
+  context_.trace.step("ndisc: solicitation from {} for {}", source, target);
   const OurAddress* ours = find_address(target);
   if (!ours) return context_.drop(DropReason::NdiscNotForUs);
   if (ours->tentative) {
@@ -219,10 +218,10 @@ void Ndisc::input_advertisement(const Ipv6Datagram& datagram, const IpAddress& t
                                 Instant now) {
   const bool solicited = flags & kFlagSolicited;
   const bool override = flags & kFlagOverride;
-  context_.trace.step("ndisc: {} is at {}{}{}{}", target,
-                      target_mac ? target_mac->to_string() : "(no address)",
+  context_.trace.step("ndisc: advertisement for {}, flags{}{}{}", target,
                       (flags & kFlagRouter) ? " router" : "", solicited ? " solicited" : "",
                       override ? " override" : "");
+  if (target_mac) context_.trace.step("ndisc: {} is at {}", target, *target_mac);
   if (const OurAddress* ours = find_address(target)) {
     if (ours->tentative) {
       dad_failed(target, target_mac ? target_mac->to_string()

@@ -64,7 +64,8 @@ class Ndisc {
   const std::vector<std::string>& dad_failures() const { return dad_failures_; }
 
   // A Neighbor Solicitation or Advertisement (or an RS, RA or Redirect, counted and ignored);
-  // message: the ICMPv6 message, checksum already verified. Linux: ndisc_rcv()
+  // message: the ICMPv6 message, checksum already verified and counted by type (Icmp6In*) by
+  // Icmp6. Linux: ndisc_rcv()
   void input(const Ipv6Datagram& datagram, ByteView message, Instant now);
   // Sends the IPv6 packet (whole, header included) to next_hop's MAC, resolving it first when
   // needed: the packet waits in the entry's queue. Linux: neigh_resolve_output()

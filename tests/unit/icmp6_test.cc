@@ -4,6 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "tests/unit/ip6_fakes.h"
 
@@ -105,6 +110,28 @@ TEST_CASE("a message with a wrong checksum or shorter than 4 bytes is dropped") 
   CHECK(w.drops(DropReason::Icmp6Truncated) == 1);
   CHECK(w.count(Counter::Icmp6InErrors) == 3);
   CHECK(w.count(Counter::Icmp6InEchos) == 0);
+}
+
+TEST_CASE("a checksum the link vouched for is not checked again") {
+  Icmp6World w;
+  Packet p = packet(kPeer, kOurs, 58, echo(128, 1, 1, {}));  // checksum field left 0
+  p.checksum_offloaded = true;
+  w.receive(p);
+  CHECK(w.links.payloads.size() == 1);
+  CHECK(w.drops(DropReason::Icmp6BadChecksum) == 0);
+}
+
+TEST_CASE("a dropped message says why in the trace") {
+  Icmp6World w;
+  std::vector<std::string> lines;
+  w.trace.set_sink([&](std::string_view line) { lines.emplace_back(line); });
+  w.trace.begin("rx");
+  w.receive(packet(kPeer, kOurs, 58, echo(128, 1, 1, {})));  // checksum field left 0
+  w.trace.flush();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].ends_with(fmt::format("| dropped: {} [counted: {}]",
+                                       drop_reason_text(DropReason::Icmp6BadChecksum),
+                                       drop_reason_counters(DropReason::Icmp6BadChecksum))));
 }
 
 TEST_CASE("echo replies are kept for poll_echo_reply, at most 1024") {
