@@ -344,6 +344,17 @@ TEST_CASE("a STALE entry unused for stale_lifetime goes") {
   CHECK(w.ndisc.next_deadline() == Instant::never());
 }
 
+TEST_CASE("a neighbour gone STALE is removed stale_lifetime after its last use, not after") {
+  NdiscWorld w;
+  w.resolve();  // its last use: now
+  const Instant used = w.now;
+  w.advance(Duration::seconds(30));
+  CHECK(w.ndisc.state(kPeer) == NeighbourState::Stale);
+  CHECK(w.ndisc.next_deadline() == used + Duration::seconds(60));
+  w.advance(Duration::seconds(30));
+  CHECK(w.ndisc.entries() == 0);
+}
+
 TEST_CASE("the cache is bounded: the oldest resolved entry goes; entries being resolved stay") {
   NdiscConfig config = no_dad();
   config.max_entries = 2;
