@@ -17,12 +17,15 @@ constexpr size_t kIcmp6ErrorHeaderSize = 8;  // and the 32-bit parameter (MTU, p
 constexpr uint8_t kCodePortUnreachable = 4;
 constexpr uint8_t kCodeReassemblyTimeExceeded = 1;
 // RFC 4443 §2.4 (c): an error carries as much of the offending packet as keeps it within the
-// minimum MTU. Linux: icmp6_send()'s len = min(len, IPV6_MIN_MTU - sizeof(ipv6hdr) - sizeof(icmp6hdr))
+// minimum MTU. Linux: icmp6_send()'s len = min(len, IPV6_MIN_MTU - sizeof(ipv6hdr) -
+// sizeof(icmp6hdr))
 constexpr size_t kIcmp6ErrorMaxQuote = kIpv6MinMtu - kIpv6HeaderSize - kIcmp6ErrorHeaderSize;
 constexpr size_t kMaxQueuedEchoReplies = 1024;
 constexpr size_t kMaxIcmp6MessageSize = 65535;
 
-IpAddress address_at(const uint8_t* p) { return IpAddress::ipv6(std::span<const uint8_t, 16>(p, 16)); }
+IpAddress address_at(const uint8_t* p) {
+  return IpAddress::ipv6(std::span<const uint8_t, 16>(p, 16));
+}
 
 // The upper-layer header of a packet (fixed header first) and where it starts: extension
 // headers skipped, at most kIpv6MaxExtensionHeaders of them. nullopt when it cannot be told
@@ -61,8 +64,7 @@ bool is_icmp6_error_or_ndisc(ByteView packet) {
   if (!upper || upper->protocol != kProtocolIcmpv6) return false;
   if (packet.size() <= upper->offset) return true;
   const uint8_t type = packet[upper->offset];
-  return type < kIcmp6EchoRequest ||
-         (type >= kIcmp6RouterSolicitation && type <= kIcmp6Redirect);
+  return type < kIcmp6EchoRequest || (type >= kIcmp6RouterSolicitation && type <= kIcmp6Redirect);
 }
 
 }  // namespace
@@ -299,8 +301,8 @@ Status Icmp6::send_echo_request(const IpAddress& dst, uint16_t id, uint16_t sequ
   const size_t size = kIcmp6EchoHeaderSize + payload.size();
   store_be16(message + 2, icmp6_checksum(*source, dst, {message, size}));
   context_.trace.begin("tx icmpv6 echo to {} id={} seq={}", dst, id, sequence);
-  const Status status = ip_.send_ip6_payload(*source, dst, kProtocolIcmpv6, {message, size}, now,
-                                             kDefaultHopLimit);
+  const Status status =
+      ip_.send_ip6_payload(*source, dst, kProtocolIcmpv6, {message, size}, now, kDefaultHopLimit);
   if (status) {
     context_.counters.add(Counter::Icmp6OutMsgs);
     context_.counters.add(Counter::Icmp6OutEchos);

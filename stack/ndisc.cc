@@ -21,7 +21,9 @@ constexpr uint8_t kFlagSolicited = 0x40;
 constexpr uint8_t kFlagOverride = 0x20;
 const MacAddress kAllNodesMac{{0x33, 0x33, 0, 0, 0, 1}};
 
-IpAddress address_at(const uint8_t* p) { return IpAddress::ipv6(std::span<const uint8_t, 16>(p, 16)); }
+IpAddress address_at(const uint8_t* p) {
+  return IpAddress::ipv6(std::span<const uint8_t, 16>(p, 16));
+}
 
 // ff02::1:ff00:0/104 (RFC 4291 §2.7.1). Linux: ipv6_addr_is_solict_mult()
 bool is_solicited_node_multicast(const IpAddress& a) {
@@ -56,11 +58,16 @@ bool parse_options(ByteView options, uint8_t wanted, std::optional<MacAddress>& 
 
 std::string_view neighbour_state_name(NeighbourState state) {
   switch (state) {
-    case NeighbourState::Incomplete: return "INCOMPLETE";
-    case NeighbourState::Reachable: return "REACHABLE";
-    case NeighbourState::Stale: return "STALE";
-    case NeighbourState::Delay: return "DELAY";
-    case NeighbourState::Probe: return "PROBE";
+    case NeighbourState::Incomplete:
+      return "INCOMPLETE";
+    case NeighbourState::Reachable:
+      return "REACHABLE";
+    case NeighbourState::Stale:
+      return "STALE";
+    case NeighbourState::Delay:
+      return "DELAY";
+    case NeighbourState::Probe:
+      return "PROBE";
   }
   return "?";
 }
@@ -143,8 +150,8 @@ void Ndisc::input(const Ipv6Datagram& datagram, ByteView message, Instant now) {
   const IpAddress target = address_at(message.data() + 8);
   if (is_ipv6_multicast(target)) return context_.drop(DropReason::NdiscBadMessage);
   std::optional<MacAddress> link_address;
-  const uint8_t wanted = type == kIcmp6NeighborSolicitation ? kOptionSourceLinkAddress
-                                                            : kOptionTargetLinkAddress;
+  const uint8_t wanted =
+      type == kIcmp6NeighborSolicitation ? kOptionSourceLinkAddress : kOptionTargetLinkAddress;
   if (!parse_options(message.subspan(kNdiscMinSize), wanted, link_address)) {
     return context_.drop(DropReason::NdiscBadMessage);
   }
@@ -175,8 +182,11 @@ void Ndisc::input_solicitation(const Ipv6Datagram& datagram, const IpAddress& ta
   if (ours->tentative) {
     // Another node probes for the address we probe for: neither may have it. A node
     // resolving a tentative address is ignored. Linux: addrconf_dad_failure()
-    if (dad) dad_failed(target, "another node probing for it at the same time");
-    else context_.trace.step("ndisc: target tentative, ignored");
+    if (dad) {
+      dad_failed(target, "another node probing for it at the same time");
+    } else {
+      context_.trace.step("ndisc: target tentative, ignored");
+    }
     return;
   }
   if (!dad && source_mac) learn_from_solicitation(source, *source_mac, now);
@@ -224,8 +234,8 @@ void Ndisc::input_advertisement(const Ipv6Datagram& datagram, const IpAddress& t
   if (target_mac) context_.trace.step("ndisc: {} is at {}", target, *target_mac);
   if (const OurAddress* ours = find_address(target)) {
     if (ours->tentative) {
-      dad_failed(target, target_mac ? target_mac->to_string()
-                                    : fmt::format("{}", datagram.header.source));
+      dad_failed(target,
+                 target_mac ? target_mac->to_string() : fmt::format("{}", datagram.header.source));
     } else {
       context_.trace.step("ndisc: someone advertises our address, ignored");
     }
@@ -359,9 +369,8 @@ void Ndisc::send(const IpAddress& next_hop, ByteView packet, Instant now,
   enqueue(entry, packet, offload);
   note("ndisc: resolving {}, packet queued", next_hop);
   // Last: sending may come back here.
-  send_solicitation({solicitation_source(entry, next_hop), solicited_node_multicast(next_hop),
-                     next_hop},
-                    now);
+  send_solicitation(
+      {solicitation_source(entry, next_hop), solicited_node_multicast(next_hop), next_hop}, now);
 }
 
 void Ndisc::confirm(const IpAddress& neighbour, Instant now) {
@@ -468,7 +477,9 @@ std::optional<NeighbourState> Ndisc::state(const IpAddress& neighbour) const {
   return it->second.state;
 }
 
-size_t Ndisc::entries() const { return cache_.size(); }
+size_t Ndisc::entries() const {
+  return cache_.size();
+}
 
 // RFC 7.2.2: from the source of the packet that prompted the solicitation when it is ours,
 // else from the address the IP layer picks. Linux: ndisc_solicit()
@@ -524,8 +535,8 @@ void Ndisc::send_advertisement(const IpAddress& source, const IpAddress& destina
   std::copy(mac_.bytes.begin(), mac_.bytes.end(), message + kNdiscMinSize + 2);
   store_be16(message + 2, icmp6_checksum(source, destination, message));
   context_.trace.step("ndisc: advertise {} is at {} → {}", target, mac_, destination);
-  const Status sent = ip_.send_ip6_payload(source, destination, kProtocolIcmpv6, message, now,
-                                           kNdiscHopLimit);
+  const Status sent =
+      ip_.send_ip6_payload(source, destination, kProtocolIcmpv6, message, now, kNdiscHopLimit);
   if (!sent) return;
   context_.counters.add(Counter::Icmp6OutMsgs);
   context_.counters.add(Counter::Icmp6OutNeighborAdvertisements);

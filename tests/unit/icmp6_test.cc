@@ -35,8 +35,14 @@ struct Icmp6World : World {
 };
 
 Bytes echo(uint8_t type, uint16_t id, uint16_t sequence, const Bytes& data) {
-  Bytes m = {type, 0, 0, 0, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
-             static_cast<uint8_t>(sequence >> 8), static_cast<uint8_t>(sequence)};
+  Bytes m = {type,
+             0,
+             0,
+             0,
+             static_cast<uint8_t>(id >> 8),
+             static_cast<uint8_t>(id),
+             static_cast<uint8_t>(sequence >> 8),
+             static_cast<uint8_t>(sequence)};
   append(m, data);
   return m;
 }
@@ -49,8 +55,13 @@ Packet udp_from_peer(const IpAddress& destination = kOurs, size_t size = 12,
 }
 
 Bytes error_message(uint8_t type, uint8_t code, uint32_t parameter, ByteView quoted) {
-  Bytes m = {type, code, 0, 0, static_cast<uint8_t>(parameter >> 24),
-             static_cast<uint8_t>(parameter >> 16), static_cast<uint8_t>(parameter >> 8),
+  Bytes m = {type,
+             code,
+             0,
+             0,
+             static_cast<uint8_t>(parameter >> 24),
+             static_cast<uint8_t>(parameter >> 16),
+             static_cast<uint8_t>(parameter >> 8),
              static_cast<uint8_t>(parameter)};
   append(m, quoted);
   return m;
@@ -199,7 +210,8 @@ TEST_CASE("parameter problem carries its code and pointer; reassembly time excee
   const Bytes fragment = {17, 0, 0x00, 0x01, 0, 0, 0, 42, 0x12, 0x34, 0, 179, 0, 16, 0, 0};
   const Packet first = packet(kPeer, kOurs, 44, fragment);
   w.icmp6.reassembly_time_exceeded(first.bytes, w.now);
-  CHECK(w.take_payload().payload == with_checksum(error_message(3, 1, 0, first.bytes), kOurs, kPeer));
+  CHECK(w.take_payload().payload ==
+        with_checksum(error_message(3, 1, 0, first.bytes), kOurs, kPeer));
   CHECK(w.count(Counter::Icmp6OutTimeExcds) == 1);
 }
 
@@ -228,8 +240,8 @@ TEST_CASE("no error about a packet to a group, unless a parameter problem asks f
   w.icmp6.parameter_problem(to_group.datagram(), {.code = 2, .pointer = 42}, w.now);
   w.icmp6.reassembly_time_exceeded(to_group.bytes, w.now);
   CHECK(w.links.payloads.empty());
-  w.icmp6.parameter_problem(
-      to_group.datagram(), {.code = 2, .pointer = 42, .even_if_multicast = true}, w.now);
+  w.icmp6.parameter_problem(to_group.datagram(),
+                            {.code = 2, .pointer = 42, .even_if_multicast = true}, w.now);
   const SentPayload sent = w.take_payload();
   CHECK(sent.source == kOurs);  // never the group
   CHECK(sent.destination == kPeer);
@@ -244,8 +256,8 @@ TEST_CASE("no error to an unspecified or multicast source, nor without an addres
                             {.even_if_multicast = true}, w.now);
   // To a group, so the source is the IP layer's choice: there is none.
   w.links.no_source = true;
-  w.icmp6.parameter_problem(udp_from_peer(ipv6_all_nodes()).datagram(),
-                            {.even_if_multicast = true}, w.now);
+  w.icmp6.parameter_problem(udp_from_peer(ipv6_all_nodes()).datagram(), {.even_if_multicast = true},
+                            w.now);
   CHECK(w.links.payloads.empty());
   CHECK(w.count(Counter::Icmp6OutMsgs) == 0);
 }
@@ -269,7 +281,8 @@ TEST_CASE("errors are limited by a token bucket") {
   CHECK(w.drops(DropReason::Icmp6RateLimited) == 2);
   // The errors the rules forbid take no token.
   w.now += Duration::seconds(1);
-  for (int i = 0; i < 5; ++i) w.icmp6.port_unreachable(udp_from_peer(ipv6_all_nodes()).datagram(), w.now);
+  for (int i = 0; i < 5; ++i)
+    w.icmp6.port_unreachable(udp_from_peer(ipv6_all_nodes()).datagram(), w.now);
   for (int i = 0; i < 2; ++i) w.icmp6.port_unreachable(offending.datagram(), w.now);
   CHECK(w.links.payloads.size() == 5);
 }
@@ -309,7 +322,8 @@ TEST_CASE("errors received are counted by type") {
 
 TEST_CASE("a neighbor solicitation goes on to neighbour discovery and is answered") {
   Icmp6World w;
-  const Bytes ns = with_checksum(solicitation(kOurs, kPeerMac), kPeer, solicited_node_multicast(kOurs));
+  const Bytes ns =
+      with_checksum(solicitation(kOurs, kPeerMac), kPeer, solicited_node_multicast(kOurs));
   w.receive(packet(kPeer, solicited_node_multicast(kOurs), 58, ns, 255));
   CHECK(w.count(Counter::Icmp6InNeighborSolicits) == 1);
   const SentPayload na = w.take_payload();

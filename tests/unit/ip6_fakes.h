@@ -23,8 +23,12 @@ namespace tapstack::test6 {
 
 using Bytes = std::vector<uint8_t>;
 
-inline IpAddress ip(const char* text) { return *IpAddress::parse(text); }
-inline MacAddress mac(const char* text) { return *MacAddress::parse(text); }
+inline IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
+inline MacAddress mac(const char* text) {
+  return *MacAddress::parse(text);
+}
 
 const IpAddress kOurs = ip("2001:db8::2");
 const IpAddress kOurLinkLocal = ip("fe80::2");
@@ -53,8 +57,8 @@ class FakeLinks final : public Ipv6Output, public EthernetOutput {
   Status send_ip6_payload(const IpAddress& source, const IpAddress& destination,
                           uint8_t next_header, ByteView payload, Instant,
                           uint8_t hop_limit) override {
-    payloads.push_back({source, destination, next_header, {payload.begin(), payload.end()},
-                        hop_limit});
+    payloads.push_back(
+        {source, destination, next_header, {payload.begin(), payload.end()}, hop_limit});
     return Ok{};
   }
   std::optional<IpAddress> ip6_source_for(const IpAddress& destination) const override {
@@ -71,7 +75,9 @@ class FakeLinks final : public Ipv6Output, public EthernetOutput {
   bool no_source = false;
 };
 
-inline void append(Bytes& out, ByteView bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); }
+inline void append(Bytes& out, ByteView bytes) {
+  out.insert(out.end(), bytes.begin(), bytes.end());
+}
 inline void append(Bytes& out, const MacAddress& m) {
   out.insert(out.end(), m.bytes.begin(), m.bytes.end());
 }
@@ -126,8 +132,14 @@ struct Packet {
 inline Packet packet(const IpAddress& source, const IpAddress& destination, uint8_t next_header,
                      ByteView payload, uint8_t hop_limit = 64) {
   Packet p;
-  p.bytes = {0x60, 0, 0, 0, static_cast<uint8_t>(payload.size() >> 8),
-             static_cast<uint8_t>(payload.size()), next_header, hop_limit};
+  p.bytes = {0x60,
+             0,
+             0,
+             0,
+             static_cast<uint8_t>(payload.size() >> 8),
+             static_cast<uint8_t>(payload.size()),
+             next_header,
+             hop_limit};
   append(p.bytes, source.bytes());
   append(p.bytes, destination.bytes());
   append(p.bytes, payload);

@@ -11,7 +11,7 @@
 namespace tapstack::test6 {
 namespace {
 
-const IpAddress kOurGroup = solicited_node_multicast(kOurs);  // ff02::1:ff00:2
+const IpAddress kOurGroup = solicited_node_multicast(kOurs);   // ff02::1:ff00:2
 const IpAddress kPeerGroup = solicited_node_multicast(kPeer);  // ff02::1:ff00:1
 const MacAddress kOtherMac = mac("02:00:00:00:00:07");
 
@@ -44,9 +44,8 @@ struct NdiscWorld : World {
 
 Bytes expected_solicitation(const IpAddress& source, const IpAddress& destination,
                             const IpAddress& target, bool with_option) {
-  return with_checksum(
-      solicitation(target, with_option ? std::optional{kOurMac} : std::nullopt), source,
-      destination);
+  return with_checksum(solicitation(target, with_option ? std::optional{kOurMac} : std::nullopt),
+                       source, destination);
 }
 
 void check_solicitation(const SentPayload& sent, const IpAddress& source,
@@ -67,8 +66,8 @@ TEST_CASE("a solicitation for our address: a solicited, overriding advertisement
   CHECK(na.destination == kPeer);
   CHECK(na.hop_limit == 255);
   // Type 136, S and O set (0x60), our address, option 2 of length 1 with our MAC.
-  const Bytes expected = {136,  0,    0, 0, 0x60, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-                          0,    0,    0, 0, 0,    0, 0, 2, 2,    1,    0x02, 0,    0, 0, 0, 2};
+  const Bytes expected = {136, 0, 0, 0, 0x60, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+                          0,   0, 0, 0, 0,    0, 0, 2, 2,    1,    0x02, 0,    0, 0, 0, 2};
   CHECK(na.payload == with_checksum(expected, kOurs, kPeer));
   CHECK(w.count(Counter::Icmp6OutNeighborAdvertisements) == 1);
   CHECK(w.count(Counter::Icmp6OutMsgs) == 1);
@@ -267,7 +266,8 @@ TEST_CASE("REACHABLE → STALE → DELAY → PROBE → REACHABLE") {
   w.advance(Duration::seconds(5));
   CHECK(w.ndisc.state(kPeer) == NeighbourState::Probe);
   check_solicitation(w.take_payload(), kOurs, kPeer, kPeer);  // unicast now
-  w.send(2);  // still sent to the MAC we have
+  // Still sent to the MAC we have.
+  w.send(2);
   CHECK(w.links.frames.size() == 2);
   w.advertise(0x60);
   CHECK(w.ndisc.state(kPeer) == NeighbourState::Reachable);
