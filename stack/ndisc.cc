@@ -318,11 +318,11 @@ void Ndisc::flush_queue(Entry& entry) {
 
 // Like Linux's unres_qlen: the oldest waiting packet makes room for the newest.
 void Ndisc::enqueue(Entry& entry, ByteView packet, const FrameOffload& offload) {
+  if (config_.max_queued_per_entry == 0) return context_.drop(DropReason::NdiscQueueFull);
   if (entry.queue.size() >= config_.max_queued_per_entry) {
     context_.drop(DropReason::NdiscQueueFull);
     entry.queue.pop_front();
   }
-  if (config_.max_queued_per_entry == 0) return;
   entry.queue.push_back({{packet.begin(), packet.end()}, offload});
 }
 

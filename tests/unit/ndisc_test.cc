@@ -222,6 +222,19 @@ TEST_CASE("the queue of a neighbour being resolved is bounded, the oldest droppe
   CHECK(w.links.frames[1].payload == w.data(3));
 }
 
+TEST_CASE("with no queue, a packet for a neighbour being resolved is dropped, not kept") {
+  NdiscConfig config = no_dad();
+  config.max_queued_per_entry = 0;
+  NdiscWorld w(config);
+  w.send(1);
+  w.send(2);
+  CHECK(w.drops(DropReason::NdiscQueueFull) == 2);
+  CHECK(w.links.payloads.size() == 1);  // the solicitation all the same
+  w.advertise(0x60);
+  CHECK(w.links.frames.empty());
+  CHECK(w.ndisc.state(kPeer) == NeighbourState::Reachable);
+}
+
 TEST_CASE("resolution fails after three solicitations one second apart") {
   NdiscWorld w;
   const Instant start = w.now;
