@@ -146,6 +146,8 @@ enum class Counter : uint16_t {
   X(NdiscQueueFull, NdiscUnresolvedDiscards, None,                                            \
     "ndisc: queue for resolution full, oldest dropped")                                       \
   X(NdiscResolveFailed, NdiscUnresolvedDiscards, None, "ndisc: no advertisement after all solicitations") \
+  X(NdiscCacheFull, NdiscUnresolvedDiscards, None,                                           \
+    "ndisc: neighbour cache full of entries being resolved, packet dropped")                  \
   X(TcpTruncated, TcpInErrs, None, "tcp: shorter than its 20-byte header")                    \
   X(TcpBadHeaderLength, TcpInErrs, None, "tcp: data offset below 5 or beyond the segment")    \
   X(TcpBadChecksum, TcpInErrs, TcpInCsumErrors, "tcp: checksum wrong")                       \

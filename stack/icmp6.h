@@ -35,6 +35,11 @@ constexpr uint8_t kIcmp6NeighborSolicitation = 135;
 constexpr uint8_t kIcmp6NeighborAdvertisement = 136;
 constexpr uint8_t kIcmp6Redirect = 137;
 
+// The ICMPv6 checksum of `message` over the IPv6 pseudo-header (RFC 4443 §2.3, RFC 8200 §8.1),
+// the message's checksum field taken as it is: 0 for a received message whose checksum is
+// right; for one being built, the value to store in the field left zero.
+uint16_t icmp6_checksum(const IpAddress& source, const IpAddress& destination, ByteView message);
+
 struct Icmp6Config {
   // Token bucket for ICMPv6 errors (RFC 4443 §2.4 (f)). Linux: icmp_msgs_per_sec, _burst
   // (shared by both families there).
@@ -77,8 +82,15 @@ class Icmp6 {
   std::optional<Echo6Reply> poll_echo_reply();
 
  private:
+  void echo_request(const Ipv6Datagram& datagram, Instant now);
+  void packet_too_big(ByteView message);
   void send_error(ByteView packet, uint8_t type, uint8_t code, uint32_t parameter,
                   bool even_if_multicast, Instant now);
+  bool take_token(Instant now);
+  std::optional<IpAddress> source_for(const IpAddress& received_at, const IpAddress& peer) const;
+  // Sends the first size bytes of message_, checksum in place, and counts it under counter.
+  void send_message(const IpAddress& source, const IpAddress& destination, size_t size,
+                    Counter counter, Instant now);
 
   Icmp6Config config_;
   LayerContext& context_;

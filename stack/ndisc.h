@@ -7,12 +7,16 @@
 // and ignored (a static gateway is configured instead).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "stack/address.h"
 #include "stack/bytes.h"
@@ -60,7 +64,8 @@ class Ndisc {
   const std::vector<std::string>& dad_failures() const { return dad_failures_; }
 
   // A Neighbor Solicitation or Advertisement (or an RS, RA or Redirect, counted and ignored);
-  // message: the ICMPv6 message, checksum already verified. Linux: ndisc_rcv()
+  // message: the ICMPv6 message, checksum already verified and counted by type (Icmp6In*) by
+  // Icmp6. Linux: ndisc_rcv()
   void input(const Ipv6Datagram& datagram, ByteView message, Instant now);
   // Sends the IPv6 packet (whole, header included) to next_hop's MAC, resolving it first when
   // needed: the packet waits in the entry's queue. Linux: neigh_resolve_output()
@@ -80,13 +85,64 @@ class Ndisc {
   size_t entries() const;
 
  private:
-  struct Impl;  // the cache and the address list, in ndisc.cc
+  // One of our addresses, tentative while DAD runs. Linux: struct inet6_ifaddr
+  struct OurAddress {
+    IpAddress address;
+    bool tentative = false;
+    int probes_sent = 0;
+    Instant deadline = Instant::never();  // the next DAD probe, or the end of DAD
+  };
+  // A neighbour. Linux: struct neighbour
+  struct Entry {
+    NeighbourState state = NeighbourState::Incomplete;
+    MacAddress mac;  // none while INCOMPLETE
+    Instant deadline = Instant::never();  // the entry's next timer event, exact
+    Instant created;
+    Instant used;    // the last packet sent through it (Linux: neighbour::used)
+    int probes = 0;  // solicitations sent while INCOMPLETE or PROBE
+    struct Waiting {
+      std::vector<uint8_t> packet;
+      FrameOffload offload;
+    };
+    std::deque<Waiting> queue;  // packets waiting for resolution (INCOMPLETE only)
+  };
+  using Key = std::array<uint8_t, 16>;
+  // A Neighbor Solicitation decided on while walking the cache, sent once the walk is over
+  // (sending can re-enter send()).
+  struct Solicitation {
+    std::optional<IpAddress> source;
+    IpAddress destination;
+    IpAddress target;
+  };
+
+  static Key key_of(const IpAddress& address);
+  OurAddress* find_address(const IpAddress& address);
+  const OurAddress* find_address(const IpAddress& address) const;
+  void input_solicitation(const Ipv6Datagram& datagram, const IpAddress& target,
+                          const std::optional<MacAddress>& source_mac, Instant now);
+  void input_advertisement(const Ipv6Datagram& datagram, const IpAddress& target, uint8_t flags,
+                           const std::optional<MacAddress>& target_mac, Instant now);
+  void learn_from_solicitation(const IpAddress& neighbour, const MacAddress& mac, Instant now);
+  void dad_failed(const IpAddress& address, const std::string& holder);
+  void set_state(const Key& key, Entry& entry, NeighbourState state, Instant now);
+  void flush_queue(Entry& entry);
+  void enqueue(Entry& entry, ByteView packet, const FrameOffload& offload);
+  bool make_room();
+  std::optional<IpAddress> solicitation_source(const Entry& entry, const IpAddress& target) const;
+  void send_solicitation(const Solicitation& solicitation, Instant now);
+  void send_advertisement(const IpAddress& source, const IpAddress& destination,
+                          const IpAddress& target, bool solicited, Instant now);
+  template <typename... Args>
+  void note(fmt::format_string<Args...> format, Args&&... args);
+
   NdiscConfig config_;
   MacAddress mac_;
   LayerContext& context_;
   EthernetOutput& link_;
   Ipv6Output& ip_;
   std::vector<std::string> dad_failures_;
+  std::vector<OurAddress> addresses_;
+  std::map<Key, Entry> cache_;
 };
 
 }  // namespace tapstack
