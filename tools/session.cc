@@ -203,7 +203,8 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
 
   std::vector<std::string> problems;
   std::vector<std::string> fixes;
-  std::vector<std::string> hosts;  // for --host-addr
+  std::vector<std::string> hosts;    // for --host-addr: an address of each family
+  std::vector<std::string> missing;  // ... of each family the kernel side has none of
   if (kernel_down_) {
     problems.push_back("is down");
     fixes.push_back(fmt::format("'ip link set {} up'", name));
@@ -215,6 +216,7 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
     if (kernel_addresses_.empty() && kernel_master_.empty()) {
       problems.push_back(fmt::format("has no IPv4 address in {}", subnet_text(options_.addr)));
       fixes.push_back(fmt::format("'ip addr add {} dev {}'", host.to_string(), name));
+      missing.push_back(host.to_string());
     }
     hosts.push_back(host.to_string());
   }
@@ -225,13 +227,15 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
     if (kernel_addresses6_.empty() && kernel_master_.empty()) {
       problems.push_back(fmt::format("has no IPv6 address in {}", subnet_text(*options_.addr6)));
       fixes.push_back(fmt::format("'ip -6 addr add {} dev {} nodad'", host.to_string(), name));
+      missing.push_back(host.to_string());
     }
     hosts.push_back(host.to_string());
   }
   if (problems.empty()) return Ok{};
   start_warning_ = fmt::format(
       "'{}' {}, so the kernel cannot reach the stack; run {}, or start with --host-addr {}", name,
-      fmt::join(problems, " and "), fmt::join(fixes, " and "), fmt::join(hosts, " --host-addr "));
+      fmt::join(problems, " and "), fmt::join(fixes, " and "),
+      fmt::join(missing.empty() ? hosts : missing, " --host-addr "));
   return Ok{};
 }
 
