@@ -66,7 +66,7 @@ int failure(std::string_view what) {
 void print_help() {
   fmt::print(
       "usage: kernel-peer server --port P [--ipv6] [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT]\n"
-      "       kernel-peer client --to IP:PORT [--md5 PEER[/PREFIX]=KEY]...\n"
+      "       kernel-peer client --to IP:PORT|[IPV6]:PORT [--md5 PEER[/PREFIX]=KEY]...\n"
       "\n"
       "The kernel's TCP, as a peer for tapstack: the server accepts one connection on any\n"
       "address, writes what it receives to stdout until the peer shuts down its side, then\n"
@@ -91,10 +91,10 @@ void print_help() {
       "                         text, or hex:HEXDIGITS; 1 to 80 bytes. PEER is IPv4 or IPv6\n"
       "                         (2001:db8::1=KEY, 2001:db8::/64=KEY), of a family the socket\n"
       "                         takes (IPv6 keys: a client of an IPv6 --to, a server with\n"
-      "                         --ipv6). Repeatable, one key per\n"
-      "                         peer. kernel-peer counts nothing itself: the kernel's drops are\n"
-      "                         TcpExtTCPMD5NotFound, TcpExtTCPMD5Unexpected and\n"
-      "                         TcpExtTCPMD5Failure in `nstat -az`, run in the same namespace\n"
+      "                         --ipv6). Repeatable, one key per peer. kernel-peer counts\n"
+      "                         nothing itself: the kernel's drops are TcpExtTCPMD5NotFound,\n"
+      "                         TcpExtTCPMD5Unexpected and TcpExtTCPMD5Failure in\n"
+      "                         `nstat -az`, run in the same namespace\n"
       "  -h, --help             show this help\n"
       "\n"
       "example (as root, in a network namespace of its own; tapstack is\n"
