@@ -1,11 +1,11 @@
 #include "tap/netlink.h"
 
+#include <fcntl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <fcntl.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -386,14 +386,14 @@ Status Rtnetlink::add_ipv6_address(std::string_view name, const Ipv6Interface& a
   header.ifa_scope = RT_SCOPE_UNIVERSE;
   header.ifa_index = static_cast<uint32_t>(link_info->index);
   // As `ip` sends it: IFA_LOCAL and IFA_ADDRESS alike (no peer), the flags also in IFA_FLAGS.
-  auto answer = transact(RequestBuilder(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
-                             .family_header(header)
-                             .attribute_ipv6(IFA_LOCAL, address.address)
-                             .attribute_ipv6(IFA_ADDRESS, address.address)
-                             .attribute_u32(IFA_FLAGS, IFA_F_NODAD)
-                             .finish(),
-                         fmt::format("adding address {} to interface '{}'", address.to_string(),
-                                     name));
+  auto answer =
+      transact(RequestBuilder(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
+                   .family_header(header)
+                   .attribute_ipv6(IFA_LOCAL, address.address)
+                   .attribute_ipv6(IFA_ADDRESS, address.address)
+                   .attribute_u32(IFA_FLAGS, IFA_F_NODAD)
+                   .finish(),
+               fmt::format("adding address {} to interface '{}'", address.to_string(), name));
   if (!answer) return answer.error();
   return Ok{};
 }
@@ -475,8 +475,8 @@ Status enable_ipv6(std::string_view name) {
     status = errno_error(errno, what);
   } else if (current != '0' && ::pwrite(fd, "0\n", 2, 0) != 2) {
     status = errno == EACCES || errno == EPERM
-                 ? Status(Error{errno, fmt::format("{}: {}; {}", what, errno_text(errno),
-                                                   kNeedNetAdmin)})
+                 ? Status(Error{errno,
+                                fmt::format("{}: {}; {}", what, errno_text(errno), kNeedNetAdmin)})
                  : Status(errno_error(errno, what));
   }
   ::close(fd);

@@ -53,9 +53,10 @@ uint32_t parse_as(CommandLine& line, std::string_view option, std::string_view t
 Ipv4Address parse_address(CommandLine& line, std::string_view option, std::string_view text) {
   const auto address = Ipv4Address::parse(text);
   if (!address && parse_ip_address(text)) {
-    line.fail(fmt::format("bad {} '{}': an IPv6 address where an IPv4 one is needed, like "
-                          "198.18.0.1",
-                          option, text));
+    line.fail(
+        fmt::format("bad {} '{}': an IPv6 address where an IPv4 one is needed, like "
+                    "198.18.0.1",
+                    option, text));
   } else if (!address) {
     line.fail(fmt::format("bad {} '{}': expected an IPv4 address, like 198.18.0.1", option, text));
   }
@@ -130,8 +131,7 @@ void parse_announcement(CommandLine& line, std::string_view text, BgpOptions& op
     const auto next_hop = rest.starts_with(kNextHop)
                               ? Ipv4Address::parse(rest.substr(kNextHop.size()))
                               : std::nullopt;
-    if (!next_hop && rest.starts_with(kNextHop) &&
-        parse_ip_address(rest.substr(kNextHop.size()))) {
+    if (!next_hop && rest.starts_with(kNextHop) && parse_ip_address(rest.substr(kNextHop.size()))) {
       return line.fail(
           fmt::format("bad --announce '{}': an IPv6 next hop where an IPv4 one is needed (the "
                       "routes are IPv4 unicast)",
@@ -177,9 +177,10 @@ Duration parse_connect_retry(CommandLine& line, std::string_view text) {
 IpAddress parse_peer(CommandLine& line, std::string_view text) {
   const auto address = parse_ip_address(text);
   if (!address) {
-    line.fail(fmt::format("bad --peer '{}': expected an IPv4 or IPv6 address, like 198.18.0.1 "
-                          "or 2001:db8::1",
-                          text));
+    line.fail(
+        fmt::format("bad --peer '{}': expected an IPv4 or IPv6 address, like 198.18.0.1 "
+                    "or 2001:db8::1",
+                    text));
   }
   return address.value_or(IpAddress{});
 }

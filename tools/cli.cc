@@ -69,8 +69,8 @@ using InterfaceAddress = std::variant<Ipv4Interface, Ipv6Interface>;
 std::optional<InterfaceAddress> parse_interface_address(CommandLine& line, std::string_view option,
                                                         std::string_view text) {
   const size_t slash = text.find('/');
-  const auto address = slash == std::string_view::npos ? std::nullopt
-                                                       : parse_ip_address(text.substr(0, slash));
+  const auto address =
+      slash == std::string_view::npos ? std::nullopt : parse_ip_address(text.substr(0, slash));
   const auto length =
       slash == std::string_view::npos ? std::nullopt : parse_prefix_length(text.substr(slash + 1));
   if (!address || !length) {
@@ -126,14 +126,13 @@ void take_gateway(CommandLine& line, std::string_view text, CommonOptions& optio
   }
   const auto ipv4 = Ipv4Address::from(*address);
   if ((ipv4 && (ipv4->is_zero() || ipv4->is_multicast() || ipv4->is_limited_broadcast())) ||
-      is_ipv6_unspecified(*address) || is_ipv6_multicast(*address) ||
-      is_ipv6_loopback(*address)) {
+      is_ipv6_unspecified(*address) || is_ipv6_multicast(*address) || is_ipv6_loopback(*address)) {
     return line.fail(fmt::format("bad --gateway '{}': it must be a unicast address", text));
   }
   if ((ipv4 && options.gateway) || (!ipv4 && options.gateway6)) {
-    return line.fail(fmt::format(
-        "option --gateway given twice for {}; give at most one gateway per family",
-        family_name(*address)));
+    return line.fail(
+        fmt::format("option --gateway given twice for {}; give at most one gateway per family",
+                    family_name(*address)));
   }
   if (ipv4) {
     options.gateway = *ipv4;
@@ -316,26 +315,26 @@ std::optional<std::string> key_text(CommandLine& line, const Md5KeySource& sourc
 // A gateway must be reachable on the link: inside --addr's subnet (IPv4), link-local or inside
 // --addr's prefix (IPv6), and not the stack's own address.
 void check_gateways(CommandLine& line, const CommonOptions& options) {
-  for (const auto& gateway : {options.gateway ? std::optional<IpAddress>(*options.gateway)
-                                              : std::nullopt,
-                              options.gateway6}) {
+  for (const auto& gateway :
+       {options.gateway ? std::optional<IpAddress>(*options.gateway) : std::nullopt,
+        options.gateway6}) {
     if (!gateway || line.error()) continue;
     const std::string_view family = family_name(*gateway);
     if (!options.has_family(*gateway)) {
-      return line.fail(fmt::format("--gateway {} is {}, and there is no {} --addr", *gateway,
-                                   family, family));
+      return line.fail(
+          fmt::format("--gateway {} is {}, and there is no {} --addr", *gateway, family, family));
     }
     if (*gateway == options.own_address(*gateway)) {
       return line.fail(fmt::format("--gateway {} is the stack's own address (--addr)", *gateway));
     }
-    const bool on_link = gateway->is_ipv4() ? options.addr.on_link(*Ipv4Address::from(*gateway))
-                                            : is_ipv6_link_local(*gateway) ||
-                                                  options.addr6->on_link(*gateway);
+    const bool on_link = gateway->is_ipv4()
+                             ? options.addr.on_link(*Ipv4Address::from(*gateway))
+                             : is_ipv6_link_local(*gateway) || options.addr6->on_link(*gateway);
     if (!on_link) {
-      return line.fail(fmt::format(
-          "--gateway {} is not on the link: it must be inside --addr {}{}", *gateway,
-          gateway->is_ipv4() ? options.addr.to_string() : options.addr6->to_string(),
-          gateway->is_ipv4() ? "" : " or link-local (fe80::...)"));
+      return line.fail(
+          fmt::format("--gateway {} is not on the link: it must be inside --addr {}{}", *gateway,
+                      gateway->is_ipv4() ? options.addr.to_string() : options.addr6->to_string(),
+                      gateway->is_ipv4() ? "" : " or link-local (fe80::...)"));
     }
   }
 }
@@ -566,14 +565,14 @@ void check_common_options(CommandLine& line, const CommonOptions& options) {
         "at least one)");
   }
   if (options.host_addr && !options.has_ipv4()) {
-    return line.fail(fmt::format(
-        "--host-addr {} is IPv4, and there is no IPv4 --addr to share a subnet with",
-        options.host_addr->to_string()));
+    return line.fail(
+        fmt::format("--host-addr {} is IPv4, and there is no IPv4 --addr to share a subnet with",
+                    options.host_addr->to_string()));
   }
   if (options.host_addr6 && !options.has_ipv6()) {
-    return line.fail(fmt::format(
-        "--host-addr {} is IPv6, and there is no IPv6 --addr to share a subnet with",
-        options.host_addr6->to_string()));
+    return line.fail(
+        fmt::format("--host-addr {} is IPv6, and there is no IPv6 --addr to share a subnet with",
+                    options.host_addr6->to_string()));
   }
   if (options.host_addr) check_host_address(line, *options.host_addr, options.addr);
   if (options.host_addr6) check_host_address(line, *options.host_addr6, *options.addr6);
@@ -626,8 +625,8 @@ void check_peer_address(CommandLine& line, const CommonOptions& common, std::str
   const std::string_view family = family_name(peer);
   if (!common.has_family(peer)) {
     return line.fail(fmt::format(
-        "{} {} is {}, and the stack has no {} address; add --addr {}", option, peer, family,
-        family, peer.is_ipv4() ? "A.B.C.D/LEN" : "X:X::X/LEN, like 2001:db8::2/64"));
+        "{} {} is {}, and the stack has no {} address; add --addr {}", option, peer, family, family,
+        peer.is_ipv4() ? "A.B.C.D/LEN" : "X:X::X/LEN, like 2001:db8::2/64"));
   }
   if (peer == common.own_address(peer)) {
     return line.fail(fmt::format("{} {} is the stack's own address (--addr)", option, peer));
@@ -646,8 +645,8 @@ void check_peer_address(CommandLine& line, const CommonOptions& common, std::str
     }
     if (ours.prefix_length <= 30 &&
         (*ipv4 == ours.subnet_broadcast() || (ipv4->value & ~ours.mask()) == 0)) {
-      line.fail(fmt::format("{} {} is the broadcast or network address of its subnet", option,
-                            peer));
+      line.fail(
+          fmt::format("{} {} is the broadcast or network address of its subnet", option, peer));
     }
     return;
   }
@@ -655,9 +654,10 @@ void check_peer_address(CommandLine& line, const CommonOptions& common, std::str
     return line.fail(fmt::format("{} {} is not a unicast address", option, peer));
   }
   if (!is_ipv6_link_local(peer) && !common.addr6->on_link(peer) && !common.gateway6) {
-    line.fail(fmt::format("{} {} is not in the prefix of --addr {}; the stack reaches only hosts "
-                          "on its own link (or fe80::...), or others through --gateway",
-                          option, peer, common.addr6->to_string()));
+    line.fail(
+        fmt::format("{} {} is not in the prefix of --addr {}; the stack reaches only hosts "
+                    "on its own link (or fe80::...), or others through --gateway",
+                    option, peer, common.addr6->to_string()));
   }
 }
 
@@ -681,7 +681,8 @@ std::string format_endpoint(const IpAddress& address, uint16_t port) {
 }
 
 std::string CommonOptions::addresses_text() const {
-  if (has_ipv4() && has_ipv6()) return fmt::format("{} and {}", addr.to_string(), addr6->to_string());
+  if (has_ipv4() && has_ipv6())
+    return fmt::format("{} and {}", addr.to_string(), addr6->to_string());
   return has_ipv6() ? addr6->to_string() : addr.to_string();
 }
 
@@ -748,9 +749,10 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
     const std::string_view prefix = peer_text.substr(slash + 1);
     const auto length = parse_prefix_length(prefix);
     if (!length || static_cast<int>(*length) > peer->bit_length()) {
-      return line.fail(fmt::format("bad --md5 prefix '{}': expected a length from 0 to {} for an "
-                                   "{} peer",
-                                   prefix, peer->bit_length(), family_name(*peer)));
+      return line.fail(
+          fmt::format("bad --md5 prefix '{}': expected a length from 0 to {} for an "
+                      "{} peer",
+                      prefix, peer->bit_length(), family_name(*peer)));
     }
     option.prefix_length = static_cast<uint8_t>(*length);
   }
@@ -763,8 +765,7 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
   for (const Md5KeyOption& earlier : keys) {
     table.add(earlier.peer, earlier.prefix_length, earlier.key);
   }
-  if (const auto added = table.add(option.peer, option.prefix_length, option.key);
-      !added) {
+  if (const auto added = table.add(option.peer, option.prefix_length, option.key); !added) {
     return line.fail(
         added.error().code == ENOENT
             ? fmt::format("bad --md5 {}=: an empty key deletes a key, and no earlier --md5 set "
@@ -775,8 +776,8 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
   keys.clear();
   for (const md5opt::KeyTable::Entry& entry : table.entries()) {
     const auto bytes = entry.key.bytes();
-    keys.push_back({entry.address, static_cast<uint8_t>(entry.prefix_length),
-                    {bytes.begin(), bytes.end()}});
+    keys.push_back(
+        {entry.address, static_cast<uint8_t>(entry.prefix_length), {bytes.begin(), bytes.end()}});
   }
 }
 

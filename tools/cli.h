@@ -51,17 +51,17 @@ struct CommonOptions {
   // --addr A.B.C.D/LEN: the stack's IPv4 address; 0.0.0.0/0 when none was given (IPv4 off,
   // as StackConfig::ipv4 takes it).
   Ipv4Interface addr{Ipv4Address{}, 0};
-  std::optional<Ipv6Interface> addr6;           // --addr X:X::X/LEN: the stack's IPv6 address
-  std::optional<Ipv4Interface> host_addr;       // --host-addr: the kernel side's, set by us
-  std::optional<Ipv6Interface> host_addr6;      // --host-addr X:X::X/LEN, set with nodad
-  std::optional<Ipv4Address> gateway;           // --gateway A.B.C.D: on the IPv4 subnet
-  std::optional<IpAddress> gateway6;            // --gateway X:X::X: fe80::... or on link
-  std::optional<MacAddress> mac;                // --mac: else derived from the addresses
-  std::string pcap_path;                        // --pcap FILE: every frame in and out
-  std::string stats_path;                       // --stats FILE: counters as JSON at exit
-  bool trace = false;                           // --trace: trace lines on stderr
-  bool offloads = true;                         // --no-offloads: no virtio-net headers
-  size_t tap_queues = 1;                        // --tap-queues N: queues of a multi-queue TAP
+  std::optional<Ipv6Interface> addr6;       // --addr X:X::X/LEN: the stack's IPv6 address
+  std::optional<Ipv4Interface> host_addr;   // --host-addr: the kernel side's, set by us
+  std::optional<Ipv6Interface> host_addr6;  // --host-addr X:X::X/LEN, set with nodad
+  std::optional<Ipv4Address> gateway;       // --gateway A.B.C.D: on the IPv4 subnet
+  std::optional<IpAddress> gateway6;        // --gateway X:X::X: fe80::... or on link
+  std::optional<MacAddress> mac;            // --mac: else derived from the addresses
+  std::string pcap_path;                    // --pcap FILE: every frame in and out
+  std::string stats_path;                   // --stats FILE: counters as JSON at exit
+  bool trace = false;                       // --trace: trace lines on stderr
+  bool offloads = true;                     // --no-offloads: no virtio-net headers
+  size_t tap_queues = 1;                    // --tap-queues N: queues of a multi-queue TAP
 
   bool has_ipv4() const { return addr.prefix_length != 0; }
   bool has_ipv6() const { return addr6.has_value(); }

@@ -23,8 +23,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -224,8 +224,8 @@ std::string peer_text(const sockaddr_storage& storage) {
   sockaddr_in6 from{};
   std::memcpy(&from, &storage, sizeof from);
   const uint8_t* b = from.sin6_addr.s6_addr;
-  const bool mapped = std::all_of(b, b + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff &&
-                      b[11] == 0xff;
+  const bool mapped =
+      std::all_of(b, b + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff && b[11] == 0xff;
   const IpAddress address = mapped ? IpAddress(Ipv4Address::from_octets(b[12], b[13], b[14], b[15]))
                                    : IpAddress::ipv6(std::span<const uint8_t, 16>(b, 16));
   return format_endpoint(address, ntohs(from.sin6_port));
@@ -286,7 +286,8 @@ int run_server(const PeerOptions& options) {
   const int on = 1;
   const int off = 0;
   setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  if (options.ipv6 && setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) {
+  if (options.ipv6 &&
+      setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) {
     return failure("setsockopt(IPV6_V6ONLY, 0)");
   }
   socklen_t any_length = 0;

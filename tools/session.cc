@@ -211,8 +211,8 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
   }
   // A family whose --host-addr we set is fine, and so is the link we then brought up.
   if (options_.has_ipv4() && !options_.host_addr) {
-    const Ipv4Interface host = kernel_addresses_.empty() ? suggested_host_address(options_.addr)
-                                                         : kernel_addresses_[0];
+    const Ipv4Interface host =
+        kernel_addresses_.empty() ? suggested_host_address(options_.addr) : kernel_addresses_[0];
     if (kernel_addresses_.empty() && kernel_master_.empty()) {
       problems.push_back(fmt::format("has no IPv4 address in {}", subnet_text(options_.addr)));
       fixes.push_back(fmt::format("'ip addr add {} dev {}'", host.to_string(), name));
@@ -221,9 +221,8 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
     hosts.push_back(host.to_string());
   }
   if (options_.has_ipv6() && !options_.host_addr6) {
-    const Ipv6Interface host = kernel_addresses6_.empty()
-                                   ? suggested_host_address(*options_.addr6)
-                                   : kernel_addresses6_[0];
+    const Ipv6Interface host = kernel_addresses6_.empty() ? suggested_host_address(*options_.addr6)
+                                                          : kernel_addresses6_[0];
     if (kernel_addresses6_.empty() && kernel_master_.empty()) {
       problems.push_back(fmt::format("has no IPv6 address in {}", subnet_text(*options_.addr6)));
       fixes.push_back(fmt::format("'ip -6 addr add {} dev {} nodad'", host.to_string(), name));
@@ -323,7 +322,8 @@ std::string Session::describe() const {
           ? fmt::format("kernel side at {}", kernel_mac_)
           : fmt::format("kernel side {} at {}", fmt::join(addresses, ", "), kernel_mac_);
   std::vector<std::string> unreached;  // the stack's subnets the kernel side has no address in
-  if (options_.has_ipv4() && kernel_addresses_.empty()) unreached.push_back(subnet_text(options_.addr));
+  if (options_.has_ipv4() && kernel_addresses_.empty())
+    unreached.push_back(subnet_text(options_.addr));
   if (options_.has_ipv6() && kernel_addresses6_.empty()) {
     unreached.push_back(subnet_text(*options_.addr6));
   }

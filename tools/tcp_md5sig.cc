@@ -50,8 +50,9 @@ Status set_tcp_md5sig(int fd, const IpAddress& peer, uint8_t prefix_length, Byte
     return errno_error(errno, "getsockopt(SO_DOMAIN) before setsockopt(TCP_MD5SIG)");
   }
   if (!store_peer(md5.tcpm_addr, domain, peer)) {
-    return Error{EAFNOSUPPORT,
-                 fmt::format("setsockopt(TCP_MD5SIG) for {}: an IPv6 peer on an IPv4 socket", peer)};
+    return Error{
+        EAFNOSUPPORT,
+        fmt::format("setsockopt(TCP_MD5SIG) for {}: an IPv6 peer on an IPv4 socket", peer)};
   }
   md5.tcpm_keylen = static_cast<uint16_t>(key.size());
   std::memcpy(md5.tcpm_key, key.data(), key.size());

@@ -81,10 +81,9 @@ TEST_CASE("--peer over IPv6: keys of the peer's family, the IPv4 values BGP need
   REQUIRE(std::holds_alternative<BgpOptions>(alias));
   CHECK(std::get<BgpOptions>(alias).md5_keys.at(0).prefix_length == 128);
 
-  const std::vector<std::string_view> v6_only = {"--tap",      "tap0",        "--addr",
-                                                 "2001:db8::2/64", "--peer", "2001:db8::1",
-                                                 "--local-as", "1",           "--peer-as",
-                                                 "2"};
+  const std::vector<std::string_view> v6_only = {
+      "--tap",       "tap0",       "--addr", "2001:db8::2/64", "--peer",
+      "2001:db8::1", "--local-as", "1",      "--peer-as",      "2"};
   const auto with = [&](std::vector<std::string_view> extra) {
     std::vector<std::string_view> args = v6_only;
     args.insert(args.end(), extra.begin(), extra.end());
@@ -101,9 +100,9 @@ TEST_CASE("--peer over IPv6: keys of the peer's family, the IPv4 values BGP need
   CHECK(with({"--router-id", "198.18.0.2", "--md5", "2001:db8::1=k", "--md5", "198.18.0.1=k"})
             .find("--md5 198.18.0.1 is a key for IPv4 peers") != std::string::npos);
   CHECK(error_of(parse({"--peer", "2001:db8::1"})).find("given twice") != std::string::npos);
-  CHECK(error_of(parse_bgp(std::vector<std::string_view>{
-                     "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "2001:db8::1",
-                     "--local-as", "1", "--peer-as", "2"}))
+  CHECK(error_of(parse_bgp(std::vector<std::string_view>{"--tap", "tap0", "--addr", "198.18.0.2/24",
+                                                         "--peer", "2001:db8::1", "--local-as", "1",
+                                                         "--peer-as", "2"}))
             .find("--peer 2001:db8::1 is IPv6, and the stack has no IPv6 address") !=
         std::string::npos);
 }

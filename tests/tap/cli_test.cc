@@ -465,8 +465,8 @@ TEST_CASE("--addr: IPv4, IPv6 or one of each, in either order") {
   CHECK(only6.addresses_text() == "2001:db8::2/64");
 
   const auto both = up({"--tap", "tap0", "--addr=2001:db8::2/64", "--addr", "198.18.0.2/24",
-                        "--host-addr", "2001:db8::1/64", "--host-addr=198.18.0.1/24",
-                        "--gateway", "fe80::1", "--gateway=198.18.0.254"});
+                        "--host-addr", "2001:db8::1/64", "--host-addr=198.18.0.1/24", "--gateway",
+                        "fe80::1", "--gateway=198.18.0.254"});
   const CommonOptions& dual = common_of(both);
   CHECK(dual.addr == interface("198.18.0.2/24"));
   CHECK(dual.addr6 == interface6("2001:db8::2/64"));
@@ -482,11 +482,9 @@ TEST_CASE("--addr: IPv4, IPv6 or one of each, in either order") {
   CHECK_FALSE(common_of(v4).host_addr6);
 
   // An IPv6 gateway inside the --addr prefix, and prefix lengths up to 128.
-  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway",
-                      "2001:db8::ffff"}))
+  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8::ffff"}))
             .gateway6 == ip("2001:db8::ffff"));
-  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/128"})).addr6->prefix_length ==
-        128);
+  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/128"})).addr6->prefix_length == 128);
 }
 
 TEST_CASE("--addr, --host-addr, --gateway: bad IPv6 and mixed-family lines, one line each") {
@@ -521,8 +519,8 @@ TEST_CASE("--addr, --host-addr, --gateway: bad IPv6 and mixed-family lines, one 
        "both 2001:db8::2"},
       {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8:1::1/64"},
        "not in the same subnet"},
-      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8::1/64",
-        "--host-addr", "2001:db8::3/64"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8::1/64", "--host-addr",
+        "2001:db8::3/64"},
        "option --host-addr given twice for IPv6"},
       {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8:1::1"},
        "--gateway 2001:db8:1::1 is not on the link: it must be inside --addr 2001:db8::2/64 or "
@@ -578,9 +576,9 @@ TEST_CASE("--md5 for a family the stack has no --addr of is a usage error") {
   CHECK(std::get<UsageError>(serve).message ==
         "--md5 2001:db8::/64 is a key for IPv6 peers, and the stack has no IPv6 --addr: no such "
         "peer could reach it");
-  const auto connect = parse_connect(std::vector<std::string_view>{
-      "--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "[2001:db8::1]:179", "--md5",
-      "198.18.0.1=k"});
+  const auto connect = parse_connect(
+      std::vector<std::string_view>{"--tap", "tap0", "--addr", "2001:db8::2/64", "--to",
+                                    "[2001:db8::1]:179", "--md5", "198.18.0.1=k"});
   REQUIRE(std::holds_alternative<UsageError>(connect));
   CHECK(std::get<UsageError>(connect).message.find("--md5 198.18.0.1 is a key for IPv4 peers") !=
         std::string::npos);
@@ -605,16 +603,15 @@ TEST_CASE("connect --to [IPV6]:PORT") {
   CHECK(std::get<ConnectOptions>(parsed).remote == ip("2001:db8::1"));
   CHECK(std::get<ConnectOptions>(parsed).remote_port == 179);
   // IPv4 still as before, beside an IPv6 --addr too.
-  const auto v4 = parse_connect(std::vector<std::string_view>{
-      "--tap", "tap0", "--addr", "2001:db8::2/64", "--addr", "198.18.0.2/24", "--to",
-      "198.18.0.1:5000"});
+  const auto v4 = parse_connect(
+      std::vector<std::string_view>{"--tap", "tap0", "--addr", "2001:db8::2/64", "--addr",
+                                    "198.18.0.2/24", "--to", "198.18.0.1:5000"});
   REQUIRE(std::holds_alternative<ConnectOptions>(v4));
   CHECK(std::get<ConnectOptions>(v4).remote == *Ipv4Address::parse("198.18.0.1"));
   // Link-local peers are on the link; others off it need a --gateway.
-  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "[fe80::1]:22"}) ==
-        "");
-  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "fe80::1",
-                       "--to", "[2001:db8:5::1]:22"}) == "");
+  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "[fe80::1]:22"}) == "");
+  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "fe80::1", "--to",
+                       "[2001:db8:5::1]:22"}) == "");
   CHECK(connect_error({"--tap", "tap0", "--addr", "198.18.0.2/24", "--gateway", "198.18.0.1",
                        "--to", "198.19.0.1:22"}) == "");
 

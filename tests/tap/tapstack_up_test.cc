@@ -177,14 +177,14 @@ std::string tap0_ipv6_text() {
   return result.out;
 }
 
-TEST_CASE("--host-addr for IPv6: IPv6 turned on for tap0, the address usable at once, gone at exit") {
+TEST_CASE(
+    "--host-addr for IPv6: IPv6 turned on for tap0, the address usable at once, gone at exit") {
   enter_private_netns_or_skip();
   run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
   std::ofstream("/proc/sys/net/ipv6/conf/tap0/disable_ipv6") << "1\n";
   REQUIRE(tap0_disable_ipv6() == "1");
   const ProcessResult result = run_up_once(
-      {"--addr", "2001:db8::2/64", "--host-addr", "198.18.0.1/24", "--host-addr",
-       "2001:db8::1/64"},
+      {"--addr", "2001:db8::2/64", "--host-addr", "198.18.0.1/24", "--host-addr", "2001:db8::1/64"},
       [&] {
         CHECK(tap0_disable_ipv6() == "0");
         const std::string addresses = tap0_ipv6_text();

@@ -76,8 +76,8 @@ bool handshake(const IpAddress& listener_peer, uint8_t prefix, std::string_view 
   REQUIRE(setsockopt(listener.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0);
   const sockaddr_in6 any = ipv6_address(IpAddress::ipv6(std::array<uint8_t, 16>{}), kPort);
   REQUIRE(::bind(listener.fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) == 0);
-  const Status listener_set = cli::set_tcp_md5sig(listener.fd, listener_peer, prefix,
-                                                  text(listener_key));
+  const Status listener_set =
+      cli::set_tcp_md5sig(listener.fd, listener_peer, prefix, text(listener_key));
   REQUIRE_MESSAGE(listener_set, (listener_set ? "" : listener_set.error().message));
   REQUIRE(::listen(listener.fd, 4) == 0);
 
