@@ -346,7 +346,7 @@ void check_host_address(CommandLine& line, const Interface& host, const Interfac
     return line.fail(
         fmt::format("--host-addr and --addr are both {}; the kernel side needs "
                     "an address of its own",
-                    fmt::format("{}", host.address)));
+                    host.address));
   }
   if (!ours.on_link(host.address) || !host.on_link(ours.address)) {
     line.fail(fmt::format("--host-addr {} and --addr {} are not in the same subnet",
