@@ -33,13 +33,13 @@ PeerConfig peer_config(const SpeakerConfig& config) {
 
 }  // namespace
 
-bool Md5Key::covers(Ipv4Address address) const {
-  return Ipv4Interface{peer, prefix_length}.on_link(address);
+bool Md5Key::covers(const IpAddress& address) const {
+  return peer.matches_prefix(address, prefix_length);
 }
 
 std::string Md5Key::peer_text() const {
-  if (prefix_length == 32) return peer.to_string();
-  return fmt::format("{}/{}", peer.to_string(), prefix_length);
+  if (prefix_length == peer.bit_length()) return fmt::format("{}", peer);
+  return fmt::format("{}/{}", peer, prefix_length);
 }
 
 std::vector<Update> announcements(const SpeakerConfig& config) {

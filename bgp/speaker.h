@@ -28,15 +28,15 @@ class Tcp;  // stack/tcp/tcp.h
 
 namespace tapstack::bgp {
 
-// RFC 2385: the key for the peers in peer/prefix_length (32: that address alone), as
+// RFC 2385: the key for the peers in peer/prefix_length (32 or 128: that address alone), as
 // setsockopt(TCP_MD5SIG_EXT) takes it.
 struct Md5Key {
-  Ipv4Address peer;
+  IpAddress peer;
   uint8_t prefix_length = 32;
   std::vector<uint8_t> key;  // 1 to 80 bytes
 
-  bool covers(Ipv4Address address) const;
-  std::string peer_text() const;  // "198.18.0.1" or "198.18.0.0/24"
+  bool covers(const IpAddress& address) const;
+  std::string peer_text() const;  // "198.18.0.1", "198.18.0.0/24", "2001:db8::/64"
 };
 
 struct Announcement {
@@ -46,7 +46,8 @@ struct Announcement {
 
 struct SpeakerConfig {
   Ipv4Address local_address;  // the stack's: the default BGP Identifier and next hop
-  Ipv4Address peer;
+  // The transport: IPv4 or IPv6 (the routes stay IPv4 unicast with IPv4 next hops).
+  IpAddress peer;
   uint32_t local_as = 0;
   uint32_t peer_as = 0;                  // equal to local_as: iBGP
   std::optional<Ipv4Address> router_id;  // our BGP Identifier; default: local_address

@@ -1,5 +1,6 @@
 #include "tap/netlink.h"
 
+#include <fcntl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "tap/system_error.h"
+#include "tap/tap_device.h"
 
 namespace tapstack {
 namespace {
@@ -69,6 +71,9 @@ class RequestBuilder {
     store_be32(bytes, address.value);
     return attribute(type, bytes);
   }
+  RequestBuilder& attribute_ipv6(uint16_t type, const IpAddress& address) {
+    return attribute(type, address.bytes());
+  }
   std::vector<uint8_t> finish() {
     const auto length = static_cast<uint32_t>(bytes_.size());
     std::memcpy(bytes_.data() + offsetof(nlmsghdr, nlmsg_len), &length, sizeof length);
@@ -108,6 +113,11 @@ class Attributes {
     const auto value = get(type);
     if (!value || value->size() != 4) return std::nullopt;
     return Ipv4Address{load_be32(value->data())};
+  }
+  std::optional<IpAddress> get_ipv6(uint16_t type) const {
+    const auto value = get(type);
+    if (!value || value->size() != 16) return std::nullopt;
+    return IpAddress::ipv6(value->first<16>());
   }
   std::optional<MacAddress> get_mac(uint16_t type) const {
     const auto value = get(type);
@@ -366,6 +376,70 @@ Result<std::vector<Ipv4Interface>> Rtnetlink::ipv4_addresses(std::string_view na
   return addresses;
 }
 
+Status Rtnetlink::add_ipv6_address(std::string_view name, const Ipv6Interface& address) {
+  auto link_info = link(name);
+  if (!link_info) return link_info.error();
+  ifaddrmsg header{};
+  header.ifa_family = AF_INET6;
+  header.ifa_prefixlen = address.prefix_length;
+  header.ifa_flags = IFA_F_NODAD;
+  header.ifa_scope = RT_SCOPE_UNIVERSE;
+  header.ifa_index = static_cast<uint32_t>(link_info->index);
+  // As `ip` sends it: IFA_LOCAL and IFA_ADDRESS alike (no peer), the flags also in IFA_FLAGS.
+  auto answer =
+      transact(RequestBuilder(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
+                   .family_header(header)
+                   .attribute_ipv6(IFA_LOCAL, address.address)
+                   .attribute_ipv6(IFA_ADDRESS, address.address)
+                   .attribute_u32(IFA_FLAGS, IFA_F_NODAD)
+                   .finish(),
+               fmt::format("adding address {} to interface '{}'", address.to_string(), name));
+  if (!answer) return answer.error();
+  return Ok{};
+}
+
+Status Rtnetlink::delete_ipv6_address(std::string_view name, const Ipv6Interface& address) {
+  auto link_info = link(name);
+  if (!link_info) return link_info.error();
+  ifaddrmsg header{};
+  header.ifa_family = AF_INET6;
+  header.ifa_prefixlen = address.prefix_length;
+  header.ifa_index = static_cast<uint32_t>(link_info->index);
+  auto answer =
+      transact(RequestBuilder(RTM_DELADDR, NLM_F_ACK)
+                   .family_header(header)
+                   .attribute_ipv6(IFA_LOCAL, address.address)
+                   .attribute_ipv6(IFA_ADDRESS, address.address)
+                   .finish(),
+               fmt::format("removing address {} from interface '{}'", address.to_string(), name));
+  if (!answer) return answer.error();
+  return Ok{};
+}
+
+Result<std::vector<Ipv6Interface>> Rtnetlink::ipv6_addresses(std::string_view name) {
+  auto link_info = link(name);
+  if (!link_info) return link_info.error();
+  ifaddrmsg header{};
+  header.ifa_family = AF_INET6;
+  auto answer = transact(RequestBuilder(RTM_GETADDR, NLM_F_DUMP).family_header(header).finish(),
+                         fmt::format("listing the IPv6 addresses of interface '{}'", name));
+  if (!answer) return answer.error();
+  std::vector<Ipv6Interface> addresses;
+  for (const auto& payload : *answer) {
+    const auto parsed = parse_payload<ifaddrmsg>(payload);
+    if (!parsed || parsed->first.ifa_family != AF_INET6 ||
+        parsed->first.ifa_index != static_cast<uint32_t>(link_info->index)) {
+      continue;
+    }
+    // IFA_ADDRESS is the address itself; IFA_LOCAL appears only beside a peer address.
+    const auto& attributes = parsed->second;
+    const auto local = attributes.get_ipv6(IFA_LOCAL);
+    const auto address = local ? local : attributes.get_ipv6(IFA_ADDRESS);
+    if (address) addresses.push_back({*address, parsed->first.ifa_prefixlen});
+  }
+  return addresses;
+}
+
 Result<std::vector<Neighbour>> Rtnetlink::ipv4_neighbours(std::string_view name) {
   auto link_info = link(name);
   if (!link_info) return link_info.error();
@@ -384,6 +458,29 @@ Result<std::vector<Neighbour>> Rtnetlink::ipv4_neighbours(std::string_view name)
     neighbours.push_back({*address, attributes.get_mac(NDA_LLADDR), parsed->first.ndm_state});
   }
   return neighbours;
+}
+
+Status enable_ipv6(std::string_view name) {
+  if (auto valid = check_interface_name(name); !valid) return valid.error();
+  const std::string path = fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", name);
+  const std::string what = fmt::format("turning IPv6 on for interface '{}' ({})", name, path);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    // No such file: a kernel without IPv6, or booted with ipv6.disable=1.
+    return errno_error(errno, what);
+  }
+  char current = 0;
+  Status status = Ok{};
+  if (::pread(fd, &current, 1, 0) != 1) {
+    status = errno_error(errno, what);
+  } else if (current != '0' && ::pwrite(fd, "0\n", 2, 0) != 2) {
+    status = errno == EACCES || errno == EPERM
+                 ? Status(Error{errno,
+                                fmt::format("{}: {}; {}", what, errno_text(errno), kNeedNetAdmin)})
+                 : Status(errno_error(errno, what));
+  }
+  ::close(fd);
+  return status;
 }
 
 Status bring_loopback_up() {

@@ -62,6 +62,14 @@ class Rtnetlink {
   Status delete_ipv4_address(std::string_view name, Ipv4Interface address);
   // `ip -4 addr show dev NAME`
   Result<std::vector<Ipv4Interface>> ipv4_addresses(std::string_view name);
+  // `ip -6 addr replace ADDRESS/PREFIX dev NAME nodad`: usable at once, without duplicate
+  // address detection (IFA_F_NODAD); adding an address already there succeeds. IPv6 must be
+  // on for the interface (enable_ipv6()). Linux: inet6_rtm_newaddr()
+  Status add_ipv6_address(std::string_view name, const Ipv6Interface& address);
+  // `ip -6 addr del ADDRESS/PREFIX dev NAME`. Linux: inet6_rtm_deladdr()
+  Status delete_ipv6_address(std::string_view name, const Ipv6Interface& address);
+  // `ip -6 addr show dev NAME`: every address, the kernel's own fe80:: one included.
+  Result<std::vector<Ipv6Interface>> ipv6_addresses(std::string_view name);
   // `ip -4 neigh show dev NAME` (Linux: neigh_dump_info())
   Result<std::vector<Neighbour>> ipv4_neighbours(std::string_view name);
 
@@ -80,5 +88,11 @@ class Rtnetlink {
 
 // A fresh network namespace has its loopback interface down; this brings it up.
 Status bring_loopback_up();
+
+// Turns IPv6 on for interface name in the calling thread's network namespace, as
+// `sysctl -w net.ipv6.conf.NAME.disable_ipv6=0` does (written to /proc/sys directly, which
+// shows the namespace of the process that opens it). Nothing is written when it is on already.
+// Linux: addrconf_sysctl_disable()
+Status enable_ipv6(std::string_view name);
 
 }  // namespace tapstack

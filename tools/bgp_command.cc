@@ -52,7 +52,12 @@ uint32_t parse_as(CommandLine& line, std::string_view option, std::string_view t
 
 Ipv4Address parse_address(CommandLine& line, std::string_view option, std::string_view text) {
   const auto address = Ipv4Address::parse(text);
-  if (!address) {
+  if (!address && parse_ip_address(text)) {
+    line.fail(
+        fmt::format("bad {} '{}': an IPv6 address where an IPv4 one is needed, like "
+                    "198.18.0.1",
+                    option, text));
+  } else if (!address) {
     line.fail(fmt::format("bad {} '{}': expected an IPv4 address, like 198.18.0.1", option, text));
   }
   return address.value_or(Ipv4Address{});
@@ -63,7 +68,7 @@ bool looks_like_peer_and_key(std::string_view text) {
   const size_t equals = text.find('=');
   if (equals == std::string_view::npos) return false;
   const std::string_view peer = text.substr(0, equals);
-  return Ipv4Address::parse(peer.substr(0, peer.find('/'))).has_value();
+  return parse_ip_address(peer.substr(0, peer.find('/'))).has_value();
 }
 
 // --md5-key KEY, the older spelling of --md5 PEER=KEY for --peer alone: checked when seen,
@@ -90,11 +95,8 @@ void take_md5_key(CommandLine& line, std::string_view text, BgpOptions& options)
   if (key->empty()) {
     return line.fail("bad --md5-key: empty; a key is text, or hex:HEXDIGITS, 1 to 80 bytes");
   }
-  options.md5_keys.push_back({options.peer, 32, std::move(*key)});
-}
-
-bool key_covers(const Md5KeyOption& key, Ipv4Address address) {
-  return Ipv4Interface{key.peer, key.prefix_length}.on_link(address);
+  options.md5_keys.push_back(
+      {options.peer, static_cast<uint8_t>(options.peer.bit_length()), std::move(*key)});
 }
 
 // A key that covers no --peer would leave the session unsigned: surely not what was meant.
@@ -102,7 +104,7 @@ void check_md5_keys(CommandLine& line, const BgpOptions& options) {
   if (options.md5_keys.empty()) return;
   const bool covered =
       std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
-                  [&](const Md5KeyOption& key) { return key_covers(key, options.peer); });
+                  [&](const Md5KeyOption& key) { return key.covers(options.peer); });
   if (covered) return;
   std::vector<std::string> peers;
   for (const Md5KeyOption& key : options.md5_keys) peers.push_back(key.peer_text());
@@ -129,6 +131,12 @@ void parse_announcement(CommandLine& line, std::string_view text, BgpOptions& op
     const auto next_hop = rest.starts_with(kNextHop)
                               ? Ipv4Address::parse(rest.substr(kNextHop.size()))
                               : std::nullopt;
+    if (!next_hop && rest.starts_with(kNextHop) && parse_ip_address(rest.substr(kNextHop.size()))) {
+      return line.fail(
+          fmt::format("bad --announce '{}': an IPv6 next hop where an IPv4 one is needed (the "
+                      "routes are IPv4 unicast)",
+                      text));
+    }
     if (!next_hop || next_hop->is_zero() || next_hop->is_multicast() ||
         next_hop->is_limited_broadcast()) {
       return line.fail(
@@ -164,21 +172,43 @@ Duration parse_connect_retry(CommandLine& line, std::string_view text) {
   return Duration::nanoseconds(std::llround(seconds * 1e9));
 }
 
-void check_peer(CommandLine& line, const BgpOptions& options) {
-  const Ipv4Interface& ours = options.common.addr;
-  if (options.peer == ours.address) {
-    return line.fail(fmt::format("--peer {} is the stack's own address (--addr)", options.peer));
+// --peer IP: IPv4, or IPv6 for a session over IPv6 (RFC 4271 runs over any TCP; the routes
+// stay IPv4 unicast). A reachable peer of a family the stack has.
+IpAddress parse_peer(CommandLine& line, std::string_view text) {
+  const auto address = parse_ip_address(text);
+  if (!address) {
+    line.fail(
+        fmt::format("bad --peer '{}': expected an IPv4 or IPv6 address, like 198.18.0.1 "
+                    "or 2001:db8::1",
+                    text));
   }
-  if (!ours.on_link(options.peer)) {
-    return line.fail(
-        fmt::format("--peer {} is not in the subnet of --addr {}; the stack reaches only "
-                    "hosts on its own link",
-                    options.peer, ours.to_string()));
+  return address.value_or(IpAddress{});
+}
+
+void check_peer(CommandLine& line, const BgpOptions& options) {
+  check_peer_address(line, options.common, "--peer", options.peer);
+  if (line.error()) return;
+  // Without an IPv4 --addr nothing gives the IPv4 values BGP-4 needs of us: the BGP
+  // Identifier (RFC 4271 §4.2) and the NEXT_HOP of IPv4 routes (§5.1.3).
+  if (!options.common.has_ipv4()) {
+    if (!options.router_id) {
+      return line.fail(
+          "without an IPv4 --addr, give --router-id A.B.C.D: the BGP Identifier is an IPv4 "
+          "address (RFC 4271 §4.2)");
+    }
+    for (const BgpAnnouncement& a : options.announce) {
+      if (!a.next_hop) {
+        return line.fail(fmt::format(
+            "bad --announce '{}': without an IPv4 --addr it needs ,next-hop=A.B.C.D (the next "
+            "hop of an IPv4 route is IPv4)",
+            a.prefix.to_string()));
+      }
+    }
   }
   // RFC 4271 §5.1.3: a next hop that is the receiver's own address makes no route (BIRD
   // rejects the UPDATE: "Invalid NEXT_HOP attribute - neighbor address").
   for (const BgpAnnouncement& a : options.announce) {
-    if (a.next_hop == options.peer) {
+    if (a.next_hop && IpAddress(*a.next_hop) == options.peer) {
       return line.fail(
           fmt::format("bad --announce '{},next-hop={}': the next hop is --peer's own address, "
                       "which the peer rejects; leave next-hop out (it defaults to --addr)",
@@ -239,7 +269,7 @@ bgp::SpeakerConfig speaker_config(const BgpOptions& options) {
   config.connect_retry = options.connect_retry;
   config.passive = options.passive;
   for (const Md5KeyOption& key : options.md5_keys) {
-    config.md5_keys.push_back({key.peer, key.prefix_length, key.key});
+    config.md5_keys.push_back({key.peer, key.prefix_length, key.key});  // IPv4 or IPv6
   }
   for (const BgpAnnouncement& a : options.announce) {
     config.announcements.push_back({a.prefix, a.next_hop});
@@ -389,7 +419,7 @@ Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
     if (line.is_help()) return HelpRequested{};
     if (parse_common_option(line, options.common)) continue;
     if (line.is("--peer")) {
-      options.peer = parse_address(line, "--peer", line.value());
+      options.peer = parse_peer(line, line.value());
     } else if (line.is("--local-as")) {
       options.local_as = parse_as(line, "--local-as", line.value());
     } else if (line.is("--peer-as")) {
@@ -433,16 +463,19 @@ Parsed<BgpOptions> parse_bgp(std::span<const std::string_view> args) {
     }
   }
   if (!line.error()) check_md5_keys(line, options);
+  check_md5_families(line, options.common, options.md5_keys);
   if (line.error()) return *line.error();
   return options;
 }
 
 void print_bgp_help() {
   fmt::print(
-      "usage: tapstack bgp --tap NAME --addr A.B.C.D/LEN --peer IP --local-as N --peer-as N\n"
+      "usage: tapstack bgp --tap NAME --addr A.B.C.D/LEN|X:X::X/LEN --peer IP --local-as N\n"
+      "                    --peer-as N\n"
       "                    [options]\n"
       "\n"
-      "Runs a BGP-4 speaker (RFC 4271) on the stack for one peer on the stack's subnet.\n"
+      "Runs a BGP-4 speaker (RFC 4271) on the stack for one peer on the stack's subnet (or\n"
+      "beyond --gateway).\n"
       "Connects to the peer's port 179 (retrying every --connect-retry seconds), or with\n"
       "--passive listens on 179 for it. OPEN carries the capabilities for 4-octet AS numbers,\n"
       "IPv4 unicast and route refresh. Once the session is Established it announces the\n"
@@ -463,7 +496,10 @@ void print_bgp_help() {
       "same: there is no configuration file). Exit status 0 then, 1 on a runtime failure.\n"
       "\n"
       "options:\n"
-      "  --peer IP              the peer's address (required)\n"
+      "  --peer IP              the peer's address (required): IPv4, or IPv6 (2001:db8::1)\n"
+      "                         for a session over IPv6; the routes stay IPv4 unicast, so\n"
+      "                         without an IPv4 --addr --router-id and every --announce's\n"
+      "                         next-hop= are required\n"
       "  --local-as N           our AS number, 1 to 4294967295 (required)\n"
       "  --peer-as N            the peer's AS number (required); equal to --local-as: iBGP\n"
       "  --router-id IP         our BGP Identifier (default: the address of --addr)\n"

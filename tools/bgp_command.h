@@ -20,10 +20,10 @@ struct BgpAnnouncement {
 
 struct BgpOptions {
   CommonOptions common;
-  Ipv4Address peer;                                // --peer IP (required)
+  IpAddress peer;                                  // --peer IP (required): IPv4 or IPv6
   uint32_t local_as = 0;                           // --local-as N (required)
   uint32_t peer_as = 0;                            // --peer-as N (required)
-  std::optional<Ipv4Address> router_id;            // --router-id IP; default: --addr
+  std::optional<Ipv4Address> router_id;            // --router-id IP; default: IPv4 --addr
   std::vector<Md5KeyOption> md5_keys;              // --md5 PEER[/PREFIX]=KEY..., --md5-key
   std::vector<BgpAnnouncement> announce;           // --announce PREFIX[,next-hop=IP]...
   bool passive = false;                            // --passive: listen on 179, never connect

@@ -36,21 +36,109 @@ std::optional<std::string_view> unusable_reason(const Ipv4Interface& address) {
   return std::nullopt;
 }
 
-std::optional<Ipv4Interface> parse_interface_address(CommandLine& line, std::string_view option,
-                                                     std::string_view text) {
-  const auto address = Ipv4Interface::parse(text);
-  if (!address) {
+// Why an IPv6 interface address cannot be a host's, or nullopt when it can.
+std::optional<std::string_view> unusable_reason(const Ipv6Interface& address) {
+  const auto b = address.address.bytes();
+  const bool v4_mapped = std::all_of(b.begin(), b.begin() + 10, [](uint8_t x) { return x == 0; }) &&
+                         b[10] == 0xff && b[11] == 0xff;
+  if (address.prefix_length == 0) return "has prefix length 0; use 1 to 128";
+  if (is_ipv6_unspecified(address.address)) return "is the unspecified address";
+  if (is_ipv6_multicast(address.address)) return "is a multicast address";
+  if (is_ipv6_loopback(address.address)) return "is the loopback address";
+  if (v4_mapped) return "is an IPv4-mapped address; give IPv4 as A.B.C.D/LEN";
+  if (is_ipv6_link_local(address.address)) {
+    return "is link-local: fe80::/64 addresses come from the MAC on both sides; give a global "
+           "one, like 2001:db8::2/64";
+  }
+  return std::nullopt;
+}
+
+// Digits only, at most three of them: "24", "128".
+std::optional<unsigned> parse_prefix_length(std::string_view text) {
+  unsigned length = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), length);
+  if (text.empty() || text.size() > 3 || error != std::errc{} || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return length;
+}
+
+using InterfaceAddress = std::variant<Ipv4Interface, Ipv6Interface>;
+
+// "198.18.0.2/24" or "2001:db8::2/64", checked for what a host's address may not be.
+std::optional<InterfaceAddress> parse_interface_address(CommandLine& line, std::string_view option,
+                                                        std::string_view text) {
+  const size_t slash = text.find('/');
+  const auto address =
+      slash == std::string_view::npos ? std::nullopt : parse_ip_address(text.substr(0, slash));
+  const auto length =
+      slash == std::string_view::npos ? std::nullopt : parse_prefix_length(text.substr(slash + 1));
+  if (!address || !length) {
     line.fail(
-        fmt::format("bad {} '{}': expected an IPv4 address and prefix length, like "
-                    "198.18.0.2/24",
+        fmt::format("bad {} '{}': expected an IPv4 or IPv6 address and prefix length, like "
+                    "198.18.0.2/24 or 2001:db8::2/64",
                     option, text));
     return std::nullopt;
   }
-  if (const auto reason = unusable_reason(*address)) {
+  if (static_cast<int>(*length) > address->bit_length()) {
+    line.fail(fmt::format("bad {} '{}': an {} prefix length is 1 to {}", option, text,
+                          family_name(*address), address->bit_length()));
+    return std::nullopt;
+  }
+  const auto prefix_length = static_cast<uint8_t>(*length);
+  InterfaceAddress result =
+      address->is_ipv4()
+          ? InterfaceAddress(Ipv4Interface{*Ipv4Address::from(*address), prefix_length})
+          : InterfaceAddress(Ipv6Interface{*address, prefix_length});
+  const auto reason = std::visit([](const auto& a) { return unusable_reason(a); }, result);
+  if (reason) {
     line.fail(fmt::format("bad {} '{}': it {}", option, text, *reason));
     return std::nullopt;
   }
-  return address;
+  return result;
+}
+
+// --addr and --host-addr: at most one of each family.
+void take_interface_address(CommandLine& line, std::string_view option, std::string_view text,
+                            std::optional<Ipv4Interface>& ipv4,
+                            std::optional<Ipv6Interface>& ipv6) {
+  const auto parsed = parse_interface_address(line, option, text);
+  if (!parsed) return;
+  const auto* v4 = std::get_if<Ipv4Interface>(&*parsed);
+  const auto* v6 = std::get_if<Ipv6Interface>(&*parsed);
+  if ((v4 && ipv4) || (v6 && ipv6)) {
+    return line.fail(fmt::format(
+        "option {} given twice for {} ({} and {}); give at most one address per family", option,
+        v4 ? "IPv4" : "IPv6", v4 ? ipv4->to_string() : ipv6->to_string(), text));
+  }
+  if (v4) ipv4 = *v4;
+  if (v6) ipv6 = *v6;
+}
+
+// --gateway A.B.C.D or X:X::X: one per family, a unicast address.
+void take_gateway(CommandLine& line, std::string_view text, CommonOptions& options) {
+  const auto address = parse_ip_address(text);
+  if (!address) {
+    return line.fail(
+        fmt::format("bad --gateway '{}': expected an IPv4 or IPv6 address, like 198.18.0.1 or "
+                    "fe80::1",
+                    text));
+  }
+  const auto ipv4 = Ipv4Address::from(*address);
+  if ((ipv4 && (ipv4->is_zero() || ipv4->is_multicast() || ipv4->is_limited_broadcast())) ||
+      is_ipv6_unspecified(*address) || is_ipv6_multicast(*address) || is_ipv6_loopback(*address)) {
+    return line.fail(fmt::format("bad --gateway '{}': it must be a unicast address", text));
+  }
+  if ((ipv4 && options.gateway) || (!ipv4 && options.gateway6)) {
+    return line.fail(
+        fmt::format("option --gateway given twice for {}; give at most one gateway per family",
+                    family_name(*address)));
+  }
+  if (ipv4) {
+    options.gateway = *ipv4;
+  } else {
+    options.gateway6 = *address;
+  }
 }
 
 std::optional<MacAddress> parse_mac(CommandLine& line, std::string_view text) {
@@ -107,21 +195,11 @@ ServeMode parse_mode(CommandLine& line, std::string_view text) {
   return ServeMode::Print;
 }
 
-// "198.18.0.1:5000"
 void parse_destination(CommandLine& line, std::string_view text, ConnectOptions& options) {
-  const size_t colon = text.rfind(':');
-  const auto address =
-      colon == std::string_view::npos ? std::nullopt : Ipv4Address::parse(text.substr(0, colon));
-  if (!address) {
-    return line.fail(
-        fmt::format("bad --to '{}': expected IPV4-ADDRESS:PORT, like 198.18.0.1:5000", text));
-  }
-  const auto port = parse_port_number(text.substr(colon + 1));
-  if (!port) {
-    return line.fail(fmt::format("bad --to '{}': the port must be a number from 1 to 65535", text));
-  }
-  options.remote = *address;
-  options.remote_port = *port;
+  const auto to = parse_endpoint(line, "--to", text);
+  if (!to) return;
+  options.remote = to->address;
+  options.remote_port = to->port;
 }
 
 // Longer than anyone waits for one connection, short enough that nanoseconds cannot overflow.
@@ -234,23 +312,45 @@ std::optional<std::string> key_text(CommandLine& line, const Md5KeySource& sourc
   return std::string(text);
 }
 
-// The peer must be a host on the stack's subnet: the stack has no gateway.
-void check_destination(CommandLine& line, const ConnectOptions& options) {
-  const Ipv4Interface& ours = options.common.addr;
-  const Ipv4Address to = options.remote;
-  if (to == ours.address) {
-    return line.fail(fmt::format("--to {} is the stack's own address (--addr)", to.to_string()));
+// A gateway must be reachable on the link: inside --addr's subnet (IPv4), link-local or inside
+// --addr's prefix (IPv6), and not the stack's own address.
+void check_gateways(CommandLine& line, const CommonOptions& options) {
+  for (const auto& gateway :
+       {options.gateway ? std::optional<IpAddress>(*options.gateway) : std::nullopt,
+        options.gateway6}) {
+    if (!gateway || line.error()) continue;
+    const std::string_view family = family_name(*gateway);
+    if (!options.has_family(*gateway)) {
+      return line.fail(
+          fmt::format("--gateway {} is {}, and there is no {} --addr", *gateway, family, family));
+    }
+    if (*gateway == options.own_address(*gateway)) {
+      return line.fail(fmt::format("--gateway {} is the stack's own address (--addr)", *gateway));
+    }
+    const bool on_link = gateway->is_ipv4()
+                             ? options.addr.on_link(*Ipv4Address::from(*gateway))
+                             : is_ipv6_link_local(*gateway) || options.addr6->on_link(*gateway);
+    if (!on_link) {
+      return line.fail(
+          fmt::format("--gateway {} is not on the link: it must be inside --addr {}{}", *gateway,
+                      gateway->is_ipv4() ? options.addr.to_string() : options.addr6->to_string(),
+                      gateway->is_ipv4() ? "" : " or link-local (fe80::...)"));
+    }
   }
-  if (!ours.on_link(to)) {
+}
+
+// --host-addr: the kernel side's address, of a family the stack has, on the same subnet.
+template <typename Interface>
+void check_host_address(CommandLine& line, const Interface& host, const Interface& ours) {
+  if (host.address == ours.address) {
     return line.fail(
-        fmt::format("--to {} is not in the subnet of --addr {}; the stack reaches "
-                    "only hosts on its own link",
-                    to.to_string(), ours.to_string()));
+        fmt::format("--host-addr and --addr are both {}; the kernel side needs "
+                    "an address of its own",
+                    host.address));
   }
-  if (ours.prefix_length <= 30 &&
-      (to == ours.subnet_broadcast() || (to.value & ~ours.mask()) == 0)) {
-    line.fail(
-        fmt::format("--to {} is the broadcast or network address of its subnet", to.to_string()));
+  if (!ours.on_link(host.address) || !host.on_link(ours.address)) {
+    line.fail(fmt::format("--host-addr {} and --addr {} are not in the same subnet",
+                          host.to_string(), ours.to_string()));
   }
 }
 
@@ -297,14 +397,27 @@ const std::string_view kCommonOptionsHelp =
     R"(  --tap NAME             TAP interface to create, or to attach to if it exists
                          (at most 15 characters)
   --addr A.B.C.D/LEN     the stack's IPv4 address and prefix length
-  --host-addr A.B.C.D/LEN
+  --addr X:X::X/LEN      the stack's IPv6 address and prefix length (2001:db8::2/64);
+                         give --addr once per family: one of them, or both for a
+                         dual stack. A family without --addr is off. With IPv6 the
+                         stack also has fe80:: made from its MAC (modified EUI-64)
+  --host-addr A.B.C.D/LEN, --host-addr X:X::X/LEN
                          give the kernel side of the TAP this address and bring the
                          interface up (through rtnetlink); the address is removed at exit
-                         unless the interface had it before. Without it the interface is
+                         unless the interface had it before. Once per family, on the
+                         subnet of that family's --addr. An IPv6 one is added without
+                         duplicate address detection (nodad), after turning IPv6 on for
+                         the interface (disable_ipv6=0). Without it the interface is
                          left as it is and must be configured by other means; a warning
                          at start says when it is down or has no address on the subnet
-  --mac MAC              the stack's MAC address (default: 02:00 followed by the four
-                         bytes of --addr, never the kernel side's MAC)
+  --gateway A.B.C.D, --gateway X:X::X
+                         the router for destinations off the link, once per family: on
+                         the IPv4 --addr's subnet; for IPv6 inside the --addr prefix or
+                         link-local (fe80::1). Without it only hosts on the link are
+                         reached
+  --mac MAC              the stack's MAC address (default: 02:00 followed by the last
+                         four bytes of the IPv4 --addr, or of the IPv6 one when there is
+                         no IPv4 --addr; never the kernel side's MAC)
   --pcap FILE            write every frame in and out to FILE (pcap, Ethernet)
   --stats FILE           write the stack's counters to FILE as JSON at exit and on
                          SIGUSR1 (without --stats, SIGUSR1 prints them on stderr);
@@ -413,10 +526,16 @@ std::optional<std::string_view> closest_name(std::string_view unknown,
 bool parse_common_option(CommandLine& line, CommonOptions& options) {
   if (line.is("--tap")) {
     options.tap = parse_tap_name(line, line.value());
-  } else if (line.is("--addr")) {
-    options.addr = parse_interface_address(line, "--addr", line.value()).value_or(Ipv4Interface{});
-  } else if (line.is("--host-addr")) {
-    options.host_addr = parse_interface_address(line, "--host-addr", line.value());
+  } else if (line.is_repeatable("--addr")) {
+    std::optional<Ipv4Interface> ipv4;
+    if (options.has_ipv4()) ipv4 = options.addr;
+    take_interface_address(line, "--addr", line.value(), ipv4, options.addr6);
+    if (ipv4) options.addr = *ipv4;
+  } else if (line.is_repeatable("--host-addr")) {
+    take_interface_address(line, "--host-addr", line.value(), options.host_addr,
+                           options.host_addr6);
+  } else if (line.is_repeatable("--gateway")) {
+    take_gateway(line, line.value(), options);
   } else if (line.is("--mac")) {
     options.mac = parse_mac(line, line.value());
   } else if (line.is("--pcap")) {
@@ -440,19 +559,131 @@ bool parse_common_option(CommandLine& line, CommonOptions& options) {
 void check_common_options(CommandLine& line, const CommonOptions& options) {
   if (line.error()) return;
   if (!line.seen("--tap")) return line.fail("missing --tap NAME (the TAP interface to use)");
-  if (!line.seen("--addr")) return line.fail("missing --addr A.B.C.D/LEN (the stack's address)");
-  if (!options.host_addr) return;
-  const Ipv4Interface& host = *options.host_addr;
-  if (host.address == options.addr.address) {
+  if (!line.seen("--addr")) {
     return line.fail(
-        fmt::format("--host-addr and --addr are both {}; the kernel side needs "
-                    "an address of its own",
-                    host.address.to_string()));
+        "missing --addr A.B.C.D/LEN or X:X::X/LEN (the stack's address; one per family, "
+        "at least one)");
   }
-  if (!options.addr.on_link(host.address) || !host.on_link(options.addr.address)) {
-    line.fail(fmt::format("--host-addr {} and --addr {} are not in the same subnet",
-                          host.to_string(), options.addr.to_string()));
+  if (options.host_addr && !options.has_ipv4()) {
+    return line.fail(
+        fmt::format("--host-addr {} is IPv4, and there is no IPv4 --addr to share a subnet with",
+                    options.host_addr->to_string()));
   }
+  if (options.host_addr6 && !options.has_ipv6()) {
+    return line.fail(
+        fmt::format("--host-addr {} is IPv6, and there is no IPv6 --addr to share a subnet with",
+                    options.host_addr6->to_string()));
+  }
+  if (options.host_addr) check_host_address(line, *options.host_addr, options.addr);
+  if (options.host_addr6) check_host_address(line, *options.host_addr6, *options.addr6);
+  check_gateways(line, options);
+}
+
+std::optional<Endpoint> parse_endpoint(CommandLine& line, std::string_view option,
+                                       std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    line.fail(fmt::format("bad {} '{}': {}", option, text, why));
+    return std::nullopt;
+  };
+  std::optional<IpAddress> address;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") {
+      return bad("expected [IPV6-ADDRESS]:PORT, like [2001:db8::1]:179");
+    }
+    address = parse_ip_address(text.substr(1, close - 1));
+    if (!address || address->is_ipv4()) {
+      return bad("expected an IPv6 address in the brackets, like [2001:db8::1]:179");
+    }
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon != std::string_view::npos && text.find(':') != colon) {
+      // "2001:db8::1:179" is also an address: only brackets say where the port begins.
+      return bad(fmt::format("an IPv6 address needs brackets before the port, like [{}]:{}",
+                             text.substr(0, colon), text.substr(colon + 1)));
+    }
+    const auto ipv4 =
+        colon == std::string_view::npos ? std::nullopt : Ipv4Address::parse(text.substr(0, colon));
+    if (!ipv4) {
+      return bad(
+          "expected IPV4-ADDRESS:PORT or [IPV6-ADDRESS]:PORT, like 198.18.0.1:179 or "
+          "[2001:db8::1]:179");
+    }
+    address = *ipv4;
+    port = text.substr(colon + 1);
+  }
+  const auto number = parse_port_number(port);
+  if (!number) return bad("the port must be a number from 1 to 65535");
+  return Endpoint{*address, *number};
+}
+
+void check_peer_address(CommandLine& line, const CommonOptions& common, std::string_view option,
+                        const IpAddress& peer) {
+  if (line.error()) return;
+  const std::string_view family = family_name(peer);
+  if (!common.has_family(peer)) {
+    return line.fail(fmt::format(
+        "{} {} is {}, and the stack has no {} address; add --addr {}", option, peer, family, family,
+        peer.is_ipv4() ? "A.B.C.D/LEN" : "X:X::X/LEN, like 2001:db8::2/64"));
+  }
+  if (peer == common.own_address(peer)) {
+    return line.fail(fmt::format("{} {} is the stack's own address (--addr)", option, peer));
+  }
+  if (const auto ipv4 = Ipv4Address::from(peer)) {
+    const Ipv4Interface& ours = common.addr;
+    if (ipv4->is_zero() || ipv4->is_multicast() || ipv4->is_limited_broadcast()) {
+      return line.fail(fmt::format("{} {} is not a unicast address", option, peer));
+    }
+    if (!ours.on_link(*ipv4)) {
+      if (common.gateway) return;
+      return line.fail(
+          fmt::format("{} {} is not in the subnet of --addr {}; the stack reaches only hosts "
+                      "on its own link, or others through --gateway",
+                      option, peer, ours.to_string()));
+    }
+    if (ours.prefix_length <= 30 &&
+        (*ipv4 == ours.subnet_broadcast() || (ipv4->value & ~ours.mask()) == 0)) {
+      line.fail(
+          fmt::format("{} {} is the broadcast or network address of its subnet", option, peer));
+    }
+    return;
+  }
+  if (is_ipv6_unspecified(peer) || is_ipv6_multicast(peer) || is_ipv6_loopback(peer)) {
+    return line.fail(fmt::format("{} {} is not a unicast address", option, peer));
+  }
+  if (!is_ipv6_link_local(peer) && !common.addr6->on_link(peer) && !common.gateway6) {
+    line.fail(
+        fmt::format("{} {} is not in the prefix of --addr {}; the stack reaches only hosts "
+                    "on its own link (or fe80::...), or others through --gateway",
+                    option, peer, common.addr6->to_string()));
+  }
+}
+
+std::optional<IpAddress> parse_ip_address(std::string_view text) {
+  if (text.find(':') == std::string_view::npos) {
+    const auto ipv4 = Ipv4Address::parse(text);
+    return ipv4 ? std::optional<IpAddress>(*ipv4) : std::nullopt;
+  }
+  const auto ipv6 = IpAddress::parse(text);
+  if (!ipv6 || ipv6->is_ipv4()) return std::nullopt;
+  return ipv6;
+}
+
+std::string_view family_name(const IpAddress& address) {
+  return address.is_ipv4() ? "IPv4" : "IPv6";
+}
+
+std::string format_endpoint(const IpAddress& address, uint16_t port) {
+  if (address.is_ipv4()) return fmt::format("{}:{}", address, port);
+  return fmt::format("[{}]:{}", address, port);
+}
+
+std::string CommonOptions::addresses_text() const {
+  if (has_ipv4() && has_ipv6())
+    return fmt::format("{} and {}", addr.to_string(), addr6->to_string());
+  return has_ipv6() ? addr6->to_string() : addr.to_string();
 }
 
 Parsed<UpOptions> parse_up(std::span<const std::string_view> args) {
@@ -473,6 +704,10 @@ const std::string_view kMd5OptionHelp =
                          RFC 2385 TCP-MD5: sign every segment to PEER (or to any
                          address in PEER/PREFIX) with KEY, and drop every segment from
                          it that is not signed with KEY, as setsockopt(TCP_MD5SIG) does.
+                         PEER is IPv4 (PREFIX 0 to 32) or IPv6 (0 to 128), like
+                         198.18.0.1=KEY, 198.18.0.0/24=KEY, 2001:db8::1=KEY or
+                         2001:db8::/64=KEY; a key for a family the stack has no --addr
+                         of is an error.
                          KEY is text, or hex:HEXDIGITS for a binary key; 1 to 80 bytes.
                          Keys on the command line are visible in ps: KEY may instead be
                          @FILE, the key in FILE (text or hex:..., one trailing newline
@@ -487,36 +722,39 @@ const std::string_view kMd5OptionHelp =
 )";
 
 std::string Md5KeyOption::peer_text() const {
-  if (prefix_length == 32) return peer.to_string();
-  return fmt::format("{}/{}", peer.to_string(), prefix_length);
+  if (prefix_length == peer.bit_length()) return fmt::format("{}", peer);
+  return fmt::format("{}/{}", peer, prefix_length);
 }
 
 void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5KeyOption>& keys) {
   const size_t equals = text.find('=');
   if (equals == std::string_view::npos) {
     return line.fail(
-        "bad --md5: expected PEER[/PREFIX]=KEY, like 198.18.0.1=12345 or "
-        "198.18.0.0/24=hex:3132333435");
+        "bad --md5: expected PEER[/PREFIX]=KEY, like 198.18.0.1=12345, "
+        "198.18.0.0/24=hex:3132333435 or 2001:db8::/64=12345");
   }
   const std::string_view peer_text = text.substr(0, equals);
   Md5KeyOption option;
   const size_t slash = peer_text.find('/');
-  const auto peer = Ipv4Address::parse(peer_text.substr(0, slash));
+  const auto peer = parse_ip_address(peer_text.substr(0, slash));
   if (!peer) {
-    return line.fail(fmt::format("bad --md5 peer '{}': expected an IPv4 address, like 198.18.0.1",
-                                 peer_text.substr(0, slash)));
+    return line.fail(
+        fmt::format("bad --md5 peer '{}': expected an IPv4 or IPv6 address, like 198.18.0.1 or "
+                    "2001:db8::1",
+                    peer_text.substr(0, slash)));
   }
   option.peer = *peer;
+  option.prefix_length = static_cast<uint8_t>(peer->bit_length());
   if (slash != std::string_view::npos) {
     const std::string_view prefix = peer_text.substr(slash + 1);
-    unsigned length = 0;
-    const auto [end, error] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), length);
-    if (prefix.empty() || error != std::errc{} || end != prefix.data() + prefix.size() ||
-        length > 32) {
+    const auto length = parse_prefix_length(prefix);
+    if (!length || static_cast<int>(*length) > peer->bit_length()) {
       return line.fail(
-          fmt::format("bad --md5 prefix '{}': expected a length from 0 to 32", prefix));
+          fmt::format("bad --md5 prefix '{}': expected a length from 0 to {} for an "
+                      "{} peer",
+                      prefix, peer->bit_length(), family_name(*peer)));
     }
-    option.prefix_length = static_cast<uint8_t>(length);
+    option.prefix_length = static_cast<uint8_t>(*length);
   }
   auto key = parse_md5_key(line, text.substr(equals + 1), {"--md5", option.peer_text()});
   if (!key) return;
@@ -525,10 +763,9 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
   // it: replacing a key for the same peer and prefix, or deleting it when empty.
   md5opt::KeyTable table;
   for (const Md5KeyOption& earlier : keys) {
-    table.add(IpAddress(earlier.peer), earlier.prefix_length, earlier.key);
+    table.add(earlier.peer, earlier.prefix_length, earlier.key);
   }
-  if (const auto added = table.add(IpAddress(option.peer), option.prefix_length, option.key);
-      !added) {
+  if (const auto added = table.add(option.peer, option.prefix_length, option.key); !added) {
     return line.fail(
         added.error().code == ENOENT
             ? fmt::format("bad --md5 {}=: an empty key deletes a key, and no earlier --md5 set "
@@ -539,9 +776,8 @@ void parse_md5_option(CommandLine& line, std::string_view text, std::vector<Md5K
   keys.clear();
   for (const md5opt::KeyTable::Entry& entry : table.entries()) {
     const auto bytes = entry.key.bytes();
-    keys.push_back({Ipv4Address{load_be32(entry.address.bytes().data())},
-                    static_cast<uint8_t>(entry.prefix_length),
-                    {bytes.begin(), bytes.end()}});
+    keys.push_back(
+        {entry.address, static_cast<uint8_t>(entry.prefix_length), {bytes.begin(), bytes.end()}});
   }
 }
 
@@ -579,6 +815,17 @@ std::string md5_keys_text(const std::vector<Md5KeyOption>& keys) {
   return text;
 }
 
+void check_md5_families(CommandLine& line, const CommonOptions& common,
+                        const std::vector<Md5KeyOption>& keys) {
+  for (const Md5KeyOption& key : keys) {
+    if (line.error() || common.has_family(key.peer)) continue;
+    line.fail(fmt::format(
+        "--md5 {} is a key for {} peers, and the stack has no {} --addr: no such peer could "
+        "reach it",
+        key.peer_text(), family_name(key.peer), family_name(key.peer)));
+  }
+}
+
 std::string_view serve_mode_name(ServeMode mode) {
   switch (mode) {
     case ServeMode::Print:
@@ -613,6 +860,7 @@ Parsed<ServeOptions> parse_serve(std::span<const std::string_view> args) {
     }
   }
   check_common_options(line, options.common);
+  check_md5_families(line, options.common, options.md5_keys);
   if (!line.error() && !line.seen("--port")) line.fail("missing --port P (the port to listen on)");
   if (!line.error() && line.seen("--output") && options.mode != ServeMode::Print) {
     line.fail(fmt::format("--output is for --mode print; mode {} writes nothing",
@@ -646,15 +894,16 @@ Parsed<ConnectOptions> parse_connect(std::span<const std::string_view> args) {
   if (!line.error() && !line.seen("--to")) {
     line.fail("missing --to IP:PORT (the peer to connect to)");
   }
-  if (!line.error()) check_destination(line, options);
+  check_peer_address(line, options.common, "--to", options.remote);
+  check_md5_families(line, options.common, options.md5_keys);
   if (line.error()) return *line.error();
   return options;
 }
 
-MacAddress derive_mac(Ipv4Address address, const MacAddress& avoid) {
-  const uint32_t ip = address.value;
-  MacAddress mac{{0x02, 0x00, static_cast<uint8_t>(ip >> 24), static_cast<uint8_t>(ip >> 16),
-                  static_cast<uint8_t>(ip >> 8), static_cast<uint8_t>(ip)}};
+MacAddress derive_mac(const IpAddress& address, const MacAddress& avoid) {
+  const ByteView b = address.bytes();
+  const size_t last = b.size() - 4;
+  MacAddress mac{{0x02, 0x00, b[last], b[last + 1], b[last + 2], b[last + 3]}};
   if (mac == avoid) mac.bytes[1] = 0x01;
   return mac;
 }

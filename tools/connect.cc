@@ -40,7 +40,8 @@ class Client {
   Client(Tcp& tcp, const ConnectOptions& options, InputStream input, OutputStream output,
          Instant start)
       : tcp_(tcp),
-        peer_(fmt::format("{}:{}", options.remote, options.remote_port)),
+        peer_(format_endpoint(options.remote, options.remote_port)),
+        remote_ipv4_(options.remote.is_ipv4()),
         input_(std::move(input)),
         output_(std::move(output)),
         staged_(kChunk),
@@ -66,10 +67,7 @@ class Client {
       }
     }
     signed_ = std::any_of(options.md5_keys.begin(), options.md5_keys.end(),
-                          [&](const Md5KeyOption& key) {
-                            return Ipv4Interface{key.peer, key.prefix_length}.on_link(
-                                options.remote);
-                          });
+                          [&](const Md5KeyOption& key) { return key.covers(options.remote); });
     if (const Status connected = tcp_.connect(socket_, options.remote, options.remote_port, now);
         !connected) {
       fail(fmt::format("cannot connect to {}: {}", peer_, connected.error().message));
@@ -243,8 +241,8 @@ class Client {
                    : fmt::format("connecting to {} timed out: no answer to SYN{}", peer_,
                                  unanswered_hint());
       case EHOSTUNREACH:
-        return fmt::format("cannot reach {}: no answer to ARP (is the host up, on this link?)",
-                           peer_);
+        return fmt::format("cannot reach {}: no answer to {} (is the host up, on this link?)",
+                           peer_, remote_ipv4_ ? "ARP" : "neighbour solicitation");
       case 0:
         return fmt::format("connection to {} closed before it was established", peer_);
       default:
@@ -264,7 +262,8 @@ class Client {
   }
 
   Tcp& tcp_;
-  std::string peer_;  // "198.18.0.1:5000"
+  std::string peer_;  // "198.18.0.1:5000", "[2001:db8::1]:5000"
+  bool remote_ipv4_;
   InputStream input_;
   OutputStream output_;
   SocketId socket_ = 0;

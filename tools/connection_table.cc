@@ -2,14 +2,15 @@
 
 #include <fmt/format.h>
 
+#include "tools/cli.h"
+
 namespace tapstack::cli {
 namespace {
 
-// As ss prints them: 198.18.0.2:179, [2001:db8::2]:179.
+// As ss prints them: 198.18.0.2:179, [2001:db8::2]:179, and *:* for a peer not yet known.
 std::string endpoint(const IpAddress& address, uint16_t port) {
   if (port == 0) return "*:*";
-  if (address.is_ipv4()) return fmt::format("{}:{}", address, port);
-  return fmt::format("[{}]:{}", address, port);
+  return format_endpoint(address, port);
 }
 
 std::string milliseconds(Duration duration) {

@@ -1,15 +1,18 @@
 // `kernel-peer`: the other end for trying tapstack by hand, with the kernel's own TCP and
 // TCP_MD5SIG, in the spirit of the seed's server.c and client.c.
 //
-//   kernel-peer server --port P [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT] [--timeout S]
-//   kernel-peer client --to IP:PORT [--md5 PEER[/PREFIX]=KEY]... [--timeout S]
+//   kernel-peer server --port P [--ipv6] [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT]
+//                      [--timeout S]
+//   kernel-peer client --to IP:PORT|[IPV6]:PORT [--md5 PEER[/PREFIX]=KEY]... [--timeout S]
 //
 // The server accepts one connection, writes what it receives to stdout until the peer shuts
 // down its side, then sends --reply and closes. The client sends stdin, shuts down its side
 // and writes what comes back to stdout. Both wait at most --timeout seconds for anything
 // (default 30), so an example never hangs. Status lines go to stderr as "kernel-peer: ...".
 // --md5 takes the same forms as tapstack's, and sets the keys with setsockopt(TCP_MD5SIG)
-// (TCP_MD5SIG_EXT for a prefix) before listen() or connect(), as the seed's programs do.
+// (TCP_MD5SIG_EXT for a prefix) before listen() or connect(), as the seed's programs do. The
+// client's socket is of --to's family; the server's is AF_INET, or with --ipv6 an AF_INET6 one
+// that takes both families (IPV6_V6ONLY=0), as BGP daemons listen.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,9 +20,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -40,7 +45,8 @@ constexpr std::string_view kName = "kernel-peer";
 struct PeerOptions {
   bool server = false;
   uint16_t port = 0;        // server: --port
-  Ipv4Address to;           // client: --to
+  bool ipv6 = false;        // server: --ipv6
+  IpAddress to;             // client: --to
   uint16_t to_port = 0;
   std::string reply;        // server: --reply
   int timeout_ms = 30'000;  // --timeout
@@ -59,8 +65,8 @@ int failure(std::string_view what) {
 
 void print_help() {
   fmt::print(
-      "usage: kernel-peer server --port P [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT]\n"
-      "       kernel-peer client --to IP:PORT [--md5 PEER[/PREFIX]=KEY]...\n"
+      "usage: kernel-peer server --port P [--ipv6] [--md5 PEER[/PREFIX]=KEY]... [--reply TEXT]\n"
+      "       kernel-peer client --to IP:PORT|[IPV6]:PORT [--md5 PEER[/PREFIX]=KEY]...\n"
       "\n"
       "The kernel's TCP, as a peer for tapstack: the server accepts one connection on any\n"
       "address, writes what it receives to stdout until the peer shuts down its side, then\n"
@@ -72,17 +78,23 @@ void print_help() {
       "\n"
       "options:\n"
       "  --port P               server: the port to listen on\n"
-      "  --to IP:PORT           client: the peer to connect to\n"
+      "  --ipv6                 server: listen on an AF_INET6 socket that takes both families\n"
+      "                         (IPV6_V6ONLY=0); keys for IPv4 peers go on as ::ffff:A.B.C.D\n"
+      "  --to IP:PORT           client: the peer to connect to: 198.18.0.2:6666, or an IPv6\n"
+      "                         address in brackets, [2001:db8::2]:6666\n"
       "  --reply TEXT           server: what to send back at the end (default: nothing)\n"
       "  --timeout SECONDS      give up when nothing happens for this long (default 30)\n"
       "  --md5 PEER[/PREFIX]=KEY\n"
       "                         RFC 2385 TCP-MD5 with setsockopt(TCP_MD5SIG) (TCP_MD5SIG_EXT\n"
       "                         for a prefix): the kernel signs every segment to PEER with KEY\n"
       "                         and drops every segment from it not signed with KEY. KEY is\n"
-      "                         text, or hex:HEXDIGITS; 1 to 80 bytes. Repeatable, one key per\n"
-      "                         peer. kernel-peer counts nothing itself: the kernel's drops are\n"
-      "                         TcpExtTCPMD5NotFound, TcpExtTCPMD5Unexpected and\n"
-      "                         TcpExtTCPMD5Failure in `nstat -az`, run in the same namespace\n"
+      "                         text, or hex:HEXDIGITS; 1 to 80 bytes. PEER is IPv4 or IPv6\n"
+      "                         (2001:db8::1=KEY, 2001:db8::/64=KEY), of a family the socket\n"
+      "                         takes (IPv6 keys: a client of an IPv6 --to, a server with\n"
+      "                         --ipv6). Repeatable, one key per peer. kernel-peer counts\n"
+      "                         nothing itself: the kernel's drops are TcpExtTCPMD5NotFound,\n"
+      "                         TcpExtTCPMD5Unexpected and TcpExtTCPMD5Failure in\n"
+      "                         `nstat -az`, run in the same namespace\n"
       "  -h, --help             show this help\n"
       "\n"
       "example (as root, in a network namespace of its own; tapstack is\n"
@@ -118,20 +130,14 @@ std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& ex
       const auto port = parse_port_number(text);
       if (!port) line.fail(fmt::format("bad --port '{}': expected a number from 1 to 65535", text));
       options.port = port.value_or(0);
+    } else if (options.server && line.is("--ipv6")) {
+      line.flag();
+      options.ipv6 = true;
     } else if (!options.server && line.is("--to")) {
-      const std::string_view text = line.value();
-      const size_t colon = text.rfind(':');
-      const auto address = colon == std::string_view::npos
-                               ? std::nullopt
-                               : Ipv4Address::parse(text.substr(0, colon));
-      const auto port =
-          colon == std::string_view::npos ? std::nullopt : parse_port_number(text.substr(colon + 1));
-      if (!address || !port) {
-        line.fail(fmt::format("bad --to '{}': expected IPV4-ADDRESS:PORT, like 198.18.0.2:6666",
-                              text));
+      if (const auto to = parse_endpoint(line, "--to", line.value())) {
+        options.to = to->address;
+        options.to_port = to->port;
       }
-      options.to = address.value_or(Ipv4Address{});
-      options.to_port = port.value_or(0);
     } else if (options.server && line.is("--reply")) {
       options.reply = std::string(line.value());
     } else if (line.is("--timeout")) {
@@ -151,6 +157,13 @@ std::optional<PeerOptions> parse(std::span<const std::string_view> args, int& ex
   }
   if (!line.error() && options.server && !line.seen("--port")) line.fail("missing --port P");
   if (!line.error() && !options.server && !line.seen("--to")) line.fail("missing --to IP:PORT");
+  // An AF_INET socket takes IPv4 keys only (tcp_v4_parse_md5_keys()).
+  const bool ipv6_socket = options.server ? options.ipv6 : !options.to.is_ipv4();
+  for (const Md5KeyOption& key : options.md5_keys) {
+    if (line.error() || key.peer.is_ipv4() || ipv6_socket) continue;
+    line.fail(fmt::format("--md5 {} is an IPv6 key, and the socket is IPv4; {}", key.peer_text(),
+                          options.server ? "add --ipv6" : "connect to an IPv6 --to"));
+  }
   if (line.error()) {
     say("{} (see kernel-peer --help)", line.error()->message);
     exit_code = kExitUsage;
@@ -173,12 +186,49 @@ class Fd {
   int fd_;
 };
 
-sockaddr_in socket_address(Ipv4Address address, uint16_t port) {
-  sockaddr_in result{};
-  result.sin_family = AF_INET;
-  result.sin_port = htons(port);
-  result.sin_addr.s_addr = htonl(address.value);
-  return result;
+// address:port as a sockaddr of family (AF_INET6 takes an IPv4 address as ::ffff:A.B.C.D).
+sockaddr_storage socket_address(int family, const IpAddress& address, uint16_t port,
+                                socklen_t& length) {
+  sockaddr_storage storage{};
+  const ByteView bytes = address.bytes();
+  if (family == AF_INET6) {
+    sockaddr_in6 result{};
+    result.sin6_family = AF_INET6;
+    result.sin6_port = htons(port);
+    if (address.is_ipv4()) {
+      result.sin6_addr.s6_addr[10] = result.sin6_addr.s6_addr[11] = 0xff;
+      std::memcpy(&result.sin6_addr.s6_addr[12], bytes.data(), 4);
+    } else {
+      std::memcpy(&result.sin6_addr, bytes.data(), 16);
+    }
+    std::memcpy(&storage, &result, sizeof result);
+    length = sizeof result;
+  } else {
+    sockaddr_in result{};
+    result.sin_family = AF_INET;
+    result.sin_port = htons(port);
+    std::memcpy(&result.sin_addr, bytes.data(), 4);
+    std::memcpy(&storage, &result, sizeof result);
+    length = sizeof result;
+  }
+  return storage;
+}
+
+// "198.18.0.2:40000" or "[2001:db8::2]:40000" of an accepted peer; a v4-mapped one as IPv4.
+std::string peer_text(const sockaddr_storage& storage) {
+  if (storage.ss_family == AF_INET) {
+    sockaddr_in from{};
+    std::memcpy(&from, &storage, sizeof from);
+    return format_endpoint(Ipv4Address{ntohl(from.sin_addr.s_addr)}, ntohs(from.sin_port));
+  }
+  sockaddr_in6 from{};
+  std::memcpy(&from, &storage, sizeof from);
+  const uint8_t* b = from.sin6_addr.s6_addr;
+  const bool mapped =
+      std::all_of(b, b + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff && b[11] == 0xff;
+  const IpAddress address = mapped ? IpAddress(Ipv4Address::from_octets(b[12], b[13], b[14], b[15]))
+                                   : IpAddress::ipv6(std::span<const uint8_t, 16>(b, 16));
+  return format_endpoint(address, ntohs(from.sin6_port));
 }
 
 bool set_keys(int fd, const std::vector<Md5KeyOption>& keys) {
@@ -230,26 +280,35 @@ bool receive_to_stdout(int fd, int timeout_ms, uint64_t& total) {
 }
 
 int run_server(const PeerOptions& options) {
-  Fd listener(::socket(AF_INET, SOCK_STREAM, 0));
+  const int family = options.ipv6 ? AF_INET6 : AF_INET;
+  Fd listener(::socket(family, SOCK_STREAM, 0));
   if (listener.get() < 0) return failure("socket");
   const int on = 1;
+  const int off = 0;
   setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  const sockaddr_in any = socket_address(Ipv4Address{}, options.port);
-  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) {
+  if (options.ipv6 &&
+      setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) {
+    return failure("setsockopt(IPV6_V6ONLY, 0)");
+  }
+  socklen_t any_length = 0;
+  const sockaddr_storage any = socket_address(
+      family, options.ipv6 ? IpAddress::ipv6(std::array<uint8_t, 16>{}) : IpAddress(Ipv4Address{}),
+      options.port, any_length);
+  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), any_length) != 0) {
     return failure(fmt::format("bind to port {}", options.port));
   }
   if (!set_keys(listener.get(), options.md5_keys)) return kExitFailure;
   if (::listen(listener.get(), 10) != 0) return failure("listen");
-  say("listening on port {}{}", options.port, md5_keys_text(options.md5_keys));
+  say("listening on port {}{}{}", options.port, options.ipv6 ? " (IPv6 and IPv4)" : "",
+      md5_keys_text(options.md5_keys));
   if (!wait_for(listener.get(), POLLIN, options.timeout_ms)) {
     return failure(fmt::format("waiting for a connection on port {}", options.port));
   }
-  sockaddr_in from{};
+  sockaddr_storage from{};
   socklen_t length = sizeof from;
   Fd connection(::accept(listener.get(), reinterpret_cast<sockaddr*>(&from), &length));
   if (connection.get() < 0) return failure("accept");
-  const std::string peer = fmt::format("{}:{}", Ipv4Address{ntohl(from.sin_addr.s_addr)},
-                                       ntohs(from.sin_port));
+  const std::string peer = peer_text(from);
   say("connection from {}", peer);
   uint64_t received = 0;
   if (!receive_to_stdout(connection.get(), options.timeout_ms, received)) {
@@ -263,15 +322,17 @@ int run_server(const PeerOptions& options) {
 }
 
 int run_client(const PeerOptions& options) {
-  Fd socket(::socket(AF_INET, SOCK_STREAM, 0));
+  const int family = options.to.is_ipv4() ? AF_INET : AF_INET6;
+  Fd socket(::socket(family, SOCK_STREAM, 0));
   if (socket.get() < 0) return failure("socket");
   if (!set_keys(socket.get(), options.md5_keys)) return kExitFailure;
-  const std::string peer = fmt::format("{}:{}", options.to, options.to_port);
+  const std::string peer = format_endpoint(options.to, options.to_port);
   // connect() with the timeout: non-blocking, then wait for writability.
   const timeval limit{options.timeout_ms / 1000, (options.timeout_ms % 1000) * 1000};
   setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-  const sockaddr_in to = socket_address(options.to, options.to_port);
-  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+  socklen_t to_length = 0;
+  const sockaddr_storage to = socket_address(family, options.to, options.to_port, to_length);
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&to), to_length) != 0) {
     if (errno == EINPROGRESS || errno == EAGAIN) errno = ETIMEDOUT;
     return failure(fmt::format("connecting to {}", peer));
   }

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "stack/tcp/tcp.h"
 #include "tap/clock.h"
 #include "tools/report.h"
@@ -114,7 +116,7 @@ class Server {
       Peer peer;
       peer.socket = *socket;
       peer.number = ++accepted_;
-      peer.name = fmt::format("{}:{}", info->remote_address, info->remote_port);
+      peer.name = format_endpoint(info->remote_address, info->remote_port);
       peer.send_buffer = socket_options->send_buffer;
       report("connection {} from {} opened", peer.number, peer.name);
       peers_.emplace(*socket, std::move(peer));
@@ -277,7 +279,15 @@ int run_serve(const ServeOptions& options) {
   }
 
   report("{}", session.describe());
-  report("listening on {}:{} ({}){}; stop with Ctrl-C", options.common.addr.address, options.port,
+  // One listener takes both families, as a Linux AF_INET6 listener with IPV6_V6ONLY=0 does.
+  std::vector<std::string> endpoints;
+  if (options.common.has_ipv4()) {
+    endpoints.push_back(format_endpoint(options.common.addr.address, options.port));
+  }
+  if (options.common.has_ipv6()) {
+    endpoints.push_back(format_endpoint(options.common.addr6->address, options.port));
+  }
+  report("listening on {} ({}){}; stop with Ctrl-C", fmt::join(endpoints, " and "),
          serve_mode_name(options.mode), md5_keys_text(options.md5_keys));
   Server server(session.stack().tcp(), options, std::move(*output), *listener);
   const Status run = session.run([&](Instant now) { return server.step(now); });

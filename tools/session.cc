@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -48,6 +49,33 @@ Ipv4Interface suggested_host_address(const Ipv4Interface& stack) {
   uint32_t host = stack.prefix_length >= 31 ? network : network + 1;
   if (host == stack.address.value) ++host;
   return {Ipv4Address{host}, stack.prefix_length};
+}
+
+// The first prefix_length bits of address, the rest zero: 2001:db8::2/64 → 2001:db8::.
+IpAddress ipv6_network(const IpAddress& address, int prefix_length) {
+  std::array<uint8_t, 16> bytes{};
+  const ByteView b = address.bytes();
+  for (int i = 0; i < 16; ++i) {
+    const int bits = std::clamp(prefix_length - 8 * i, 0, 8);
+    bytes[i] = static_cast<uint8_t>(b[i] & (0xff00 >> bits));
+  }
+  return IpAddress::ipv6(bytes);
+}
+
+// "2001:db8::/64": the prefix of an IPv6 interface address.
+std::string subnet_text(const Ipv6Interface& address) {
+  return fmt::format("{}/{}", ipv6_network(address.address, address.prefix_length),
+                     address.prefix_length);
+}
+
+// The IPv6 twin of suggested_host_address(): ...::1 of the prefix, or ...::2 when ::1 is ours.
+Ipv6Interface suggested_host_address(const Ipv6Interface& stack) {
+  std::array<uint8_t, 16> bytes{};
+  const ByteView network = ipv6_network(stack.address, stack.prefix_length).bytes();
+  std::copy(network.begin(), network.end(), bytes.begin());
+  bytes[15] |= 1;
+  if (IpAddress::ipv6(bytes) == stack.address) bytes[15] ^= 3;
+  return {IpAddress::ipv6(bytes), stack.prefix_length};
 }
 
 }  // namespace
@@ -97,35 +125,74 @@ Session::Session(CommonOptions options, File stats_file, std::optional<PcapWrite
 
 Session::~Session() = default;
 
-// With --host-addr, the kernel side gets its address and goes up, as `ip addr add` and
-// `ip link set up` would do; an address it had already is left alone, now and at exit. Without
-// it the interface is left exactly as it is.
+// With --host-addr, the kernel side gets its addresses and goes up, as `ip addr add` (for IPv6
+// with nodad) and `ip link set up` would do; an address it had already is left alone, now and
+// at exit. A family without --host-addr is left exactly as it is.
 Status Session::configure_host() {
   auto netlink = Rtnetlink::open();
   if (!netlink) return netlink.error();
-  if (!options_.host_addr) return check_kernel_side(*netlink);
-  const Ipv4Interface host = *options_.host_addr;
-  auto addresses = netlink->ipv4_addresses(tap_.name());
+  if (options_.host_addr) {
+    if (auto added = add_host_address(*netlink, *options_.host_addr); !added) return added;
+  }
+  if (options_.host_addr6) {
+    if (auto added = add_host_address(*netlink, *options_.host_addr6); !added) return added;
+  }
+  if (options_.host_addr || options_.host_addr6) {
+    if (auto up = netlink->set_link_up(tap_.name()); !up) return up;
+  }
+  return check_kernel_side(*netlink);
+}
+
+Status Session::add_host_address(Rtnetlink& netlink, const Ipv4Interface& host) {
+  auto addresses = netlink.ipv4_addresses(tap_.name());
   if (!addresses) return addresses.error();
   if (std::find(addresses->begin(), addresses->end(), host) == addresses->end()) {
-    if (auto status = netlink->add_ipv4_address(tap_.name(), host); !status) return status;
+    if (auto status = netlink.add_ipv4_address(tap_.name(), host); !status) return status;
     added_host_addr_.set(tap_.name(), host);
   }
   kernel_addresses_ = {host};
-  return netlink->set_link_up(tap_.name());
+  return Ok{};
 }
 
-// Without --host-addr the kernel reaches the stack only if the TAP is up and has an address on
-// the stack's subnet (or is a bridge port, the address being elsewhere). Otherwise the first
-// sign would be failed sends at exit: say it now, with the commands that fix it.
-Status Session::check_kernel_side(Rtnetlink& netlink) {
-  auto link = netlink.link(tap_.name());
-  if (!link) return link.error();
-  auto addresses = netlink.ipv4_addresses(tap_.name());
+// A TAP may be made with IPv6 off (disable_ipv6=1 by default in the namespace, or set so by
+// hand), and then no IPv6 address can be added: turn it on first, in our namespace only. The
+// address skips duplicate address detection, so that the kernel answers at once.
+Status Session::add_host_address(Rtnetlink& netlink, const Ipv6Interface& host) {
+  if (auto enabled = enable_ipv6(tap_.name()); !enabled) return enabled;
+  auto addresses = netlink.ipv6_addresses(tap_.name());
   if (!addresses) return addresses.error();
-  for (const Ipv4Interface& address : *addresses) {
-    if (address.on_link(options_.addr.address) && address.address != options_.addr.address) {
-      kernel_addresses_.push_back(address);
+  if (std::find(addresses->begin(), addresses->end(), host) == addresses->end()) {
+    if (auto status = netlink.add_ipv6_address(tap_.name(), host); !status) return status;
+    added_host_addr6_.set(tap_.name(), host);
+  }
+  kernel_addresses6_ = {host};
+  return Ok{};
+}
+
+// For a family without --host-addr the kernel reaches the stack only if the TAP is up and has
+// an address on the stack's subnet (or is a bridge port, the address being elsewhere).
+// Otherwise the first sign would be failed sends at exit: say it now, with the commands that
+// fix it.
+Status Session::check_kernel_side(Rtnetlink& netlink) {
+  const std::string& name = tap_.name();
+  auto link = netlink.link(name);
+  if (!link) return link.error();
+  if (options_.has_ipv4() && !options_.host_addr) {
+    auto addresses = netlink.ipv4_addresses(name);
+    if (!addresses) return addresses.error();
+    for (const Ipv4Interface& address : *addresses) {
+      if (address.on_link(options_.addr.address) && address.address != options_.addr.address) {
+        kernel_addresses_.push_back(address);
+      }
+    }
+  }
+  if (options_.has_ipv6() && !options_.host_addr6) {
+    auto addresses = netlink.ipv6_addresses(name);
+    if (!addresses) return addresses.error();
+    for (const Ipv6Interface& address : *addresses) {
+      if (options_.addr6->on_link(address.address) && address.address != options_.addr6->address) {
+        kernel_addresses6_.push_back(address);
+      }
     }
   }
   char master[IF_NAMESIZE] = {};
@@ -133,29 +200,46 @@ Status Session::check_kernel_side(Rtnetlink& netlink) {
     kernel_master_ = master;
   }
   kernel_down_ = !link->up;
-  const bool no_address = kernel_addresses_.empty() && kernel_master_.empty();
-  if (!kernel_down_ && !no_address) return Ok{};
 
-  const std::string& name = tap_.name();
-  const Ipv4Interface host =
-      kernel_addresses_.empty() ? suggested_host_address(options_.addr) : kernel_addresses_[0];
   std::vector<std::string> problems;
   std::vector<std::string> fixes;
+  std::vector<std::string> hosts;    // for --host-addr: an address of each family
+  std::vector<std::string> missing;  // ... of each family the kernel side has none of
   if (kernel_down_) {
     problems.push_back("is down");
     fixes.push_back(fmt::format("'ip link set {} up'", name));
   }
-  if (no_address) {
-    problems.push_back(fmt::format("has no IPv4 address in {}", subnet_text(options_.addr)));
-    fixes.push_back(fmt::format("'ip addr add {} dev {}'", host.to_string(), name));
+  // A family whose --host-addr we set is fine, and so is the link we then brought up.
+  if (options_.has_ipv4() && !options_.host_addr) {
+    const Ipv4Interface host =
+        kernel_addresses_.empty() ? suggested_host_address(options_.addr) : kernel_addresses_[0];
+    if (kernel_addresses_.empty() && kernel_master_.empty()) {
+      problems.push_back(fmt::format("has no IPv4 address in {}", subnet_text(options_.addr)));
+      fixes.push_back(fmt::format("'ip addr add {} dev {}'", host.to_string(), name));
+      missing.push_back(host.to_string());
+    }
+    hosts.push_back(host.to_string());
   }
+  if (options_.has_ipv6() && !options_.host_addr6) {
+    const Ipv6Interface host = kernel_addresses6_.empty() ? suggested_host_address(*options_.addr6)
+                                                          : kernel_addresses6_[0];
+    if (kernel_addresses6_.empty() && kernel_master_.empty()) {
+      problems.push_back(fmt::format("has no IPv6 address in {}", subnet_text(*options_.addr6)));
+      fixes.push_back(fmt::format("'ip -6 addr add {} dev {} nodad'", host.to_string(), name));
+      missing.push_back(host.to_string());
+    }
+    hosts.push_back(host.to_string());
+  }
+  if (problems.empty()) return Ok{};
   start_warning_ = fmt::format(
       "'{}' {}, so the kernel cannot reach the stack; run {}, or start with --host-addr {}", name,
-      fmt::join(problems, " and "), fmt::join(fixes, " and "), host.to_string());
+      fmt::join(problems, " and "), fmt::join(fixes, " and "),
+      fmt::join(missing.empty() ? hosts : missing, " --host-addr "));
   return Ok{};
 }
 
-void Session::AddedHostAddress::set(std::string interface, Ipv4Interface address) {
+void Session::AddedHostAddress::set(std::string interface,
+                                    std::variant<Ipv4Interface, Ipv6Interface> address) {
   interface_ = std::move(interface);
   address_ = address;
 }
@@ -165,8 +249,14 @@ void Session::AddedHostAddress::set(std::string interface, Ipv4Interface address
 Session::AddedHostAddress::~AddedHostAddress() {
   if (!address_) return;
   auto netlink = Rtnetlink::open();
-  const Status removed =
-      netlink ? netlink->delete_ipv4_address(interface_, *address_) : netlink.error();
+  const auto remove = [&](const auto& address) -> Status {
+    if constexpr (std::is_same_v<std::decay_t<decltype(address)>, Ipv4Interface>) {
+      return netlink->delete_ipv4_address(interface_, address);
+    } else {
+      return netlink->delete_ipv6_address(interface_, address);
+    }
+  };
+  const Status removed = netlink ? std::visit(remove, *address_) : Status(netlink.error());
   // ENODEV: a TAP we made is gone, and the address with it; EADDRNOTAVAIL: removed already.
   if (!removed && removed.error().code != ENODEV && removed.error().code != EADDRNOTAVAIL) {
     report("{}", removed.error().message);
@@ -193,8 +283,13 @@ Status Session::create_stack() {
                                      kernel_mac_.to_string(), tap_.name())};
   }
   StackConfig config;
-  config.mac = options_.mac.value_or(derive_mac(options_.addr.address, kernel_mac_));
-  config.ipv4 = options_.addr;
+  const IpAddress mac_source =
+      options_.has_ipv4() ? IpAddress(options_.addr.address) : options_.addr6->address;
+  config.mac = options_.mac.value_or(derive_mac(mac_source, kernel_mac_));
+  config.ipv4 = options_.addr;  // 0.0.0.0/0 without an IPv4 --addr: IPv4 off
+  config.gateway = options_.gateway;
+  config.ipv6 = options_.addr6;
+  config.gateway6 = options_.gateway6;
   config.mtu = static_cast<uint16_t>(mtu_);
   config.seed = *seed;
   stack_ = std::make_unique<Stack>(config);
@@ -221,17 +316,24 @@ std::string Session::describe() const {
       tap_.queue_count() > 1 ? fmt::format(", {} queues", tap_.queue_count()) : std::string();
   std::vector<std::string> addresses;
   for (const Ipv4Interface& address : kernel_addresses_) addresses.push_back(address.to_string());
+  for (const Ipv6Interface& address : kernel_addresses6_) addresses.push_back(address.to_string());
   std::string kernel_side =
       addresses.empty()
           ? fmt::format("kernel side at {}", kernel_mac_)
           : fmt::format("kernel side {} at {}", fmt::join(addresses, ", "), kernel_mac_);
+  std::vector<std::string> unreached;  // the stack's subnets the kernel side has no address in
+  if (options_.has_ipv4() && kernel_addresses_.empty())
+    unreached.push_back(subnet_text(options_.addr));
+  if (options_.has_ipv6() && kernel_addresses6_.empty()) {
+    unreached.push_back(subnet_text(*options_.addr6));
+  }
   if (!kernel_master_.empty()) {
     kernel_side += fmt::format(", a port of '{}'", kernel_master_);
-  } else if (kernel_addresses_.empty()) {
-    kernel_side += fmt::format(", with no address in {}", subnet_text(options_.addr));
+  } else if (!unreached.empty()) {
+    kernel_side += fmt::format(", with no address in {}", fmt::join(unreached, " or "));
   }
   if (kernel_down_) kernel_side += ", down";
-  return fmt::format("{} at {} on TAP '{}' (MTU {}{}); {}", options_.addr.to_string(),
+  return fmt::format("{} at {} on TAP '{}' (MTU {}{}); {}", options_.addresses_text(),
                      stack_->config().mac.to_string(), tap_.name(), mtu_, queues, kernel_side);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "stack/error.h"
@@ -75,17 +76,19 @@ class Session {
     AddedHostAddress(const AddedHostAddress&) = delete;
     AddedHostAddress& operator=(const AddedHostAddress&) = delete;
     ~AddedHostAddress();
-    void set(std::string interface, Ipv4Interface address);
+    void set(std::string interface, std::variant<Ipv4Interface, Ipv6Interface> address);
 
    private:
     std::string interface_;
-    std::optional<Ipv4Interface> address_;
+    std::optional<std::variant<Ipv4Interface, Ipv6Interface>> address_;
   };
 
   Session(CommonOptions options, File stats_file, std::optional<PcapWriter> pcap, TapDevice tap);
-  // With --host-addr: gives the kernel side its address and brings it up. Without: looks at
-  // what it has, for describe() and the warning.
+  // With --host-addr: gives the kernel side its addresses and brings it up. For a family
+  // without: looks at what it has, for describe() and the warning.
   Status configure_host();
+  Status add_host_address(Rtnetlink& netlink, const Ipv4Interface& host);
+  Status add_host_address(Rtnetlink& netlink, const Ipv6Interface& host);
   Status check_kernel_side(Rtnetlink& netlink);
   // RFC 2385 drops are silent on the wire by design, so a key that does not match looks like
   // a peer that does not answer: say them on stderr, at most once a second (and what is left
@@ -102,9 +105,11 @@ class Session {
   // Declared before tap_, so removed after the TAP has closed: the peer has taken in our last
   // frames by then, and a TAP that vanishes with us takes the address along.
   AddedHostAddress added_host_addr_;
+  AddedHostAddress added_host_addr6_;
   TapDevice tap_;
   MacAddress kernel_mac_;
   std::vector<Ipv4Interface> kernel_addresses_;  // the kernel side's, on the stack's subnet
+  std::vector<Ipv6Interface> kernel_addresses6_;  // ... in the stack's IPv6 prefix
   std::string kernel_master_;                    // the bridge the TAP is a port of, if any
   bool kernel_down_ = false;
   std::string start_warning_;

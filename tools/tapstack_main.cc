@@ -34,10 +34,11 @@ int usage_error(std::string_view message, std::string_view help_command) {
 
 void print_up_help() {
   fmt::print(
-      "usage: tapstack up --tap NAME --addr A.B.C.D/LEN [options]\n"
+      "usage: tapstack up --tap NAME --addr A.B.C.D/LEN|X:X::X/LEN [options]\n"
       "\n"
       "Runs the stack on a TAP interface until SIGINT, SIGTERM or SIGHUP, answering ARP and\n"
-      "ICMP echo (ping) for --addr.\n"
+      "ICMP echo (ping) for an IPv4 --addr, neighbour discovery and ICMPv6 echo (ping -6)\n"
+      "for an IPv6 one; give both for a dual stack.\n"
       "\n"
       "options:\n"
       "{}"
@@ -46,7 +47,12 @@ void print_up_help() {
       "process is stopped by its PID):\n"
       "  unshare -n sh -c 'ip link set lo up\n"
       "    tapstack up --tap tap0 --addr 198.18.0.2/24 --host-addr 198.18.0.1/24 & pid=$!\n"
-      "    sleep 1; ping -c 3 198.18.0.2; kill $pid; wait $pid'\n",
+      "    sleep 1; ping -c 3 198.18.0.2; kill $pid; wait $pid'\n"
+      "the same with both families:\n"
+      "  unshare -n sh -c 'ip link set lo up\n"
+      "    tapstack up --tap tap0 --addr 198.18.0.2/24 --addr 2001:db8::2/64 \\\n"
+      "        --host-addr 198.18.0.1/24 --host-addr 2001:db8::1/64 & pid=$!\n"
+      "    sleep 2; ping -c 3 198.18.0.2; ping -6 -c 3 2001:db8::2; kill $pid; wait $pid'\n",
       kCommonOptionsHelp);
 }
 
@@ -76,10 +82,11 @@ int run_up(std::span<const std::string_view> args) {
 
 void print_serve_help() {
   fmt::print(
-      "usage: tapstack serve --tap NAME --addr A.B.C.D/LEN --port P [options]\n"
+      "usage: tapstack serve --tap NAME --addr A.B.C.D/LEN|X:X::X/LEN --port P [options]\n"
       "\n"
       "Runs the stack on a TAP interface with a TCP server on port P, for any number of\n"
-      "connections at once. What each connection sends is, by --mode:\n"
+      "connections at once, of both families when both --addr are given. What each\n"
+      "connection sends is, by --mode:\n"
       "  print    written to stdout (or --output FILE); the data of concurrent connections\n"
       "           is interleaved in chunks\n"
       "  echo     sent back to it\n"
@@ -126,18 +133,21 @@ int run_serve_command(std::span<const std::string_view> args) {
 
 void print_connect_help() {
   fmt::print(
-      "usage: tapstack connect --tap NAME --addr A.B.C.D/LEN --to IP:PORT [options]\n"
+      "usage: tapstack connect --tap NAME --addr A.B.C.D/LEN|X:X::X/LEN --to IP:PORT\n"
+      "                        [options]\n"
       "\n"
       "Runs the stack on a TAP interface and opens one TCP connection to IP:PORT, a host on\n"
-      "the stack's subnet. Sends the input (stdin, or --input FILE) to it until the input\n"
-      "ends, then shuts down the sending side; writes everything the peer sends to stdout\n"
-      "(or --output FILE) until the peer closes. Both are streamed: memory stays bounded\n"
-      "whatever their size. Nothing is printed on success.\n"
+      "the stack's subnet (or beyond --gateway). Sends the input (stdin, or --input FILE)\n"
+      "to it until the input ends, then shuts down the sending side; writes everything the\n"
+      "peer sends to stdout (or --output FILE) until the peer closes. Both are streamed:\n"
+      "memory stays bounded whatever their size. Nothing is printed on success.\n"
       "Exit status: 0 when both sides closed cleanly; 1, with one line on stderr, when the\n"
       "connection is refused, reset or times out, or the input or output fails.\n"
       "\n"
       "options:\n"
-      "  --to IP:PORT           the peer to connect to (required)\n"
+      "  --to IP:PORT           the peer to connect to (required): 198.18.0.1:6666, or an\n"
+      "                         IPv6 address in brackets, [2001:db8::1]:6666, of a family\n"
+      "                         the stack has an --addr of\n"
       "  --input FILE           send FILE ('-': stdin, the default)\n"
       "  --output FILE          write what the peer sends to FILE ('-': stdout, the default)\n"
       "  --timeout SECONDS      give up when the whole run takes longer (0.5 and the like\n"

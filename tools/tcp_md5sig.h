@@ -10,9 +10,11 @@
 
 namespace tapstack::cli {
 
-// The key for peers in peer/prefix_length on socket fd: TCP_MD5SIG for a /32, TCP_MD5SIG_EXT
-// with TCP_MD5SIG_FLAG_PREFIX otherwise; an empty key deletes. At most 80 bytes (EINVAL).
-// In the kernel this reaches tcp_v4_parse_md5_keys().
-Status set_tcp_md5sig(int fd, Ipv4Address peer, uint8_t prefix_length, ByteView key);
+// The key for peers in peer/prefix_length on socket fd: TCP_MD5SIG for the address alone (a
+// prefix of 32 for IPv4, 128 for IPv6), TCP_MD5SIG_EXT with TCP_MD5SIG_FLAG_PREFIX otherwise;
+// an empty key deletes. At most 80 bytes (EINVAL). On an AF_INET socket the peer must be IPv4
+// (tcp_v4_parse_md5_keys()); on an AF_INET6 one an IPv4 peer is given as ::ffff:A.B.C.D with
+// its IPv4 prefix, which the kernel keeps as an AF_INET key, as tcp_v6_parse_md5_keys() does.
+Status set_tcp_md5sig(int fd, const IpAddress& peer, uint8_t prefix_length, ByteView key);
 
 }  // namespace tapstack::cli

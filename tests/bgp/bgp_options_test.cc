@@ -58,5 +58,54 @@ TEST_CASE("the ConnectRetry time: 10 s by default, --connect-retry as given") {
         Duration::milliseconds(500));
 }
 
+// The usage error of a bgp line, or "" when it was accepted.
+std::string error_of(const Parsed<BgpOptions>& parsed) {
+  const auto* error = std::get_if<UsageError>(&parsed);
+  return error ? error->message : "";
+}
+
+TEST_CASE("--peer over IPv6: keys of the peer's family, the IPv4 values BGP needs of us") {
+  const auto dual = parse_bgp(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--addr", "2001:db8::2/64", "--peer",
+      "2001:db8::1", "--local-as", "65002", "--peer-as", "65001", "--md5", "2001:db8::/64=k"});
+  REQUIRE(std::holds_alternative<BgpOptions>(dual));
+  const BgpOptions& options = std::get<BgpOptions>(dual);
+  CHECK(options.peer == *IpAddress::parse("2001:db8::1"));
+  REQUIRE(options.md5_keys.size() == 1);
+  CHECK(options.md5_keys[0].covers(options.peer));
+
+  // --md5-key is the key for --peer alone: /128 for an IPv6 one.
+  const auto alias = parse_bgp(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "2001:db8::2/64", "--peer", "2001:db8::1", "--local-as", "1",
+      "--peer-as", "2", "--router-id", "198.18.0.2", "--md5-key", "k"});
+  REQUIRE(std::holds_alternative<BgpOptions>(alias));
+  CHECK(std::get<BgpOptions>(alias).md5_keys.at(0).prefix_length == 128);
+
+  const std::vector<std::string_view> v6_only = {
+      "--tap",       "tap0",       "--addr", "2001:db8::2/64", "--peer",
+      "2001:db8::1", "--local-as", "1",      "--peer-as",      "2"};
+  const auto with = [&](std::vector<std::string_view> extra) {
+    std::vector<std::string_view> args = v6_only;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return error_of(parse_bgp(args));
+  };
+  CHECK(with({}).find("give --router-id A.B.C.D") != std::string::npos);
+  CHECK(with({"--router-id", "198.18.0.2"}) == "");
+  CHECK(with({"--router-id", "198.18.0.2", "--announce", "198.18.5.0/24"})
+            .find("needs ,next-hop=A.B.C.D") != std::string::npos);
+  CHECK(with({"--router-id", "198.18.0.2", "--announce", "198.18.5.0/24,next-hop=198.18.0.2"}) ==
+        "");
+  CHECK(with({"--router-id", "198.18.0.2", "--md5", "2001:db8::9=k"})
+            .find("no --md5 key covers --peer 2001:db8::1") != std::string::npos);
+  CHECK(with({"--router-id", "198.18.0.2", "--md5", "2001:db8::1=k", "--md5", "198.18.0.1=k"})
+            .find("--md5 198.18.0.1 is a key for IPv4 peers") != std::string::npos);
+  CHECK(error_of(parse({"--peer", "2001:db8::1"})).find("given twice") != std::string::npos);
+  CHECK(error_of(parse_bgp(std::vector<std::string_view>{"--tap", "tap0", "--addr", "198.18.0.2/24",
+                                                         "--peer", "2001:db8::1", "--local-as", "1",
+                                                         "--peer-as", "2"}))
+            .find("--peer 2001:db8::1 is IPv6, and the stack has no IPv6 address") !=
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace tapstack::cli

@@ -262,8 +262,11 @@ TEST_CASE("--md5: bad values are one-line usage errors that never show the key")
       {{"198.18.0.1"}, "expected PEER[/PREFIX]=KEY"},
       {{"=12345"}, "bad --md5 peer ''"},
       {{"peer=12345"}, "bad --md5 peer 'peer'"},
-      {{"2001:db8::1=12345"}, "expected an IPv4 address"},
-      {{"198.18.0.1/33=12345"}, "bad --md5 prefix '33'"},
+      {{"2001:db8::1/129=12345"}, "bad --md5 prefix '129': expected a length from 0 to 128"},
+      {{"2001:db8::1/=12345"}, "bad --md5 prefix ''"},
+      {{"2001:db8::zz=12345"}, "bad --md5 peer '2001:db8::zz'"},
+      {{"[2001:db8::1]=12345"}, "bad --md5 peer '[2001:db8::1]'"},
+      {{"198.18.0.1/33=12345"}, "bad --md5 prefix '33': expected a length from 0 to 32"},
       {{"198.18.0.1/=12345"}, "bad --md5 prefix ''"},
       {{"198.18.0.1/x=12345"}, "bad --md5 prefix 'x'"},
       {{"198.18.0.1=hex:123"}, "pairs of hex digits"},
@@ -416,6 +419,15 @@ TEST_CASE("derive_mac: locally administered unicast made of the IPv4 address") {
   CHECK(derive_mac(*Ipv4Address::parse("198.18.0.3"), kernel).to_string() == "02:00:c6:12:00:03");
 }
 
+TEST_CASE("derive_mac: from the last four bytes of an IPv6 address when there is no IPv4 one") {
+  const MacAddress kernel = *MacAddress::parse("5e:11:22:33:44:55");
+  CHECK(derive_mac(*IpAddress::parse("2001:db8::2"), kernel).to_string() == "02:00:00:00:00:02");
+  CHECK(derive_mac(*IpAddress::parse("2001:db8::c612:1:2"), kernel).to_string() ==
+        "02:00:00:01:00:02");
+  const MacAddress clash = *MacAddress::parse("02:00:00:00:00:02");
+  CHECK(derive_mac(*IpAddress::parse("2001:db8::2"), clash).to_string() == "02:01:00:00:00:02");
+}
+
 TEST_CASE("derive_mac: never the kernel side's MAC") {
   const Ipv4Address address = *Ipv4Address::parse("198.18.0.2");
   const MacAddress clash = *MacAddress::parse("02:00:c6:12:00:02");
@@ -423,6 +435,249 @@ TEST_CASE("derive_mac: never the kernel side's MAC") {
   CHECK(mac != clash);
   CHECK(mac.to_string() == "02:01:c6:12:00:02");
   CHECK_FALSE(mac.is_multicast());
+}
+
+}  // namespace
+}  // namespace tapstack::cli
+
+namespace tapstack::cli {
+namespace {
+
+Ipv6Interface interface6(std::string_view text) {
+  return *Ipv6Interface::parse(text);
+}
+
+IpAddress ip(std::string_view text) {
+  return *IpAddress::parse(text);
+}
+
+const CommonOptions& common_of(const Parsed<UpOptions>& parsed) {
+  REQUIRE(std::holds_alternative<UpOptions>(parsed));
+  return std::get<UpOptions>(parsed).common;
+}
+
+TEST_CASE("--addr: IPv4, IPv6 or one of each, in either order") {
+  const auto v6 = up({"--tap", "tap0", "--addr", "2001:db8::2/64"});
+  const CommonOptions& only6 = common_of(v6);
+  CHECK_FALSE(only6.has_ipv4());
+  CHECK(only6.addr == Ipv4Interface{Ipv4Address{}, 0});  // StackConfig's "IPv4 off"
+  CHECK(only6.addr6 == interface6("2001:db8::2/64"));
+  CHECK(only6.addresses_text() == "2001:db8::2/64");
+
+  const auto both = up({"--tap", "tap0", "--addr=2001:db8::2/64", "--addr", "198.18.0.2/24",
+                        "--host-addr", "2001:db8::1/64", "--host-addr=198.18.0.1/24", "--gateway",
+                        "fe80::1", "--gateway=198.18.0.254"});
+  const CommonOptions& dual = common_of(both);
+  CHECK(dual.addr == interface("198.18.0.2/24"));
+  CHECK(dual.addr6 == interface6("2001:db8::2/64"));
+  CHECK(dual.host_addr == interface("198.18.0.1/24"));
+  CHECK(dual.host_addr6 == interface6("2001:db8::1/64"));
+  CHECK(dual.gateway == *Ipv4Address::parse("198.18.0.254"));
+  CHECK(dual.gateway6 == ip("fe80::1"));
+  CHECK(dual.addresses_text() == "198.18.0.2/24 and 2001:db8::2/64");
+
+  const auto v4 = up({"--tap", "tap0", "--addr", "198.18.0.2/24"});
+  CHECK(common_of(v4).has_ipv4());
+  CHECK_FALSE(common_of(v4).has_ipv6());
+  CHECK_FALSE(common_of(v4).host_addr6);
+
+  // An IPv6 gateway inside the --addr prefix, and prefix lengths up to 128.
+  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8::ffff"}))
+            .gateway6 == ip("2001:db8::ffff"));
+  CHECK(common_of(up({"--tap", "tap0", "--addr", "2001:db8::2/128"})).addr6->prefix_length == 128);
+}
+
+TEST_CASE("--addr, --host-addr, --gateway: bad IPv6 and mixed-family lines, one line each") {
+  struct Case {
+    std::vector<std::string_view> args;
+    std::string_view expected;
+  };
+  const std::vector<Case> cases = {
+      {{"--tap", "tap0", "--addr", "2001:db8::2/129"},
+       "bad --addr '2001:db8::2/129': an IPv6 prefix length is 1 to 128"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/33"},
+       "bad --addr '198.18.0.2/33': an IPv4 prefix length is 1 to 32"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/0"}, "has prefix length 0; use 1 to 128"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/1000"}, "expected an IPv4 or IPv6 address"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2"}, "bad --addr '2001:db8::2': expected"},
+      {{"--tap", "tap0", "--addr", "2001:db8:::2/64"}, "bad --addr '2001:db8:::2/64'"},
+      {{"--tap", "tap0", "--addr", "[2001:db8::2]/64"}, "bad --addr"},
+      {{"--tap", "tap0", "--addr", "::/64"}, "unspecified"},
+      {{"--tap", "tap0", "--addr", "::1/128"}, "loopback"},
+      {{"--tap", "tap0", "--addr", "ff02::1/64"}, "multicast"},
+      {{"--tap", "tap0", "--addr", "fe80::2/64"}, "link-local"},
+      {{"--tap", "tap0", "--addr", "::ffff:198.18.0.2/120"}, "IPv4-mapped"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--addr", "198.18.0.3/24"},
+       "option --addr given twice for IPv4 (198.18.0.2/24 and 198.18.0.3/24)"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--addr", "2001:db8::3/64"},
+       "option --addr given twice for IPv6"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "198.18.0.1/24"},
+       "--host-addr 198.18.0.1/24 is IPv4, and there is no IPv4 --addr"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--host-addr", "2001:db8::1/64"},
+       "--host-addr 2001:db8::1/64 is IPv6, and there is no IPv6 --addr"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8::2/64"},
+       "both 2001:db8::2"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8:1::1/64"},
+       "not in the same subnet"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8::1/64", "--host-addr",
+        "2001:db8::3/64"},
+       "option --host-addr given twice for IPv6"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8:1::1"},
+       "--gateway 2001:db8:1::1 is not on the link: it must be inside --addr 2001:db8::2/64 or "
+       "link-local"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--gateway", "198.19.0.1"},
+       "--gateway 198.19.0.1 is not on the link"},
+      {{"--tap", "tap0", "--addr", "198.18.0.2/24", "--gateway", "fe80::1"},
+       "--gateway fe80::1 is IPv6, and there is no IPv6 --addr"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "198.18.0.1"},
+       "--gateway 198.18.0.1 is IPv4, and there is no IPv4 --addr"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8::2"},
+       "is the stack's own address"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "ff02::2"}, "unicast"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "fe80::1", "--gateway",
+        "fe80::2"},
+       "option --gateway given twice for IPv6"},
+      {{"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "fe80::1/64"},
+       "bad --gateway 'fe80::1/64'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(fmt::format("{}", fmt::join(c.args, " ")));
+    const std::string message = usage_error(c.args);
+    CHECK(message.find(c.expected) != std::string::npos);
+    CHECK(message.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("--md5: IPv6 peers and prefixes up to 128, beside IPv4 ones") {
+  const auto parsed = parse_md5({"2001:db8::1=12345", "2001:db8::/64=hex:3132333435",
+                                 "198.18.0.1=v4", "2001:db8::1/128=again"});
+  REQUIRE(parsed.error == "");
+  REQUIRE(parsed.keys.size() == 3);  // /128 is the address alone: it replaced the first key
+  CHECK(parsed.keys[0].peer == ip("2001:db8::1"));
+  CHECK(parsed.keys[0].prefix_length == 128);
+  CHECK(key_text(parsed.keys[0]) == "again");
+  CHECK(parsed.keys[0].peer_text() == "2001:db8::1");
+  CHECK(parsed.keys[1].peer_text() == "2001:db8::/64");
+  CHECK(parsed.keys[1].covers(ip("2001:db8::7")));
+  CHECK_FALSE(parsed.keys[1].covers(ip("2001:db8:1::7")));
+  CHECK_FALSE(parsed.keys[1].covers(ip("198.18.0.1")));
+  CHECK(parsed.keys[2].peer == *Ipv4Address::parse("198.18.0.1"));
+  CHECK(parsed.keys[2].prefix_length == 32);  // IPv4 exactly as before
+  CHECK(md5_keys_text(parsed.keys) ==
+        ", TCP-MD5 keys for 2001:db8::1, 2001:db8::/64 and 198.18.0.1");
+  CHECK(parse_md5({"2001:db8::1=k", "2001:db8::1="}).keys.empty());  // empty deletes
+  CHECK(parse_md5({"2001:db8::/0=k"}).keys.at(0).prefix_length == 0);
+}
+
+TEST_CASE("--md5 for a family the stack has no --addr of is a usage error") {
+  const auto serve = parse_serve(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "179", "--md5", "2001:db8::/64=k"});
+  REQUIRE(std::holds_alternative<UsageError>(serve));
+  CHECK(std::get<UsageError>(serve).message ==
+        "--md5 2001:db8::/64 is a key for IPv6 peers, and the stack has no IPv6 --addr: no such "
+        "peer could reach it");
+  const auto connect = parse_connect(
+      std::vector<std::string_view>{"--tap", "tap0", "--addr", "2001:db8::2/64", "--to",
+                                    "[2001:db8::1]:179", "--md5", "198.18.0.1=k"});
+  REQUIRE(std::holds_alternative<UsageError>(connect));
+  CHECK(std::get<UsageError>(connect).message.find("--md5 198.18.0.1 is a key for IPv4 peers") !=
+        std::string::npos);
+  const auto dual = parse_serve(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "198.18.0.2/24", "--addr", "2001:db8::2/64", "--port", "179",
+      "--md5", "2001:db8::/64=k", "--md5", "198.18.0.1=k"});
+  REQUIRE(std::holds_alternative<ServeOptions>(dual));
+  CHECK(std::get<ServeOptions>(dual).md5_keys.size() == 2);
+}
+
+// The usage error of a connect line, or "" when it was accepted.
+std::string connect_error(std::vector<std::string_view> args) {
+  const auto parsed = parse_connect(args);
+  const auto* error = std::get_if<UsageError>(&parsed);
+  return error ? error->message : "";
+}
+
+TEST_CASE("connect --to [IPV6]:PORT") {
+  const auto parsed = parse_connect(std::vector<std::string_view>{
+      "--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "[2001:db8::1]:179"});
+  REQUIRE(std::holds_alternative<ConnectOptions>(parsed));
+  CHECK(std::get<ConnectOptions>(parsed).remote == ip("2001:db8::1"));
+  CHECK(std::get<ConnectOptions>(parsed).remote_port == 179);
+  // IPv4 still as before, beside an IPv6 --addr too.
+  const auto v4 = parse_connect(
+      std::vector<std::string_view>{"--tap", "tap0", "--addr", "2001:db8::2/64", "--addr",
+                                    "198.18.0.2/24", "--to", "198.18.0.1:5000"});
+  REQUIRE(std::holds_alternative<ConnectOptions>(v4));
+  CHECK(std::get<ConnectOptions>(v4).remote == *Ipv4Address::parse("198.18.0.1"));
+  // Link-local peers are on the link; others off it need a --gateway.
+  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "[fe80::1]:22"}) == "");
+  CHECK(connect_error({"--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "fe80::1", "--to",
+                       "[2001:db8:5::1]:22"}) == "");
+  CHECK(connect_error({"--tap", "tap0", "--addr", "198.18.0.2/24", "--gateway", "198.18.0.1",
+                       "--to", "198.19.0.1:22"}) == "");
+
+  struct Case {
+    std::vector<std::string_view> args;
+    std::string_view expected;
+  };
+  const std::vector<Case> cases = {
+      {{"--addr", "2001:db8::2/64", "--to", "2001:db8::1:179"},
+       "bad --to '2001:db8::1:179': an IPv6 address needs brackets before the port, like "
+       "[2001:db8::1]:179"},
+      {{"--addr", "2001:db8::2/64", "--to", "2001:db8::1"}, "needs brackets"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::1]"},
+       "expected [IPV6-ADDRESS]:PORT, like [2001:db8::1]:179"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::1]179"}, "expected [IPV6-ADDRESS]:PORT"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::1:179"}, "expected [IPV6-ADDRESS]:PORT"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::1]:0"}, "the port must be a number"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::1]:65536"}, "the port must be"},
+      {{"--addr", "198.18.0.2/24", "--to", "[198.18.0.1]:179"}, "an IPv6 address in the brackets"},
+      {{"--addr", "2001:db8::2/64", "--to", "[nonsense]:179"}, "an IPv6 address in the brackets"},
+      {{"--addr", "198.18.0.2/24", "--to", "[2001:db8::1]:179"},
+       "--to 2001:db8::1 is IPv6, and the stack has no IPv6 address; add --addr X:X::X/LEN"},
+      {{"--addr", "2001:db8::2/64", "--to", "198.18.0.1:179"},
+       "--to 198.18.0.1 is IPv4, and the stack has no IPv4 address"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8::2]:179"}, "the stack's own address"},
+      {{"--addr", "2001:db8::2/64", "--to", "[2001:db8:1::1]:179"},
+       "--to 2001:db8:1::1 is not in the prefix of --addr 2001:db8::2/64"},
+      {{"--addr", "2001:db8::2/64", "--to", "[ff02::1]:179"}, "not a unicast address"},
+      {{"--addr", "2001:db8::2/64", "--to", "[::]:179"}, "not a unicast address"},
+      {{"--addr", "198.18.0.2/24", "--to", "198.19.0.1:179"},
+       "--to 198.19.0.1 is not in the subnet of --addr 198.18.0.2/24"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string_view> args = {"--tap", "tap0"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    CAPTURE(fmt::format("{}", fmt::join(args, " ")));
+    const std::string message = connect_error(args);
+    CHECK(message.find(c.expected) != std::string::npos);
+    CHECK(message.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("parse_endpoint and format_endpoint: the forms ss prints") {
+  const std::vector<std::string_view> none;
+  CommandLine line(none);
+  const auto v6 = parse_endpoint(line, "--to", "[2001:db8::1]:179");
+  REQUIRE(v6);
+  CHECK(format_endpoint(v6->address, v6->port) == "[2001:db8::1]:179");
+  const auto v4 = parse_endpoint(line, "--to", "198.18.0.1:179");
+  REQUIRE(v4);
+  CHECK(format_endpoint(v4->address, v4->port) == "198.18.0.1:179");
+  CHECK(format_endpoint(ip("fe80::1"), 22) == "[fe80::1]:22");
+  CHECK_FALSE(line.error());
+  CHECK_FALSE(parse_endpoint(line, "--to", "2001:db8::1:179"));
+  REQUIRE(line.error());
+  CHECK(line.error()->message ==
+        "bad --to '2001:db8::1:179': an IPv6 address needs brackets before the port, like "
+        "[2001:db8::1]:179");
+}
+
+TEST_CASE("help: --addr, --host-addr, --gateway and --md5 say both families") {
+  CHECK(kCommonOptionsHelp.find("--addr X:X::X/LEN") != std::string_view::npos);
+  CHECK(kCommonOptionsHelp.find("--host-addr X:X::X/LEN") != std::string_view::npos);
+  CHECK(kCommonOptionsHelp.find("--gateway X:X::X") != std::string_view::npos);
+  CHECK(kCommonOptionsHelp.find("nodad") != std::string_view::npos);
+  CHECK(kMd5OptionHelp.find("2001:db8::/64=KEY") != std::string_view::npos);
 }
 
 }  // namespace

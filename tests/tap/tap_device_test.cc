@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 
 #include "tap/netlink.h"
@@ -124,6 +125,64 @@ TEST_CASE("Rtnetlink: address and link state, read back") {
   auto missing = netlink->add_ipv4_address("nosuch0", address);
   REQUIRE_FALSE(missing);
   CHECK(missing.error().code == ENODEV);
+}
+
+TEST_CASE("Rtnetlink: IPv6 addresses with nodad, added, listed, deleted") {
+  testing::enter_private_netns_or_skip();
+  auto tap = TapDevice::open("tap0");
+  REQUIRE(tap);
+  auto netlink = Rtnetlink::open();
+  REQUIRE(netlink);
+  REQUIRE(enable_ipv6("tap0"));
+  REQUIRE(enable_ipv6("tap0"));  // on already: nothing to do, not an error
+  const Ipv6Interface address = *Ipv6Interface::parse("2001:db8::1/64");
+  REQUIRE(netlink->add_ipv6_address("tap0", address));
+  REQUIRE(netlink->add_ipv6_address("tap0", address));  // again: replaced, not an error
+  REQUIRE(netlink->set_link_up("tap0"));
+
+  auto addresses = netlink->ipv6_addresses("tap0");
+  REQUIRE(addresses);
+  CHECK(std::find(addresses->begin(), addresses->end(), address) != addresses->end());
+  // The IPv4 list does not see it.
+  auto ipv4 = netlink->ipv4_addresses("tap0");
+  REQUIRE(ipv4);
+  CHECK(ipv4->empty());
+
+  REQUIRE(netlink->delete_ipv6_address("tap0", address));
+  addresses = netlink->ipv6_addresses("tap0");
+  REQUIRE(addresses);
+  CHECK(std::find(addresses->begin(), addresses->end(), address) == addresses->end());
+  auto again = netlink->delete_ipv6_address("tap0", address);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == EADDRNOTAVAIL);
+
+  auto missing = netlink->add_ipv6_address("nosuch0", address);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ENODEV);
+  auto no_interface = enable_ipv6("nosuch0");
+  REQUIRE_FALSE(no_interface);
+  CHECK(no_interface.error().code == ENOENT);
+}
+
+TEST_CASE("enable_ipv6: turns IPv6 back on for an interface that had it off") {
+  testing::enter_private_netns_or_skip();
+  auto tap = TapDevice::open("tap0");
+  REQUIRE(tap);
+  const auto read_disable = [] {
+    std::ifstream file("/proc/sys/net/ipv6/conf/tap0/disable_ipv6");
+    std::string text;
+    std::getline(file, text);
+    return text;
+  };
+  std::ofstream("/proc/sys/net/ipv6/conf/tap0/disable_ipv6") << "1\n";
+  REQUIRE(read_disable() == "1");
+  auto netlink = Rtnetlink::open();
+  REQUIRE(netlink);
+  const Ipv6Interface address = *Ipv6Interface::parse("2001:db8::1/64");
+  CHECK_FALSE(netlink->add_ipv6_address("tap0", address));  // the kernel refuses: IPv6 is off
+  REQUIRE(enable_ipv6("tap0"));
+  CHECK(read_disable() == "0");
+  CHECK(netlink->add_ipv6_address("tap0", address));
 }
 
 }  // namespace

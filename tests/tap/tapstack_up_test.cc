@@ -161,6 +161,61 @@ TEST_CASE("--host-addr on a persistent TAP: what it added goes at exit, what was
   }
 }
 
+// tap0's disable_ipv6 in this namespace: "0" when IPv6 is on.
+std::string tap0_disable_ipv6() {
+  std::ifstream file("/proc/sys/net/ipv6/conf/tap0/disable_ipv6");
+  std::string text;
+  std::getline(file, text);
+  return text;
+}
+
+// `ip -6 addr show dev tap0`, as text.
+std::string tap0_ipv6_text() {
+  const ProcessResult result =
+      run_process({"/usr/sbin/ip", "-6", "addr", "show", "dev", "tap0"}, kRunTimeout);
+  REQUIRE(result.exit_code == 0);
+  return result.out;
+}
+
+TEST_CASE(
+    "--host-addr for IPv6: IPv6 turned on for tap0, the address usable at once, gone at exit") {
+  enter_private_netns_or_skip();
+  run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
+  std::ofstream("/proc/sys/net/ipv6/conf/tap0/disable_ipv6") << "1\n";
+  REQUIRE(tap0_disable_ipv6() == "1");
+  const ProcessResult result = run_up_once(
+      {"--addr", "2001:db8::2/64", "--host-addr", "198.18.0.1/24", "--host-addr", "2001:db8::1/64"},
+      [&] {
+        CHECK(tap0_disable_ipv6() == "0");
+        const std::string addresses = tap0_ipv6_text();
+        CAPTURE(addresses);
+        const size_t ours = addresses.find("inet6 2001:db8::1/64 scope global nodad");
+        REQUIRE(ours != std::string::npos);
+        const std::string line = addresses.substr(ours, addresses.find('\n', ours) - ours);
+        CHECK(line.find("tentative") == std::string::npos);  // no DAD: usable at once
+      });
+  CAPTURE(result.err);
+  CHECK(result.err.find("warning") == std::string::npos);
+  CHECK(result.err.find("198.18.0.2/24 and 2001:db8::2/64 at ") != std::string::npos);
+  CHECK(result.err.find("kernel side 198.18.0.1/24, 2001:db8::1/64 at") != std::string::npos);
+  CHECK(tap0_ipv6_text().find("2001:db8::1") == std::string::npos);  // what we added went
+}
+
+TEST_CASE("without --host-addr for IPv6, a kernel side with no address in the prefix is said") {
+  enter_private_netns_or_skip();
+  run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
+  run_ip({"addr", "add", "198.18.0.1/24", "dev", "tap0"});
+  run_ip({"link", "set", "tap0", "up"});
+  const ProcessResult result = run_up_once({"--addr", "2001:db8::2/64"});
+  CAPTURE(result.err);
+  CHECK(result.err.find(
+            "tapstack: warning: 'tap0' has no IPv6 address in 2001:db8::/64, so the kernel cannot "
+            "reach the stack; run 'ip -6 addr add 2001:db8::1/64 dev tap0 nodad', or start with "
+            "--host-addr 2001:db8::1/64\n") != std::string::npos);
+  CHECK(result.err.find("kernel side 198.18.0.1/24 at ") != std::string::npos);
+  CHECK(result.err.find(", with no address in 2001:db8::/64; stop") != std::string::npos);
+}
+
 TEST_CASE("without --host-addr, a kernel side that cannot reach the stack is said at once") {
   struct Case {
     std::string name;

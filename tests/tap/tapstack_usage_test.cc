@@ -62,6 +62,56 @@ TEST_CASE("bad arguments: exit 2, one line on stderr, nothing on stdout") {
   }
 }
 
+TEST_CASE("IPv6 on the command line: bad input is exit 2 and one line saying what is wrong") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;  // a part of the line
+  };
+  const std::vector<Case> cases = {
+      {{"connect", "--tap", "tap0", "--addr", "2001:db8::2/64", "--to", "2001:db8::1:179"},
+       "bad --to '2001:db8::1:179': an IPv6 address needs brackets before the port, like "
+       "[2001:db8::1]:179 (see 'tapstack connect --help')"},
+      {{"connect", "--tap", "tap0", "--addr", "198.18.0.2/24", "--to", "[2001:db8::1]:179"},
+       "--to 2001:db8::1 is IPv6, and the stack has no IPv6 address"},
+      {{"up", "--tap", "tap0", "--addr", "2001:db8::2/129"}, "an IPv6 prefix length is 1 to 128"},
+      {{"up", "--tap", "tap0", "--addr", "198.18.0.2/33"}, "an IPv4 prefix length is 1 to 32"},
+      {{"up", "--tap", "tap0", "--addr", "2001:db8::2/64", "--addr", "2001:db8::3/64"},
+       "option --addr given twice for IPv6"},
+      {{"up", "--tap", "tap0", "--addr", "198.18.0.2/24", "--addr", "198.18.0.3/24"},
+       "option --addr given twice for IPv4"},
+      {{"up", "--tap", "tap0", "--addr", "2001:db8::2/64", "--host-addr", "2001:db8:1::1/64"},
+       "not in the same subnet"},
+      {{"up", "--tap", "tap0", "--addr", "2001:db8::2/64", "--gateway", "2001:db8:1::1"},
+       "is not on the link"},
+      {{"serve", "--tap", "tap0", "--addr", "198.18.0.2/24", "--port", "179", "--md5",
+        "2001:db8::/64=k"},
+       "--md5 2001:db8::/64 is a key for IPv6 peers, and the stack has no IPv6 --addr"},
+      {{"serve", "--tap", "tap0", "--addr", "2001:db8::2/64", "--port", "179", "--md5",
+        "2001:db8::/129=k"},
+       "bad --md5 prefix '129'"},
+      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
+        "1", "--peer-as", "2", "--router-id", "2001:db8::2"},
+       "bad --router-id '2001:db8::2': an IPv6 address where an IPv4 one is needed"},
+      {{"bgp", "--tap", "tap0", "--addr", "2001:db8::2/64", "--peer", "2001:db8::1", "--local-as",
+        "1", "--peer-as", "2"},
+       "without an IPv4 --addr, give --router-id A.B.C.D"},
+      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "2001:db8::1", "--local-as",
+        "1", "--peer-as", "2"},
+       "--peer 2001:db8::1 is IPv6, and the stack has no IPv6 address"},
+      {{"bgp", "--tap", "tap0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1", "--local-as",
+        "1", "--peer-as", "2", "--announce", "198.18.5.0/24,next-hop=2001:db8::1"},
+       "an IPv6 next hop where an IPv4 one is needed"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(fmt::format("tapstack {}", fmt::join(c.args, " ")));
+    const ProcessResult result = tapstack(c.args);
+    CHECK(result.exit_code == 2);
+    check_one_error_line(result.err);
+    CHECK(result.err.find(c.expected) != std::string::npos);
+    CHECK(result.out.empty());
+  }
+}
+
 TEST_CASE("an unknown option that is a near miss says what was meant, in every command") {
   const std::vector<std::string> common = {"--tap", "tap0", "--addr", "198.18.0.2/24"};
   const std::vector<std::string> bgp = {"--peer", "198.18.0.1", "--local-as",
