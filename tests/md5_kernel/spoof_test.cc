@@ -118,8 +118,8 @@ Flow next_after_last(const std::vector<SegmentRecord>& log, FrameDirection direc
   const auto last = std::find_if(log.rbegin(), log.rend(),
                                  [&](const SegmentRecord& s) { return s.direction == direction; });
   REQUIRE(last != log.rend());
-  return {last->source,
-          last->destination,
+  return {*Ipv4Address::from(last->source),
+          *Ipv4Address::from(last->destination),
           last->source_port,
           last->destination_port,
           last->seq + last->payload_size,
