@@ -112,6 +112,13 @@ struct Ipv6Interface {
   }
 };
 
+// An address and a port as `ss` prints them: "198.18.0.1:179", "[2001:db8::1]:179" (RFC
+// 3986's brackets, so that the port is not read as part of the address).
+struct Endpoint {
+  const IpAddress& address;
+  uint16_t port;
+};
+
 }  // namespace tapstack
 
 // fmt::format("{}", address) without building a std::string first (trace lines stay cheap).
@@ -142,5 +149,14 @@ struct fmt::formatter<tapstack::MacAddress> : fmt::formatter<std::string_view> {
     const auto& b = m.bytes;
     return fmt::format_to(ctx.out(), "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2],
                           b[3], b[4], b[5]);
+  }
+};
+
+template <>
+struct fmt::formatter<tapstack::Endpoint> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(const tapstack::Endpoint& e, Context& ctx) const {
+    if (e.address.is_ipv4()) return fmt::format_to(ctx.out(), "{}:{}", e.address, e.port);
+    return fmt::format_to(ctx.out(), "[{}]:{}", e.address, e.port);
   }
 };

@@ -676,8 +676,7 @@ std::string_view family_name(const IpAddress& address) {
 }
 
 std::string format_endpoint(const IpAddress& address, uint16_t port) {
-  if (address.is_ipv4()) return fmt::format("{}:{}", address, port);
-  return fmt::format("[{}]:{}", address, port);
+  return fmt::format("{}", tapstack::Endpoint{address, port});
 }
 
 std::string CommonOptions::addresses_text() const {

@@ -108,6 +108,7 @@ Result<std::unique_ptr<Session>> Session::open(const CommonOptions& options) {
   session->signals_ = std::make_unique<StopOnSignals>(*session->loop_);
   session->requests_ = std::make_unique<RequestSignals>(*session->loop_);
   session->stack_->start(monotonic_now());
+  if (auto status = session->wait_for_dad(); !status) return status.error();
   // After every check that can fail, so that a failure stays one line.
   if (const std::string warning = slow_build_warning(); !warning.empty()) {
     fmt::print(stderr, "{}\n", warning);
@@ -337,6 +338,30 @@ std::string Session::describe() const {
                      stack_->config().mac.to_string(), tap_.name(), mtu_, queues, kernel_side);
 }
 
+// Our IPv6 addresses are tentative until duplicate address detection passes (RFC 4862
+// §5.4): until then a connect() has no source address and segments to us are dropped. The
+// command starts once both are ours, or fails at once when another node holds one.
+Status Session::wait_for_dad() {
+  const Ndisc* ndisc = stack_->ndisc();
+  if (!ndisc) return Ok{};
+  const auto& config = stack_->config();
+  const Instant limit =
+      monotonic_now() + config.ndisc.retransmit_interval * (config.ndisc.dad_transmits + 2);
+  const auto ready = [&] {
+    return ndisc->owns(stack_->ipv6_link_local()) && ndisc->owns(config.ipv6->address);
+  };
+  while (!ready() && ndisc->dad_failures().empty() && !loop_->stop_requested() &&
+         monotonic_now() < limit) {
+    if (auto status = loop_->run_once(Duration::milliseconds(50)); !status) return status;
+  }
+  if (!ndisc->dad_failures().empty()) {
+    return Error{EADDRINUSE,
+                 fmt::format("duplicate address detection failed: {}; choose another --addr",
+                             ndisc->dad_failures().front())};
+  }
+  return Ok{};
+}
+
 Status Session::run_until_signal() {
   return run([](Instant) { return Duration::max(); });
 }
@@ -350,6 +375,13 @@ Status Session::run(const Step& step) {
     const std::optional<Duration> sleep = step(now);
     if (!sleep) break;
     status = loop_->run_once(*sleep);
+    // Another node holds an address of ours: the stack cannot use it (RFC 4862 §5.4.5), and
+    // a user who runs on regardless would see connections that never form.
+    if (status && stack_->ndisc() && !stack_->ndisc()->dad_failures().empty()) {
+      status = Error{EADDRINUSE,
+                     fmt::format("duplicate address detection failed: {}; choose another --addr",
+                                 stack_->ndisc()->dad_failures().front())};
+    }
   }
   report_md5_drops(monotonic_now(), true);
   stopped_by_ = signals_->received();

@@ -95,6 +95,9 @@ class Session {
   // when final), as Linux's "MD5 Hash failed" log lines do.
   void report_md5_drops(Instant now, bool final);
   Status create_stack();
+  // Runs the loop until our IPv6 addresses passed duplicate address detection (a failure is
+  // an error naming who holds the address). Nothing to wait for without IPv6.
+  Status wait_for_dad();
   void attach_outputs();
   // SIGUSR1: write the stats; SIGUSR2: the connection table on stderr. Between two turns.
   void handle_requests();

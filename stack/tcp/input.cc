@@ -34,8 +34,8 @@ void Tcp::input(const TcpArrival& arrival, Instant now) {
     return ctx_.drop(*reason);
   }
   ctx_.counters.add(Counter::TcpInSegs);
-  ctx_.trace.step("tcp {}:{} > :{} {} seq={} ack={} win={} len={} (tcp_v{}_rcv) | checksum {}",
-                  source, seg.source_port, seg.destination_port, tcp_flags_text(seg.flags),
+  ctx_.trace.step("tcp {} > :{} {} seq={} ack={} win={} len={} (tcp_v{}_rcv) | checksum {}",
+                  Endpoint{source, seg.source_port}, seg.destination_port, tcp_flags_text(seg.flags),
                   seg.seq.value(), seg.ack.value(), seg.window, seg.payload.size(),
                   source.is_ipv4() ? 4 : 6, arrival.checksum_offloaded ? "offloaded" : "ok");
   if (!arrival.to_us) {

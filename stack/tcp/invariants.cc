@@ -126,8 +126,9 @@ std::vector<std::string> Tcp::check_invariants() const {
   for (const auto& [key, id] : flows_) {
     const Connection* c = connections_.contains(id) ? connections_.at(id).get() : nullptr;
     if (!c || !(c->flow() == key) || one_of(c->state, {TcpState::Listen, TcpState::Closed})) {
-      out.push_back(fmt::format("flow {}:{} → :{} names socket {}, not live on it",
-                                key.remote_address, key.remote_port, key.local_port, id));
+      out.push_back(fmt::format("flow {} → :{} names socket {}, not live on it",
+                                Endpoint{key.remote_address, key.remote_port}, key.local_port,
+                                id));
     }
   }
   for (const auto& [port, id] : listeners_) {

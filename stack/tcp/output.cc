@@ -418,8 +418,9 @@ void Tcp::emit(const OutgoingSegment& outgoing, Instant now) {
     ctx_.counters.add(Counter::TcpOutSegs);
   }
   if (ctx_.trace.enabled()) {
-    ctx_.trace.line("tx {}:{} > {}:{} {} seq={} ack={} win={} len={}{}", source,
-                    outgoing.source_port, destination, outgoing.destination_port,
+    ctx_.trace.line("tx {} > {} {} seq={} ack={} win={} len={}{}",
+                    Endpoint{source, outgoing.source_port},
+                    Endpoint{destination, outgoing.destination_port},
                     tcp_flags_text(outgoing.flags), outgoing.seq.value(), outgoing.ack.value(),
                     outgoing.window, payload.size(), options_trace(outgoing, digest_at));
   }

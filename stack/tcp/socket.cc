@@ -292,7 +292,7 @@ Status Tcp::connect(SocketId id, const IpAddress& remote, uint16_t port, Instant
   } else if (flows_.contains(FlowKey{remote, route->source, port, local_port})) {
     return Error{EADDRINUSE, "that connection already exists"};
   }
-  ctx_.trace.begin("connect {}:{} > {}:{}", route->source, local_port, remote, port);
+  ctx_.trace.begin("connect {} > {}", Endpoint{route->source, local_port}, Endpoint{remote, port});
   set_state(c, TcpState::SynSent);
   c.last_received = now;
   c.remote_address = remote;

@@ -201,6 +201,57 @@ TEST_CASE(
   CHECK(tap0_ipv6_text().find("2001:db8::1") == std::string::npos);  // what we added went
 }
 
+TEST_CASE("tapstack up over IPv6 answers ping -6, small and fragmented, once DAD passed") {
+  enter_private_netns_or_skip();
+  const std::string stats = temporary_path("up6.json");
+  auto child = ChildProcess::start({tapstack_binary(), "up", "--tap", "tap0", "--addr",
+                                    "2001:db8::2/64", "--host-addr", "2001:db8::1/64", "--stats",
+                                    stats});
+  REQUIRE(child);
+  REQUIRE(child->wait_for_stderr("stop with Ctrl-C", kStartTimeout));
+  // Our address is tentative for a second (duplicate address detection): ping's own retries
+  // (-w) cover it.
+  const ProcessResult small = run_process(
+      {"/usr/bin/ping", "-6", "-c", "3", "-i", "0.2", "-w", "5", "2001:db8::2"}, kRunTimeout);
+  CAPTURE(small.out);
+  CHECK(small.exit_code == 0);
+  const ProcessResult big = run_process(
+      {"/usr/bin/ping", "-6", "-c", "1", "-s", "4000", "-W", "2", "2001:db8::2"}, kRunTimeout);
+  CAPTURE(big.out);
+  CHECK(big.exit_code == 0);
+  CHECK(big.out.find("4008 bytes from 2001:db8::2") != std::string::npos);
+
+  child->send_signal(SIGINT);
+  const ProcessResult result = child->wait(kRunTimeout);
+  CAPTURE(result.err);
+  CHECK(result.describe() == "exit 0");
+  const std::string json = read_file(stats);
+  CAPTURE(json);
+  CHECK(json.find("\"Ip6ReasmOKs\": 1,") != std::string::npos);
+  CHECK(json.find("\"Ip6FragCreates\": 3,") != std::string::npos);
+  CHECK(json.find("\"Icmp6InNeighborSolicits\": 0,") == std::string::npos);
+}
+
+TEST_CASE("an IPv6 address another node holds: DAD fails, one line naming the holder, exit 1") {
+  enter_private_netns_or_skip();
+  run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
+  run_ip({"link", "set", "tap0", "up"});
+  std::ofstream("/proc/sys/net/ipv6/conf/tap0/disable_ipv6") << "0\n";
+  run_ip({"-6", "addr", "add", "2001:db8::1/64", "dev", "tap0", "nodad"});
+  run_ip({"-6", "addr", "add", "2001:db8::2/64", "dev", "tap0", "nodad"});
+  const std::string kernel_mac = [] {
+    auto netlink = Rtnetlink::open();
+    REQUIRE(netlink);
+    return netlink->link("tap0")->mac.to_string();
+  }();
+  const ProcessResult result = run_process(
+      {tapstack_binary(), "up", "--tap", "tap0", "--addr", "2001:db8::2/64"}, kRunTimeout);
+  CAPTURE(result.err);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err.find("tapstack: duplicate address detection failed: 2001:db8::2 is in use by " +
+                        kernel_mac + "; choose another --addr\n") != std::string::npos);
+}
+
 TEST_CASE("without --host-addr for IPv6, a kernel side with no address in the prefix is said") {
   enter_private_netns_or_skip();
   run_ip({"tuntap", "add", "dev", "tap0", "mode", "tap"});
