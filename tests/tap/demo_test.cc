@@ -81,6 +81,12 @@ TEST_CASE("the demo: every screen completes, counters move on the side that drop
   CHECK(md5_row(result.out, "7. An unexpected key", "tapstack") == Row{0, 0, 0});
   const Row unexpected = md5_row(result.out, "7. An unexpected key", "Linux");
   CHECK((unexpected[0] == 0 && syns(unexpected[1]) && unexpected[2] == 0));
+  // Screen 8: the same signed exchange over IPv6, checked by the kernel in its IPv6 path.
+  CHECK(result.out.find("kernel received: \"signed reply over IPv6 from tapstack\"") !=
+        std::string::npos);
+  CHECK(result.out.find("digest ok (tcp_v6_inbound_md5_hash)") != std::string::npos);
+  CHECK(md5_row(result.out, "8. TCP-MD5 over IPv6", "tapstack") == Row{0, 0, 0});
+  CHECK(md5_row(result.out, "8. TCP-MD5 over IPv6", "Linux") == Row{0, 0, 0});
   CHECK(result.out.find("tshark -r /tmp/tapstack-demo.pcap") != std::string::npos);
 }
 
