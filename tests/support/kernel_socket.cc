@@ -307,7 +307,8 @@ Transfer echo(KernelSocket& socket, Deadline deadline) {
 }
 
 KernelServer::KernelServer(uint16_t port, Deadline deadline, Session session) {
-  auto listener = KernelSocket::listen(port);
+  // [::] with IPV6_V6ONLY off: clients of either family.
+  auto listener = KernelSocket::listen_on(*IpAddress::parse("::"), port);
   if (!listener) {
     result_.error = listener.error().code;
     return;

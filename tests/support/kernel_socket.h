@@ -85,7 +85,8 @@ std::vector<Transfer> exchange_all(std::span<KernelSocket> sockets,
 // is sent back, shuts down writing.
 Transfer echo(KernelSocket& socket, Deadline deadline);
 
-// A kernel server on a thread of its own: listens at construction (so a client may start
+// A kernel server on a thread of its own: listens at construction (on [::]:port, for clients of
+// both families, so a client may start
 // right away), then accepts one connection and runs `session` on it. join() returns what the
 // session returned, or a Transfer with the accept's error.
 class KernelServer {

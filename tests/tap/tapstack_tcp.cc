@@ -52,15 +52,17 @@ Result<BridgedPeer> BridgedPeer::create(int loss_percent) {
   return peer;
 }
 
-// The test's namespace: tap0 and vethT on bridge br0, nftables dropping in the bridge's
-// forward hook. The peer's: vethK with 198.18.0.1/24. Offloads off on the veth pair, so that
+// The test's namespace: tap0 and vethT on bridge br0, nftables dropping TCP over IPv4 and
+// IPv6 in the bridge's forward hook. The peer's: vethK with 198.18.0.1/24 and 2001:db8::1/64. Offloads off on the veth pair, so that
 // each dropped packet is one segment, as on the wire.
 Status BridgedPeer::build(int loss_percent) const {
   const std::string rules_path = temporary_path("bridge_loss.nft");
   std::ofstream(rules_path) << fmt::format(
       "table bridge tapstack_loss {{\n"
-      "  chain forward {{ type filter hook forward priority 0; "
-      "ip protocol tcp numgen random mod 100 < {} drop; }}\n"
+      "  chain forward {{ type filter hook forward priority 0;\n"
+      "    ip protocol tcp numgen random mod 100 < {0} drop\n"
+      "    ip6 nexthdr tcp numgen random mod 100 < {0} drop\n"
+      "  }}\n"
       "}}\n",
       loss_percent);
   const std::string ip = "/usr/sbin/ip";
@@ -83,6 +85,7 @@ Status BridgedPeer::build(int loss_percent) const {
     return run_all({
         {ip, "link", "set", "lo", "up"},
         {ip, "addr", "add", "198.18.0.1/24", "dev", "vethK"},
+        {ip, "-6", "addr", "add", "2001:db8::1/64", "dev", "vethK", "nodad"},
         {ethtool, "-K", "vethK", "tso", "off", "gso", "off", "gro", "off"},
         {ip, "link", "set", "vethK", "up"},
     });

@@ -33,7 +33,7 @@ std::vector<std::string> tapstack_command(const std::string& command,
 Result<ChildProcess> start_serve(const std::vector<std::string>& extra,
                                  HostSide host = HostSide::Configured);
 
-// The kernel peer (198.18.0.1/24) in a network namespace of its own, on the far side of a
+// The kernel peer (198.18.0.1/24 and 2001:db8::1/64) in a network namespace of its own, on the far side of a
 // bridge from tap0: the test's namespace forwards the frames between it and the stack, and
 // nftables drops a share of the TCP packets there, each way. Dropped in transit, a packet is
 // lost for real to both TCPs. (Dropped in the sending host's own output hook, it is not:
