@@ -7,10 +7,13 @@
 // kernel programs run in child processes.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -59,7 +62,7 @@ std::string run_ip(std::vector<std::string> args) {
 class Ipv6Peer {
  public:
   // kernel_holds_our_address: the kernel side has 2001:db8::2 too, so that our DAD fails.
-  explicit Ipv6Peer(bool kernel_holds_our_address = false) {
+  explicit Ipv6Peer(bool kernel_holds_our_address = false, NdiscConfig ndisc = {}) {
     enter_private_netns_or_skip();
     auto tap = TapDevice::open("tap0");
     REQUIRE_MESSAGE(tap, tap.error().message);
@@ -79,6 +82,7 @@ class Ipv6Peer {
     config.mac = kStackMac;
     config.ipv4 = *Ipv4Interface::parse("198.18.0.2/24");
     config.ipv6 = Ipv6Interface::parse("2001:db8::2/64");
+    config.ndisc = ndisc;
     config.seed = 6;
     stack_ = std::make_unique<Stack>(config);
     auto loop = EventLoop::create(*tap_, *stack_);
@@ -88,6 +92,7 @@ class Ipv6Peer {
   }
 
   Stack& stack() { return *stack_; }
+  EventLoop& loop() { return *loop_; }
   Tcp& tcp() { return stack_->tcp(); }
   Instant now() const { return monotonic_now(); }
   const MacAddress& kernel_mac() const { return kernel_mac_; }
@@ -171,6 +176,39 @@ class KernelHoldsOurAddress : public Ipv6Peer {
  public:
   KernelHoldsOurAddress() : Ipv6Peer(true) {}
 };
+
+// Neighbour entries that go stale after a second and are probed a second after their next use.
+class QuickNeighbours : public Ipv6Peer {
+ public:
+  QuickNeighbours()
+      : Ipv6Peer(false, NdiscConfig{.reachable_time = Duration::seconds(1),
+                                    .delay_first_probe = Duration::seconds(1)}) {}
+};
+
+// An ICMPv6 Packet Too Big (RFC 4443 §3.2) from the kernel's namespace to the stack, as a
+// router on the path would send it: MTU `mtu`, quoting the start of a segment we sent on the
+// connection local_port → kernel_port. The kernel's raw ICMPv6 socket fills the checksum.
+void send_packet_too_big(uint32_t mtu, uint16_t local_port, uint16_t kernel_port) {
+  const int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  REQUIRE(fd >= 0);
+  uint8_t message[8 + 40 + 20] = {2, 0, 0, 0};
+  store_be32(message + 4, mtu);
+  uint8_t* quoted = message + 8;
+  quoted[0] = 0x60;
+  store_be16(quoted + 4, 1400);  // the segment was this long
+  quoted[6] = 6;                 // TCP
+  quoted[7] = 64;
+  std::memcpy(quoted + 8, kStack6.bytes().data(), 16);
+  std::memcpy(quoted + 24, kKernel6.bytes().data(), 16);
+  store_be16(quoted + 40, local_port);
+  store_be16(quoted + 42, kernel_port);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  std::memcpy(&to.sin6_addr, kStack6.bytes().data(), 16);
+  CHECK(sendto(fd, message, sizeof message, 0, reinterpret_cast<const sockaddr*>(&to),
+               sizeof to) == static_cast<ssize_t>(sizeof message));
+  close(fd);
+}
 
 void kernel_send(const KernelSocket& kernel, std::string_view text) {
   REQUIRE(::send(kernel.fd(), text.data(), text.size(), MSG_NOSIGNAL) ==
@@ -337,6 +375,70 @@ TEST_CASE_FIXTURE(Ipv6Peer, "one listener takes the kernel's IPv4 and IPv6 conne
   for (SocketId id : accepted) remotes.push_back(tcp().info(id)->remote_address);
   CHECK(std::count(remotes.begin(), remotes.end(), IpAddress(kKernel4)) == 1);
   CHECK(std::count(remotes.begin(), remotes.end(), kKernel6) == 1);
+}
+
+TEST_CASE_FIXTURE(Ipv6Peer, "a Packet Too Big lowers the path MTU and the connection's MSS") {
+  wait_for_dad();
+  auto listener = KernelSocket::listen_on(*IpAddress::parse("::"), 6000);
+  REQUIRE(listener);
+  auto socket = tcp().connect(kKernel6, 6000, now());
+  REQUIRE(socket);
+  std::optional<KernelSocket> accepted;
+  REQUIRE(pump_until([&] {
+    if (auto a = listener->accept(deadline_in(milliseconds(1)))) accepted.emplace(std::move(*a));
+    return accepted && (tcp().events(*socket) & kConnected);
+  }));
+  const auto before = tcp().info(*socket);
+  REQUIRE(before);
+  CHECK(before->snd_mss > 1220);  // MTU 1500: 1440 less the options
+  CHECK(stack().path_mtu(kKernel6, now()) == 1500);
+
+  send_packet_too_big(1280, before->local_port, 6000);
+  REQUIRE(pump_until([&] { return count(stack(), Counter::Icmp6InPktTooBigs) == 1; }));
+  CHECK(stack().path_mtu(kKernel6, now()) == 1280);
+  const auto after = tcp().info(*socket);
+  REQUIRE(after);
+  CHECK(after->snd_mss <= 1220);  // 1280 less 40 bytes of IPv6 and 20 of TCP, less options
+
+  // Every frame we send from now on fits the path: 1280 bytes of IPv6 at most.
+  size_t largest = 0;
+  loop().set_frame_tap([&](FrameDirection direction, ByteView frame) {
+    if (direction == FrameDirection::Sent) largest = std::max(largest, frame.size() - 14);
+  });
+  const std::string data(20'000, 'x');
+  send(*socket, data);
+  CHECK(kernel_receive(*accepted, data.size()).size() == data.size());
+  loop().set_frame_tap({});
+  CHECK(largest > 1000);
+  CHECK(largest <= 1280);
+}
+
+TEST_CASE_FIXTURE(QuickNeighbours,
+                  "a neighbour entry goes stale, is probed on its next use, and is reachable again") {
+  wait_for_dad();
+  const uint8_t payload[] = {'n', 'u', 'd'};
+  std::optional<Echo6Reply> reply;
+  REQUIRE(stack().send_echo6_request(kKernel6, 1, 1, payload, now()));
+  REQUIRE(pump_until([&] { return (reply = stack().poll_echo6_reply()).has_value(); }));
+  CHECK(stack().ndisc()->state(kKernel6) == NeighbourState::Reachable);
+  // REACHABLE_TIME passes without confirmation: STALE (RFC 4861 §7.3.3).
+  REQUIRE(pump_until([&] { return stack().ndisc()->state(kKernel6) == NeighbourState::Stale; },
+                     milliseconds(5'000)));
+  const uint64_t solicits = count(stack(), Counter::Icmp6OutNeighborSolicits);
+  // Used while STALE: sent at once to the cached MAC, DELAY, then a unicast probe that the
+  // kernel answers.
+  REQUIRE(stack().send_echo6_request(kKernel6, 1, 2, payload, now()));
+  CHECK(stack().ndisc()->state(kKernel6) == NeighbourState::Delay);
+  REQUIRE(pump_until([&] { return (reply = stack().poll_echo6_reply()).has_value(); }));
+  CHECK(reply->sequence == 2);
+  REQUIRE(pump_until(
+      [&] {
+        return count(stack(), Counter::Icmp6OutNeighborSolicits) > solicits &&
+               stack().ndisc()->state(kKernel6) == NeighbourState::Reachable;
+      },
+      milliseconds(5'000)));
+  CHECK(stack().ndisc()->lookup(kKernel6) == kernel_mac());
+  CHECK(count(stack(), Counter::NdiscResolveFailures) == 0);
 }
 
 }  // namespace
