@@ -115,7 +115,7 @@ struct Ipv6Interface {
 // An address and a port as `ss` prints them: "198.18.0.1:179", "[2001:db8::1]:179" (RFC
 // 3986's brackets, so that the port is not read as part of the address).
 struct Endpoint {
-  const IpAddress& address;
+  IpAddress address;
   uint16_t port;
 };
 

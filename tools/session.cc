@@ -71,8 +71,8 @@ std::string subnet_text(const Ipv6Interface& address) {
 // The IPv6 twin of suggested_host_address(): ...::1 of the prefix, or ...::2 when ::1 is ours.
 Ipv6Interface suggested_host_address(const Ipv6Interface& stack) {
   std::array<uint8_t, 16> bytes{};
-  const ByteView network = ipv6_network(stack.address, stack.prefix_length).bytes();
-  std::copy(network.begin(), network.end(), bytes.begin());
+  const IpAddress network = ipv6_network(stack.address, stack.prefix_length);
+  std::copy(network.bytes().begin(), network.bytes().end(), bytes.begin());
   bytes[15] |= 1;
   if (IpAddress::ipv6(bytes) == stack.address) bytes[15] ^= 3;
   return {IpAddress::ipv6(bytes), stack.prefix_length};
