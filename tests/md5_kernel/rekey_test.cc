@@ -60,8 +60,8 @@ class KeyChange {
   std::atomic<bool> second_done_{false};
 };
 
-TEST_CASE("a key changed on both sides mid-stream: in-flight segments fail, data stays exact") {
-  TapRig rig;
+void rekey_mid_stream(TapRig& rig) {
+  const uint8_t whole = rig.family() == IpFamily::Ipv4 ? 32 : 128;
   uint16_t port = kSeedPort;
   for (const Rekey& row : kRekeys) {
     CAPTURE(row.name);
@@ -70,7 +70,8 @@ TEST_CASE("a key changed on both sides mid-stream: in-flight segments fail, data
     const Md5Counters stack_before = stack_md5_counters(rig.stack());
     const uint64_t stack_retransmits = rig.stack().counters()[Counter::TcpRetransSegs];
     const uint64_t kernel_retransmits = kernel_counter("snmp", "Tcp", "RetransSegs");
-    auto connection = open_connection(rig, row.listener, port++, seed_keys(), Duration::seconds(5));
+    auto connection =
+        open_connection(rig, row.listener, port++, seed_keys(rig.family()), Duration::seconds(5));
     REQUIRE(connection);
 
     KernelStream kernel(connection->kernel.get(), 1);
@@ -83,12 +84,14 @@ TEST_CASE("a key changed on both sides mid-stream: in-flight segments fail, data
     KeyChange change;
     const auto kernel_turn = [&] {
       if (!change.due(!row.stack_first)) return;
-      ok_or_throw(set_kernel_key(connection->kernel.get(), {kStack, 32, kNewKey}), "kernel key");
+      ok_or_throw(set_kernel_key(connection->kernel.get(), {rig.stack_address(), whole, kNewKey}),
+                  "kernel key");
       change.done(!row.stack_first);
     };
     const auto stack_turn = [&](Instant) {
       if (!change.due(row.stack_first)) return;
-      ok_or_throw(rig.tcp().set_md5_key(connection->stack, kKernel, 32, key_bytes(kNewKey)),
+      ok_or_throw(rig.tcp().set_md5_key(connection->stack, rig.kernel_address(), whole,
+                                        key_bytes(kNewKey)),
                   "stack key");
       change.done(row.stack_first);
     };
@@ -112,6 +115,16 @@ TEST_CASE("a key changed on both sides mid-stream: in-flight segments fail, data
     CHECK(all_segments(rig.log(), true));
     close_connection(rig, *connection);
   }
+}
+
+TEST_CASE("a key changed on both sides mid-stream: in-flight segments fail, data stays exact") {
+  TapRig rig;
+  rekey_mid_stream(rig);
+}
+
+TEST_CASE("the same over IPv6: TCP_MD5SIG set again on the kernel's AF_INET6 socket mid-stream") {
+  TapRig rig(TapOffloads::None, 1, IpFamily::Ipv6);
+  rekey_mid_stream(rig);
 }
 
 }  // namespace

@@ -20,12 +20,17 @@ namespace {
 constexpr uint16_t kStackPort = 40123;
 const std::string kNewKey = "a key set after the old connection";
 
+uint8_t whole(const TapRig& rig) {
+  return rig.family() == IpFamily::Ipv4 ? 32 : 128;
+}
+
 // A stack socket connecting from kStackPort to the kernel's listener, signed with key.
 SocketId stack_connect(TapRig& rig, const std::string& key) {
   Tcp& tcp = rig.tcp();
   const SocketId id = value_or_throw(tcp.open(), "stack open");
-  set_stack_keys(tcp, id, {{kKernel, 32, key}});
-  ok_or_throw(tcp.connect(id, kKernel, kSeedPort, monotonic_now(), kStackPort), "stack connect");
+  set_stack_keys(tcp, id, {{rig.kernel_address(), whole(rig), key}});
+  ok_or_throw(tcp.connect(id, rig.kernel_address(), kSeedPort, monotonic_now(), kStackPort),
+              "stack connect");
   return id;
 }
 
@@ -39,11 +44,11 @@ bool handshake_done(TapRig& rig, SocketId id, const Fd& listener, Fd& accepted, 
       limit);
 }
 
-TEST_CASE("the kernel in TIME-WAIT checks a SYN that reopens it with its listener's key of now") {
-  TapRig rig;
-  const Fd listener = value_or_throw(
-      kernel_listen(kKernel, kSeedPort, std::vector<PeerKey>{{kStack, 32, kSeedKey}}),
-      "kernel listener");
+void reopen_time_wait(TapRig& rig) {
+  const Fd listener =
+      value_or_throw(kernel_listen(rig.kernel_address(), kSeedPort,
+                                   std::vector<PeerKey>{{rig.stack_address(), whole(rig), kSeedKey}}),
+                     "kernel listener");
   const SocketId old = stack_connect(rig, kSeedKey);
   Fd accepted;
   REQUIRE(handshake_done(rig, old, listener, accepted, Duration::seconds(5)));
@@ -52,7 +57,8 @@ TEST_CASE("the kernel in TIME-WAIT checks a SYN that reopens it with its listene
                          Duration::seconds(5)));
   REQUIRE(rig.tcp().close(old, monotonic_now()));
   REQUIRE(rig.pump_until([&] { return rig.tcp().connection_count() == 0; }, Duration::seconds(5)));
-  ok_or_throw(set_kernel_key(listener.get(), {kStack, 32, kNewKey}), "the listener's new key");
+  ok_or_throw(set_kernel_key(listener.get(), {rig.stack_address(), whole(rig), kNewKey}),
+              "the listener's new key");
 
   rig.clear_log();
   const Md5Counters before = kernel_md5_counters();
@@ -69,6 +75,17 @@ TEST_CASE("the kernel in TIME-WAIT checks a SYN that reopens it with its listene
   const SocketId fresh = stack_connect(rig, kNewKey);
   Fd reopened;
   CHECK(handshake_done(rig, fresh, listener, reopened, Duration::seconds(5)));
+}
+
+TEST_CASE("the kernel in TIME-WAIT checks a SYN that reopens it with its listener's key of now") {
+  TapRig rig;
+  reopen_time_wait(rig);
+}
+
+// tcp_v6_rcv(): TCP_TW_SYN the same way, then the IPv6 listener's key.
+TEST_CASE("the same over IPv6: the kernel's IPv6 TIME-WAIT, its AF_INET6 listener's key of now") {
+  TapRig rig(TapOffloads::None, 1, IpFamily::Ipv6);
+  reopen_time_wait(rig);
 }
 
 }  // namespace
