@@ -33,8 +33,7 @@ inline StackConfig host_config(uint8_t n, uint64_t seed = 1) {
 }
 
 inline IpAddress host_ip6(uint8_t n) {
-  const std::array<uint8_t, 16> bytes{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-                                      0,    0,    0,    0,    0, 0, 0, n};
+  const std::array<uint8_t, 16> bytes{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n};
   return IpAddress::ipv6(bytes);
 }
 
