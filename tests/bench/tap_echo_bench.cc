@@ -183,13 +183,14 @@ InMemoryRun in_memory_ipv6(Duration length) {
   }
   if (!stack.ndisc()->owns(kStackAddress6.address) ||
       !stack.ndisc()->lookup(kHostAddress6.address)) {
-    fmt::print("in memory IPv6: DAD not over or the peer's MAC not learnt; figures below mean "
-               "little\n");
+    fmt::print(
+        "in memory IPv6: DAD not over or the peer's MAC not learnt; figures below mean "
+        "little\n");
   }
   const InMemoryRun run = echo_in_memory(stack, request, now, length);
   print_rate("in memory IPv6, on_frame + poll_transmit", run.requests, run.elapsed, "echoes");
-  fmt::print("in memory IPv6: {} requests, {} frames out, Icmp6OutEchoReplies {}\n",
-             run.requests, run.frames_out, stack.counters()[Counter::Icmp6OutEchoReplies]);
+  fmt::print("in memory IPv6: {} requests, {} frames out, Icmp6OutEchoReplies {}\n", run.requests,
+             run.frames_out, stack.counters()[Counter::Icmp6OutEchoReplies]);
   return run;
 }
 
@@ -377,12 +378,11 @@ void over_tap_benchmark(Duration length) {
                rate(ipv6->replies, ipv6->elapsed) / rate(ipv4->replies, ipv4->elapsed));
   }
   const EventLoopStats& stats = setup.loop->stats();
-  fmt::print(
-      "over TAP: loop: {} wake-ups, {} frames in, {} out, {} dropped{}; IPv6 address {}\n",
-      stats.wakeups, stats.frames_received, stats.frames_sent,
-      stats.send_drops + stats.send_errors,
-      status ? "" : fmt::format(", loop failed: {}", status.error().message),
-      setup.stack->ndisc()->owns(kStackAddress6.address) ? "owned (DAD over)" : "NOT owned");
+  fmt::print("over TAP: loop: {} wake-ups, {} frames in, {} out, {} dropped{}; IPv6 address {}\n",
+             stats.wakeups, stats.frames_received, stats.frames_sent,
+             stats.send_drops + stats.send_errors,
+             status ? "" : fmt::format(", loop failed: {}", status.error().message),
+             setup.stack->ndisc()->owns(kStackAddress6.address) ? "owned (DAD over)" : "NOT owned");
 }
 
 Duration length_from_arguments(int argc, char** argv) {
