@@ -5,6 +5,8 @@
 // the growth of the process's resident set (/proc/self/statm: what the system gives the
 // process, which is the heap plus whatever the allocator keeps without giving it back).
 // Each connection has two ends, one in each stack: per-end figures are half the per-pair ones.
+// Each run is made over IPv4 and then over IPv6 (2001:db8::N/64, DAD passed in virtual time
+// before the first connect), in the same invocation, so that the two can be compared.
 // Runs for N = 1, 10,000 and 100,000 (both ends in this one process: 200,000 ends), fresh from
 // the handshake and after 1 KiB each way and a second idle, each in a process of its own:
 // "kept" without asking the allocator to return what the trimmed buffers freed, "released"
@@ -45,6 +47,7 @@ constexpr uint16_t kFirstPort = 5001;
 // destination (Linux's ip_local_port_range), so N = 100,000 needs four listeners.
 constexpr size_t kConnectionsPerPort = 25'000;
 constexpr size_t kBatch = 32;  // connects between network steps: the ARP queue holds 64
+constexpr Duration kDadTime = Duration::milliseconds(1500);  // DAD takes 1 s
 constexpr Duration kVirtualLimit = Duration::seconds(600);
 
 // Resident set size in bytes.
@@ -76,13 +79,14 @@ void accept_all(Stack& server, const std::vector<SocketId>& listeners, Pairs& pa
 
 // Opens n connections from client to server, spread over the listeners, and accepts them all.
 Pairs open_connections(sim::Network& net, Stack& client, Stack& server,
-                       const std::vector<SocketId>& listeners, size_t n) {
+                       const std::vector<SocketId>& listeners, const IpAddress& server_address,
+                       size_t n) {
   Pairs pairs;
   pairs.clients.reserve(n);
   pairs.servers.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const auto port = static_cast<uint16_t>(kFirstPort + i / kConnectionsPerPort);
-    if (auto socket = client.tcp().connect(sim::host_ip(1), port, net.now())) {
+    if (auto socket = client.tcp().connect(server_address, port, net.now())) {
       pairs.clients.push_back(*socket);
     }
     if (i % kBatch == kBatch - 1) {
@@ -155,12 +159,13 @@ double per_end(double bytes, size_t pairs) {
 
 enum class Run { Fresh, TrafficKept, TrafficReleased };
 
-void measure(size_t n, Run run) {
+void measure(size_t n, Run run, IpFamily family) {
   const bool exchange = run != Run::Fresh;
+  const bool ipv6 = family == IpFamily::Ipv6;
   sim::Network net(1);
   const auto segment = net.add_segment();
-  StackConfig server_config = sim::host_config(1);
-  StackConfig client_config = sim::host_config(2);
+  StackConfig server_config = ipv6 ? sim::dual_stack_host_config(1) : sim::host_config(1);
+  StackConfig client_config = ipv6 ? sim::dual_stack_host_config(2) : sim::host_config(2);
   server_config.tcp.max_connections = client_config.tcp.max_connections = n + 64;
   Stack& server = net.add_stack(segment, server_config);
   Stack& client = net.add_stack(segment, client_config);
@@ -168,11 +173,16 @@ void measure(size_t n, Run run) {
   for (size_t i = 0; i * kConnectionsPerPort < n; ++i) {
     listeners.push_back(*server.tcp().listen(static_cast<uint16_t>(kFirstPort + i), 65535));
   }
-  net.run_for(Duration::milliseconds(1));
+  net.run_for(ipv6 ? kDadTime : Duration::milliseconds(1));
+  const IpAddress server_address = ipv6 ? sim::host_ip6(1) : IpAddress(sim::host_ip(1));
+  if (ipv6 && !(server.ndisc()->owns(sim::host_ip6(1)) && client.ndisc()->owns(sim::host_ip6(2)))) {
+    fmt::print("  IPv6: the addresses did not pass DAD; skipped\n");
+    return;
+  }
 
   const uint64_t rss_before = resident_bytes();
   const uint64_t heap_before = heap_in_use();
-  const Pairs pairs = open_connections(net, client, server, listeners, n);
+  const Pairs pairs = open_connections(net, client, server, listeners, server_address, n);
   Releases releases(run == Run::TrafficReleased ? MemoryReleaseOptions{}
                                                 : MemoryReleaseOptions{.threshold = 0});
   if (exchange) exchange_a_little(net, client, server, pairs, releases);
@@ -182,9 +192,9 @@ void measure(size_t n, Run run) {
   const size_t established = pairs.servers.size();
 
   fmt::print(
-      "{:>7} idle connections{:<28} buffers {:>5.0f} B, heap {:>5.0f} B, RSS {:>5.0f} B per "
+      "{} {:>7} idle connections{:<28} buffers {:>5.0f} B, heap {:>5.0f} B, RSS {:>5.0f} B per "
       "end; RSS +{:.1f} MiB, {:.1f} MiB in all\n",
-      established,
+      ipv6 ? "IPv6" : "IPv4", established,
       run == Run::Fresh         ? ", fresh"
       : run == Run::TrafficKept ? ", 1 KiB each way, kept"
                                 : ", 1 KiB each way, released",
@@ -307,7 +317,9 @@ int main(int argc, char** argv) {
   in_child(print_control_block);
   for (const size_t n : counts) {
     for (const Run run : {Run::Fresh, Run::TrafficKept, Run::TrafficReleased}) {
-      in_child([=] { measure(n, run); });
+      for (const IpFamily family : {IpFamily::Ipv4, IpFamily::Ipv6}) {
+        in_child([=] { measure(n, run, family); });
+      }
     }
   }
   return 0;
